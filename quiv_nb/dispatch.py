@@ -1,0 +1,274 @@
+"""Progress and listener dispatch: the four paths of DESIGN §3 and main-loop resolution.
+
+A worker calls `Dispatcher.deliver(...)`; it never waits on the main loop. With a main loop the
+payload goes into one FIFO per loop, drained on the loop in batches (one wake-up per batch rather
+than one per payload), so a handler flooding its hook neither blocks nor lags the loop. Async
+callbacks are awaited one after another by a single drainer task per loop, which keeps them in
+hook order and creates no task per payload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import threading
+import time
+import weakref
+from collections import deque
+from typing import Any, Callable
+
+__all__ = ["Dispatcher", "MainLoop", "in_worker", "register_loop_resolver", "worker_scope"]
+
+_log = logging.getLogger("quiv_nb")
+
+# Threads that run job bodies mark themselves here, so their loops (an async handler's own
+# loop) are never mistaken for the application's main loop.
+_worker_state = threading.local()
+# Every loop created on a worker thread; checked again on resolution in case one leaks out.
+_worker_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+# Extra ways to find a main loop at dispatch time (kernel.py registers the kernel's loop).
+_resolvers: list[Callable[[], asyncio.AbstractEventLoop | None]] = []
+
+# How long one drain may hold the main loop before yielding to other callbacks (seconds).
+_DRAIN_BUDGET = 0.004
+
+
+def in_worker() -> bool:
+    """True on a thread that is running a job body."""
+    return getattr(_worker_state, "active", False)
+
+
+class worker_scope:
+    """Mark the current thread as a worker for the duration of a `with` block."""
+
+    __slots__ = ("_prev",)
+
+    def __enter__(self) -> None:
+        self._prev = in_worker()
+        _worker_state.active = True
+
+    def __exit__(self, *exc: object) -> None:
+        _worker_state.active = self._prev
+
+
+def new_worker_loop() -> asyncio.AbstractEventLoop:
+    """Create an event loop for worker-side use; it is never taken as a main loop."""
+    loop = asyncio.new_event_loop()
+    _worker_loops.add(loop)
+    return loop
+
+
+def register_loop_resolver(resolver: Callable[[], asyncio.AbstractEventLoop | None]) -> None:
+    """Add a fallback that names a main loop when no caller has revealed one (idempotent)."""
+    if resolver not in _resolvers:
+        _resolvers.append(resolver)
+
+
+def unregister_loop_resolver(resolver: Callable[[], asyncio.AbstractEventLoop | None]) -> None:
+    """Undo `register_loop_resolver`."""
+    if resolver in _resolvers:
+        _resolvers.remove(resolver)
+
+
+def _usable(loop: asyncio.AbstractEventLoop | None) -> bool:
+    return loop is not None and not loop.is_closed() and loop not in _worker_loops
+
+
+def run_in_temporary_loop(coro: Any) -> Any:
+    """Run `coro` to completion in a fresh loop on this thread, even inside a running loop.
+
+    A worker running an async handler already has a running loop; asyncio refuses to start a
+    second one there, so the running-loop marker is set aside for the nested run and restored.
+    """
+    outer = asyncio._get_running_loop()
+    loop = new_worker_loop()
+    if outer is not None:
+        asyncio._set_running_loop(None)
+    try:
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            loop.close()
+            if outer is not None:
+                asyncio._set_running_loop(outer)
+
+
+class MainLoop:
+    """Lazily resolves the loop that callbacks run on (DESIGN §3, "main-loop resolution")."""
+
+    def __init__(self, explicit: asyncio.AbstractEventLoop | None = None) -> None:
+        self._explicit = explicit
+        self._loop = explicit
+
+    def note_caller(self) -> None:
+        """Called by public methods: a non-worker caller inside a running loop reveals the main loop."""
+        if self._explicit is not None or in_worker():
+            return
+        if self._loop is not None and not self._loop.is_closed():
+            return
+        loop = asyncio._get_running_loop()
+        if _usable(loop):
+            self._loop = loop
+
+    def get(self) -> asyncio.AbstractEventLoop | None:
+        """The main loop now, or None; a closed cached loop is dropped and resolution restarts."""
+        loop = self._loop
+        if loop is not None:
+            if not loop.is_closed():
+                return loop
+            self._loop = None
+            if loop is self._explicit:
+                self._explicit = None
+        if not in_worker():
+            self.note_caller()
+            if self._loop is not None:
+                return self._loop
+        for resolver in tuple(_resolvers):
+            try:
+                candidate = resolver()
+            except Exception:
+                _log.exception("quiv_nb: a main-loop resolver failed")
+                continue
+            if _usable(candidate):
+                self._loop = candidate
+                return candidate
+        return None
+
+    def running_here(self) -> asyncio.AbstractEventLoop | None:
+        """The main loop if the calling thread is the one running it, else None."""
+        loop = asyncio._get_running_loop()
+        if loop is not None and loop is self.get():
+            return loop
+        return None
+
+
+def is_async_callable(func: Callable[..., Any]) -> bool:
+    """True for `async def` functions and objects whose `__call__` is `async def`."""
+    if inspect.iscoroutinefunction(func):
+        return True
+    call = getattr(func, "__call__", None)  # noqa: B004 - we want the bound method itself
+    return call is not None and inspect.iscoroutinefunction(call)
+
+
+class _LoopQueue:
+    """One FIFO of pending callbacks per main loop, drained on that loop in time-bounded batches."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, log: logging.Logger) -> None:
+        self.loop = loop
+        self._log = log
+        self._items: deque[tuple[Callable[..., Any], bool, tuple[Any, ...], dict[str, Any], str]] = deque()
+        self._async_items: deque[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], str]] = deque()
+        self._armed = False
+        self._async_running = False
+        self._lock = threading.Lock()
+
+    def put(self, item: tuple[Callable[..., Any], bool, tuple[Any, ...], dict[str, Any], str]) -> None:
+        self._items.append(item)
+        if not self._armed:
+            with self._lock:
+                if self._armed:
+                    return
+                self._armed = True
+            self.loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        # Disarm before popping: an item appended after this point re-arms a new drain, and
+        # one appended before it is popped below, so nothing is ever stranded.
+        with self._lock:
+            self._armed = False
+        items = self._items
+        deadline = time.perf_counter() + _DRAIN_BUDGET
+        while items:
+            callback, is_async, args, kwargs, label = items.popleft()
+            if is_async:
+                self._async_items.append((callback, args, kwargs, label))
+                if not self._async_running:
+                    self._async_running = True
+                    self.loop.create_task(self._drain_async())
+                continue
+            try:
+                callback(*args, **kwargs)
+            except Exception:
+                self._log.exception("quiv_nb: %s raised; the job goes on", label)
+            if items and time.perf_counter() > deadline:
+                # Yield to the loop so other work (the next cell, I/O) is not starved.
+                with self._lock:
+                    if not self._armed:
+                        self._armed = True
+                        self.loop.call_soon(self._drain)
+                return
+
+    async def _drain_async(self) -> None:
+        items = self._async_items
+        try:
+            last_yield = time.perf_counter()
+            while items:
+                callback, args, kwargs, label = items.popleft()
+                try:
+                    await callback(*args, **kwargs)
+                except Exception:
+                    self._log.exception("quiv_nb: %s raised; the job goes on", label)
+                now = time.perf_counter()
+                if now - last_yield > _DRAIN_BUDGET:
+                    await asyncio.sleep(0)
+                    last_yield = time.perf_counter()
+        finally:
+            self._async_running = False
+            if items:  # cancelled mid-way (loop closing): keep order for a later drain
+                self._async_running = True
+                try:
+                    self.loop.create_task(self._drain_async())
+                except RuntimeError:
+                    self._async_running = False
+
+
+class Dispatcher:
+    """Delivers progress payloads and listener events along the four paths of DESIGN §3."""
+
+    def __init__(self, main_loop: MainLoop, log: logging.Logger | None = None) -> None:
+        self.main_loop = main_loop
+        self._log = log or _log
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = (
+            weakref.WeakKeyDictionary()
+        )
+        self._queues_lock = threading.Lock()
+
+    def _queue_for(self, loop: asyncio.AbstractEventLoop) -> _LoopQueue:
+        queue = self._queues.get(loop)
+        if queue is None:
+            with self._queues_lock:
+                queue = self._queues.get(loop)
+                if queue is None:
+                    queue = self._queues[loop] = _LoopQueue(loop, self._log)
+        return queue
+
+    def deliver(
+        self,
+        callback: Callable[..., Any],
+        is_async: bool,
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        label: str,
+    ) -> None:
+        """Hand one call of `callback(*args, **kwargs)` to the right thread; never raises, never waits.
+
+        Runs on the caller's thread (usually a worker). With a main loop the call is queued for
+        that loop; without one it runs here (async callbacks in a temporary loop).
+        """
+        loop = self.main_loop.get()
+        if loop is not None:
+            try:
+                self._queue_for(loop).put((callback, is_async, args, kwargs, label))
+                return
+            except RuntimeError:  # closed between the check and the call: run it here instead
+                pass
+        try:
+            if is_async:
+                run_in_temporary_loop(callback(*args, **kwargs))
+            else:
+                callback(*args, **kwargs)
+        except Exception:
+            self._log.exception("quiv_nb: %s raised; the job goes on", label)

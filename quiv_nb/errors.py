@@ -1,0 +1,36 @@
+"""The exception hierarchy: one root, so callers can catch everything quiv_nb raises."""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigurationError",
+    "JobNotFoundError",
+    "QuivError",
+    "SchedulerStoppedError",
+    "TaskNotFoundError",
+    "TaskRunningError",
+]
+
+
+class QuivError(Exception):
+    """Root of every error quiv_nb raises on purpose."""
+
+
+class ConfigurationError(QuivError, ValueError):
+    """An argument is invalid; the message names it and says what is allowed."""
+
+
+class TaskNotFoundError(QuivError, LookupError):
+    """No task has that id (it was never added, or it was removed)."""
+
+
+class JobNotFoundError(QuivError, LookupError):
+    """No job has that id (it never existed, or its history was pruned)."""
+
+
+class TaskRunningError(QuivError):
+    """The task has a job running, and the call would make it overlap itself."""
+
+
+class SchedulerStoppedError(QuivError, RuntimeError):
+    """The scheduler was shut down; create a new one to schedule more work."""

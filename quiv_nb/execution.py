@@ -1,0 +1,331 @@
+"""Running one job: which names a handler gets injected, sync vs async bodies, and the worker pool.
+
+The scheduler hands an executor a `JobCall`; the executor runs it and resolves a future with an
+`Outcome` (never an exception), so a handler that raises anything — even `SystemExit` — becomes
+a failed job and the worker thread lives on. Executors only run bodies; timing, retries and
+bookkeeping stay in the scheduler, which is what lets `quiv_nb.dask.DaskExecutor` plug in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import inspect
+import logging
+import queue
+import threading
+import traceback
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass, field
+from typing import Any, Callable, Protocol, runtime_checkable
+
+from .dispatch import is_async_callable, new_worker_loop, worker_scope
+from .errors import ConfigurationError
+
+__all__ = [
+    "INJECTED_NAMES",
+    "HandlerSpec",
+    "JobCall",
+    "JobExecutor",
+    "Outcome",
+    "PoolExecutor",
+    "StopEvent",
+    "ThreadPool",
+    "as_job_executor",
+    "inspect_handler",
+    "run_call",
+]
+
+_log = logging.getLogger("quiv_nb")
+
+STOP, PROGRESS, JOB_ID = "stop_event", "progress_hook", "job_id"
+# Both spellings: quiv 0.x / DESIGN (`_stop_event`) and quiv 1.x (`stop_event`).
+INJECTED_NAMES: dict[str, str] = {
+    "_stop_event": STOP,
+    "stop_event": STOP,
+    "_progress_hook": PROGRESS,
+    "progress_hook": PROGRESS,
+    "_job_id": JOB_ID,
+    "job_id": JOB_ID,
+}
+
+
+class StopEvent(threading.Event):
+    """A `threading.Event` that can also notify listeners when set (executors mirror it remotely)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason: str | None = None
+        self._on_set: list[Callable[[], None]] = []
+
+    def set(self, reason: str | None = None) -> None:  # type: ignore[override]
+        if self.is_set():
+            return
+        if reason is not None and self.reason is None:
+            self.reason = reason
+        super().set()
+        for callback in tuple(self._on_set):
+            try:
+                callback()
+            except Exception:
+                _log.exception("quiv_nb: a stop-event listener failed")
+
+    def on_set(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` once the event is set (at once if it already is)."""
+        self._on_set.append(callback)
+        if self.is_set():
+            callback()
+
+
+@dataclass(frozen=True)
+class HandlerSpec:
+    """What the scheduler learned from a handler's signature, once, at `add_task` time."""
+
+    is_async: bool
+    inject: tuple[tuple[str, str], ...]  # (parameter name, kind)
+
+
+def inspect_handler(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> HandlerSpec:
+    """Validate `func(*args, **kwargs)` plus injections; raise `ConfigurationError` on a bad fit."""
+    if not callable(func):
+        raise ConfigurationError(f"func must be callable (a function or an async function), got {type(func).__name__}")
+    try:
+        sig = inspect.signature(func)
+    except (TypeError, ValueError):  # some builtins have no signature: call them as given
+        return HandlerSpec(is_async_callable(func), ())
+    params = sig.parameters
+    inject = tuple(
+        (name, INJECTED_NAMES[name])
+        for name, p in params.items()
+        if name in INJECTED_NAMES and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    )
+    kinds = [kind for _, kind in inject]
+    if len(kinds) != len(set(kinds)):
+        raise ConfigurationError(
+            f"handler {_name(func)} names both spellings of one injected parameter "
+            f"({', '.join(n for n, _ in inject)}); keep one of each"
+        )
+    clash = sorted(set(kwargs) & set(INJECTED_NAMES))
+    if clash:
+        raise ConfigurationError(
+            f"kwargs must not contain {', '.join(map(repr, clash))}: the scheduler injects "
+            f"{'that name' if len(clash) == 1 else 'those names'} itself"
+        )
+    try:
+        sig.bind(*args, **kwargs, **{name: None for name, _ in inject})
+    except TypeError as exc:
+        raise ConfigurationError(_explain_bad_fit(func, params, args, kwargs, str(exc))) from None
+    return HandlerSpec(is_async_callable(func), inject)
+
+
+def _explain_bad_fit(func: Any, params: Any, args: tuple[Any, ...], kwargs: dict[str, Any], why: str) -> str:
+    """Turn `Signature.bind`'s TypeError into advice, spotting misspelled injected names."""
+    for name, p in params.items():
+        if p.default is not p.empty or name in kwargs or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        close = difflib.get_close_matches(name, INJECTED_NAMES, n=1, cutoff=0.7)
+        if close and name not in INJECTED_NAMES:
+            return (
+                f"handler {_name(func)} has a parameter {name!r}, which the scheduler does not inject; "
+                f"did you mean {close[0]!r}? Injected names: {', '.join(INJECTED_NAMES)}"
+            )
+    return f"handler {_name(func)} cannot be called with args={args!r} kwargs={kwargs!r}: {why}"
+
+
+def _name(func: Any) -> str:
+    return repr(getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or func)
+
+
+@dataclass
+class JobCall:
+    """Everything an executor needs to run one job body."""
+
+    job_id: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    spec: HandlerSpec
+    stop_event: StopEvent
+    progress: Callable[..., None]
+    # Called on the worker just before the body; False means "cancelled while queued: skip it".
+    on_start: Callable[[], bool] = lambda: True
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job body ended. Plain data, so it also crosses process boundaries (Dask)."""
+
+    ok: bool
+    result: Any = None
+    error_message: str | None = None
+    traceback: str | None = None
+    cancelled: bool = False
+
+
+def failure(exc: BaseException) -> Outcome:
+    """An `Outcome` for an exception, keeping its formatted traceback."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return Outcome(False, error_message=message, traceback=tb)
+
+
+def run_call(call: JobCall) -> Outcome:
+    """Run a job body on this thread and describe how it ended; never raises."""
+    if not call.on_start():
+        return Outcome(False, error_message="cancelled before it started", cancelled=True)
+    kwargs = dict(call.kwargs)
+    for name, kind in call.spec.inject:
+        kwargs[name] = call.stop_event if kind == STOP else call.progress if kind == PROGRESS else call.job_id
+    with worker_scope():
+        try:
+            if call.spec.is_async:
+                result = _run_async(call, call.func(*call.args, **kwargs))
+            else:
+                result = call.func(*call.args, **kwargs)
+                if inspect.isawaitable(result):  # e.g. a lambda or partial wrapping an async def
+                    result = _run_async(call, result)
+        except asyncio.CancelledError:
+            return Outcome(False, error_message="cancelled", cancelled=True)
+        except BaseException as exc:
+            return failure(exc)
+    return Outcome(True, result=result)
+
+
+def _run_async(call: JobCall, awaitable: Any) -> Any:
+    """Run an async handler in a fresh loop on this worker thread, never on the main loop.
+
+    If the handler did not ask for the stop event it cannot see a cancel, so a cancel (or
+    timeout) cancels its task instead: it stops at its next `await`.
+    """
+    loop = new_worker_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        task = loop.create_task(_as_coroutine(awaitable))
+        if not any(kind == STOP for _, kind in call.spec.inject):
+
+            def cancel() -> None:
+                try:
+                    loop.call_soon_threadsafe(task.cancel)
+                except RuntimeError:  # loop already closed: the body has finished
+                    pass
+
+            call.stop_event.on_set(cancel)
+        return loop.run_until_complete(task)
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
+
+
+async def _as_coroutine(awaitable: Any) -> Any:
+    return await awaitable
+
+
+@runtime_checkable
+class JobExecutor(Protocol):
+    """Where job bodies run. `submit` returns a future that resolves to an `Outcome`."""
+
+    def submit(self, call: JobCall) -> Future[Outcome]: ...
+
+    def shutdown(self, timeout: float | None = None) -> list[str]:
+        """Stop; return the names of threads (or jobs) abandoned because they did not finish."""
+        ...
+
+
+class ThreadPool:
+    """A small pool of daemon threads.
+
+    Not `ThreadPoolExecutor`: its threads are joined at interpreter exit, so one handler that
+    ignores its stop event would hang a kernel shutdown or restart forever. Ours are daemons,
+    started lazily up to `size`, and `shutdown(timeout)` waits at most `timeout`.
+    """
+
+    def __init__(self, size: int, name: str = "quiv_nb-worker") -> None:
+        self._size = size
+        self._name = name
+        self._queue: queue.SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+        self._idle = threading.Semaphore(0)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("pool is shut down")
+            self._queue.put((future, fn, args))
+            if not self._idle.acquire(blocking=False) and len(self._threads) < self._size:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        return future
+
+    def _work(self) -> None:
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is None:
+                return
+            future, fn, args = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn(*args))
+                except BaseException as exc:
+                    future.set_exception(exc)
+            del item, future, fn, args
+            self._idle.release()
+
+    @property
+    def threads(self) -> tuple[threading.Thread, ...]:
+        return tuple(self._threads)
+
+    def shutdown(self, timeout: float | None = None) -> list[str]:
+        import time
+
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        for _ in threads:
+            self._queue.put(None)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return [t.name for t in threads if t.is_alive()]
+
+
+class PoolExecutor:
+    """The default `JobExecutor`: job bodies on a `ThreadPool` (or any `concurrent.futures.Executor`)."""
+
+    def __init__(self, pool: ThreadPool | Executor) -> None:
+        self._pool = pool
+
+    def submit(self, call: JobCall) -> Future[Outcome]:
+        return self._pool.submit(run_call, call)
+
+    def shutdown(self, timeout: float | None = None) -> list[str]:
+        if isinstance(self._pool, ThreadPool):
+            return self._pool.shutdown(timeout)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        return []
+
+
+def as_job_executor(executor: Any, pool_size: int) -> JobExecutor:
+    """Accept None (our pool), a `JobExecutor`, or a plain `concurrent.futures.Executor`."""
+    if executor is None:
+        return PoolExecutor(ThreadPool(pool_size))
+    if isinstance(executor, Executor):
+        return PoolExecutor(executor)
+    if isinstance(executor, JobExecutor):
+        return executor
+    raise ConfigurationError(
+        "executor must be None, a concurrent.futures.Executor, or a quiv_nb JobExecutor "
+        f"(e.g. quiv_nb.dask.DaskExecutor), got {type(executor).__name__}"
+    )

@@ -1,0 +1,103 @@
+"""Snapshots handed to users (`Task`, `Job`), their statuses, and lifecycle `Event`s.
+
+Snapshots are frozen: the scheduler keeps its own mutable records and copies them out, so
+a user holding a `Job` never sees it change under them and never races the scheduler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+__all__ = ["Event", "Job", "JobStatus", "Stats", "Task", "TaskStatus"]
+
+
+class _StrEnum(str, Enum):
+    """A str enum whose `str()` and format are the bare value, so `status == "running"` reads naturally."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    __format__ = str.__format__
+
+
+class TaskStatus(_StrEnum):
+    ACTIVE = "active"
+    RUNNING = "running"
+    PAUSED = "paused"
+
+
+class JobStatus(_StrEnum):
+    SCHEDULED = "scheduled"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in _FINAL
+
+
+_FINAL = frozenset({JobStatus.COMPLETED, JobStatus.CANCELLED, JobStatus.FAILED})
+
+
+class Event(_StrEnum):
+    """Lifecycle events. Task listeners get `(event, task)`; job listeners get `(event, task, job)`."""
+
+    TASK_ADDED = "task_added"
+    TASK_REMOVED = "task_removed"
+    TASK_PAUSED = "task_paused"
+    TASK_RESUMED = "task_resumed"
+    JOB_STARTED = "job_started"
+    JOB_COMPLETED = "job_completed"
+    JOB_FAILED = "job_failed"
+    JOB_CANCELLED = "job_cancelled"
+    JOB_RETRYING = "job_retrying"
+
+
+@dataclass(frozen=True)
+class Task:
+    """A point-in-time view of a registered task."""
+
+    task_id: str
+    task_name: str
+    status: TaskStatus
+    interval: float | None
+    run_once: bool
+    next_run_at: datetime | None
+    delay: float | None = None
+    timeout: float | None = None
+    max_retries: int = 0
+    last_job_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Job:
+    """A point-in-time view of one run of a task."""
+
+    job_id: str
+    task_id: str
+    status: JobStatus
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration_seconds: float | None
+    result: Any = None
+    error_message: str | None = None
+    traceback: str | None = None
+    task_name: str = ""
+    attempt: int = 0
+
+
+@dataclass(frozen=True)
+class Stats:
+    """Cheap health figures from `Quiv.stats()`."""
+
+    is_running: bool
+    pool_size: int
+    active_jobs: int
+    tasks: int
+    tasks_by_status: dict[str, int]
+    jobs_retained: int
