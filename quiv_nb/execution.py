@@ -13,11 +13,13 @@ import difflib
 import inspect
 import logging
 import queue
+import sys
 import threading
 import traceback
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol, runtime_checkable
+from contextlib import ExitStack
+from typing import Any, Callable, ContextManager, Protocol, runtime_checkable
 
 from .dispatch import is_async_callable, new_worker_loop, worker_scope
 from .errors import ConfigurationError
@@ -75,6 +77,43 @@ class StopEvent(threading.Event):
         self._on_set.append(callback)
         if self.is_set():
             callback()
+
+
+# Called on the thread that adds a task; each returns a context-manager factory to wrap that
+# task's job bodies, or None. kernel.py registers one that sends a job's output to the cell
+# that added its task. Kept generic so the core never imports IPython.
+_context_capturers: list[Callable[[], Callable[[], ContextManager[Any]] | None]] = []
+
+
+def register_context_capturer(capturer: Callable[[], Callable[[], ContextManager[Any]] | None]) -> None:
+    """Add a capturer (idempotent)."""
+    if capturer not in _context_capturers:
+        _context_capturers.append(capturer)
+
+
+def unregister_context_capturer(capturer: Callable[[], Callable[[], ContextManager[Any]] | None]) -> None:
+    """Undo `register_context_capturer`."""
+    if capturer in _context_capturers:
+        _context_capturers.remove(capturer)
+
+
+def capture_job_contexts() -> tuple[Callable[[], ContextManager[Any]], ...]:
+    """Collect the contexts to re-enter around this task's jobs, on the adding thread."""
+    if "ipykernel" in sys.modules and "quiv_nb.kernel" not in sys.modules:
+        # In a kernel the output-routing hook lives in kernel.py; load it on first need so a
+        # plain `quiv_nb.Quiv()` in a notebook routes output too, without importing IPython
+        # anywhere else.
+        import quiv_nb.kernel  # noqa: F401
+    found = []
+    for capturer in tuple(_context_capturers):
+        try:
+            context = capturer()
+        except Exception:
+            _log.exception("quiv_nb: a job-context capturer failed")
+            continue
+        if context is not None:
+            found.append(context)
+    return tuple(found)
 
 
 @dataclass(frozen=True)
@@ -149,6 +188,8 @@ class JobCall:
     progress: Callable[..., None]
     # Called on the worker just before the body; False means "cancelled while queued: skip it".
     on_start: Callable[[], bool] = lambda: True
+    # Context managers entered around the body on the worker (e.g. route output to a cell).
+    contexts: tuple[Callable[[], ContextManager[Any]], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -177,8 +218,10 @@ def run_call(call: JobCall) -> Outcome:
     kwargs = dict(call.kwargs)
     for name, kind in call.spec.inject:
         kwargs[name] = call.stop_event if kind == STOP else call.progress if kind == PROGRESS else call.job_id
-    with worker_scope():
+    with worker_scope(), ExitStack() as stack:
         try:
+            for context in call.contexts:
+                stack.enter_context(context())
             if call.spec.is_async:
                 result = _run_async(call, call.func(*call.args, **kwargs))
             else:

@@ -30,7 +30,16 @@ from .errors import (
     TaskNotFoundError,
     TaskRunningError,
 )
-from .execution import JobCall, JobExecutor, Outcome, StopEvent, as_job_executor, failure, inspect_handler
+from .execution import (
+    JobCall,
+    JobExecutor,
+    Outcome,
+    StopEvent,
+    as_job_executor,
+    capture_job_contexts,
+    failure,
+    inspect_handler,
+)
 from .models import Event, Job, JobStatus, Stats, Task, TaskStatus
 from .waiting import block_on
 
@@ -53,6 +62,7 @@ def _utcnow() -> datetime:
 class _TaskRecord:
     __slots__ = (
         "active_job",
+        "contexts",
         "args",
         "callback",
         "callback_async",
@@ -312,6 +322,7 @@ class Quiv:
         task.timeout, task.max_retries, task.retry_backoff = timeout, max_retries, retry_backoff
         task.paused, task.gen, task.next_due = False, 0, None
         task.active_job, task.failures, task.last_job_id = None, 0, None
+        task.contexts = capture_job_contexts()
 
         effects: list[Effect] = []
         with self._lock:
@@ -610,7 +621,7 @@ class Quiv:
 
         call = JobCall(
             job.job_id, task.func, task.args, task.kwargs, task.spec, job.stop_event,
-            self._make_hook(task, job.job_id), lambda: self._on_start(job),
+            self._make_hook(task, job.job_id), lambda: self._on_start(job), task.contexts,
         )  # fmt: skip
         try:
             job.future = fut = self._executor.submit(call)

@@ -1,0 +1,193 @@
+"""Drive a real IPython kernel and read what a frontend would read.
+
+`KernelSession` starts a kernel with jupyter_client, runs cells, and records every iopub
+message (with its arrival time) on a collector thread, so tests can assert on stream output,
+display data, widget comm state and their parent headers exactly as JupyterLab would see them.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from jupyter_client.manager import start_new_kernel
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Cell:
+    """What one execute request produced."""
+
+    msg_id: str
+    reply: dict[str, Any]
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.reply["content"]["status"] == "ok"
+
+    @property
+    def stdout(self) -> str:
+        return _stream(self.messages, "stdout")
+
+    @property
+    def stderr(self) -> str:
+        return _stream(self.messages, "stderr")
+
+    @property
+    def error(self) -> dict[str, Any] | None:
+        content = self.reply["content"]
+        return content if content["status"] == "error" else None
+
+
+def _stream(messages: list[dict[str, Any]], name: str) -> str:
+    return "".join(
+        m["content"]["text"] for m in messages if m["msg_type"] == "stream" and m["content"]["name"] == name
+    )
+
+
+class KernelSession:
+    """One live kernel; every iopub message is kept in `self.log` as (arrival time, message)."""
+
+    def __init__(self, startup_timeout: float = 60) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+        self.km, self.kc = start_new_kernel(kernel_name="python3", startup_timeout=startup_timeout, env=env, cwd=str(REPO))
+        self.log: list[tuple[float, dict[str, Any]]] = []
+        self._cond = threading.Condition()
+        self._stop = threading.Event()
+        self._reader = threading.Thread(target=self._collect, name="test-iopub-reader", daemon=True)
+        self._reader.start()
+
+    # ------------------------------------------------------------------ iopub
+
+    def _collect(self) -> None:
+        while not self._stop.is_set():
+            try:
+                msg = self.kc.get_iopub_msg(timeout=0.1)
+            except queue.Empty:
+                continue
+            except Exception:  # the kernel went away
+                if self._stop.is_set():
+                    return
+                time.sleep(0.05)
+                continue
+            with self._cond:
+                self.log.append((time.monotonic(), msg))
+                self._cond.notify_all()
+
+    def messages(self, parent: str | None = None, msg_type: str | None = None) -> list[dict[str, Any]]:
+        with self._cond:
+            return [
+                m
+                for _, m in self.log
+                if (parent is None or m["parent_header"].get("msg_id") == parent)
+                and (msg_type is None or m["msg_type"] == msg_type)
+            ]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 30, what: str = "condition") -> Any:
+        """Wait until `predicate()` is truthy (re-checked on every new message); return its value."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                value = predicate()
+                if value:
+                    return value
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+                self._cond.wait(min(remaining, 0.2))
+
+    # ------------------------------------------------------------------ widgets
+
+    def widget_states(self) -> dict[str, dict[str, Any]]:
+        """comm_id -> latest widget state, merged from comm_open and comm_msg updates."""
+        states: dict[str, dict[str, Any]] = {}
+        with self._cond:
+            log = list(self.log)
+        for _, m in log:
+            content = m["content"]
+            if m["msg_type"] == "comm_open":
+                states[content["comm_id"]] = dict(content.get("data", {}).get("state", {}))
+            elif m["msg_type"] == "comm_msg" and content.get("data", {}).get("method") in ("update", "echo_update"):
+                states.setdefault(content["comm_id"], {}).update(content["data"].get("state", {}))
+            elif m["msg_type"] == "comm_close":
+                states.pop(content["comm_id"], None)
+        return states
+
+    def widget_updates(self, comm_id: str | None = None) -> list[tuple[float, dict[str, Any]]]:
+        """(arrival time, message) of every comm_msg update, optionally for one widget."""
+        with self._cond:
+            return [
+                (t, m)
+                for t, m in self.log
+                if m["msg_type"] == "comm_msg"
+                and (comm_id is None or m["content"]["comm_id"] == comm_id)
+                and m["content"].get("data", {}).get("method") == "update"
+            ]
+
+    def widgets_of(self, model_name: str) -> dict[str, dict[str, Any]]:
+        return {cid: s for cid, s in self.widget_states().items() if s.get("_model_name") == model_name}
+
+    # ------------------------------------------------------------------ execution
+
+    def submit(self, code: str) -> str:
+        """Send a cell without waiting; returns its msg_id."""
+        return self.kc.execute(code, allow_stdin=False)
+
+    def result(self, msg_id: str, timeout: float = 60) -> Cell:
+        """Wait for a submitted cell's reply and its idle status; return what it produced."""
+        deadline = time.monotonic() + timeout
+        reply = None
+        while reply is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no execute_reply for {msg_id} after {timeout}s")
+            try:
+                msg = self.kc.get_shell_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                reply = msg
+        self.wait_for(
+            lambda: any(
+                m["content"].get("execution_state") == "idle" for m in self.messages(parent=msg_id, msg_type="status")
+            ),
+            timeout=max(1.0, deadline - time.monotonic()),
+            what=f"idle after {msg_id}",
+        )
+        return Cell(msg_id, reply, self.messages(parent=msg_id))
+
+    def run(self, code: str, timeout: float = 60, allow_error: bool = False) -> Cell:
+        cell = self.result(self.submit(code), timeout)
+        if not allow_error and not cell.ok:
+            content = cell.reply["content"]
+            raise AssertionError(
+                f"cell failed: {content.get('ename')}: {content.get('evalue')}\n" + "\n".join(content.get("traceback", []))
+            )
+        return cell
+
+    def value(self, expression: str, timeout: float = 30) -> Any:
+        """Evaluate an expression in the kernel and return its repr evaluated back (literals only)."""
+        import ast
+
+        cell = self.run(f"print(repr({expression}))", timeout)
+        return ast.literal_eval(cell.stdout.strip())
+
+    def interrupt(self) -> None:
+        self.km.interrupt_kernel()
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        try:
+            self.kc.stop_channels()
+        finally:
+            if self.km.is_alive():
+                self.km.shutdown_kernel(now=True)
+        self._reader.join(2)
