@@ -1,0 +1,63 @@
+"""The three places that list runtime dependencies (pyproject, binder, conda) agree."""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    tomllib = pytest.importorskip("tomli")
+
+
+def _names(requirements: list[str]) -> set[str]:
+    names = set()
+    for line in requirements:
+        line = line.split("#", 1)[0].strip()
+        if not line or line.startswith(("-", "python", "pip")):
+            continue
+        names.add(re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower().replace("_", "-"))
+    return names
+
+
+def _pyproject_runtime() -> set[str]:
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    return _names(data["project"]["dependencies"])
+
+
+FRONTENDS = {"jupyterlab", "notebook"}
+
+
+def test_binder_requirements_match_pyproject():
+    binder = _names((ROOT / "binder" / "requirements.txt").read_text().splitlines())
+    assert binder - FRONTENDS == _pyproject_runtime()
+
+
+def test_environment_yml_matches_pyproject():
+    deps = []
+    text = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
+    for line in text.splitlines():
+        match = re.match(r"^\s{2}- ([A-Za-z0-9_.\-]+.*)$", line)  # top-level conda deps only, not the pip list
+        if match:
+            deps.append(match.group(1))
+    assert _names(deps) - FRONTENDS == _pyproject_runtime()
+
+
+def test_postbuild_installs_the_repo():
+    post = (ROOT / "binder" / "postBuild").read_text()
+    assert "pip install" in post and " -e ." in post
+
+
+def test_readme_quickstart_has_two_commands_and_ci_runs_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    quick = readme.split("## Quickstart", 1)[1].split("```bash", 1)[1].split("```", 1)[0]
+    commands = [line for line in quick.strip().splitlines() if line.strip()]
+    assert len(commands) == 2
+    test_command = readme.split("test command:", 1)[1].split("```bash", 1)[1].split("```", 1)[0].strip()
+    assert test_command in (ROOT / ".ci" / "run").read_text()
