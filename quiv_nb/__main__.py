@@ -23,7 +23,7 @@ def extract(_progress_hook: Callable[..., None], _stop_event: Event, rows: int =
         if _stop_event.is_set():
             break
         data.append({"id": i, "value": random.random()})
-        _progress_hook(step=i + 1, total=rows, stage="extract")
+        _progress_hook(step=i + 1, total=rows, stage="reading")
         time.sleep(0.004)
     return data
 
@@ -32,7 +32,7 @@ def transform(_progress_hook: Callable[..., None], rows: int = 400) -> float:
     total = 0.0
     for i in range(rows):
         total += (i % 7) * 0.5
-        _progress_hook(step=i + 1, total=rows, stage="transform", mean=round(total / (i + 1), 3))
+        _progress_hook(step=i + 1, total=rows, stage="aggregating", mean=round(total / (i + 1), 3))
         time.sleep(0.003)
     return total
 
@@ -42,7 +42,7 @@ async def load(_progress_hook: Callable[..., None], batches: int = 20) -> str:
 
     for i in range(batches):
         await asyncio.sleep(0.03)
-        _progress_hook(pct=100 * (i + 1) / batches, stage="load")
+        _progress_hook(pct=100 * (i + 1) / batches, stage="writing")
     return f"loaded {batches} batches"
 
 

@@ -9,16 +9,16 @@ bookkeeping stay in the scheduler, which is what lets `quiv_nb.dask.DaskExecutor
 from __future__ import annotations
 
 import asyncio
-import difflib
 import inspect
 import logging
 import queue
 import sys
 import threading
 import traceback
+from collections import deque
 from concurrent.futures import Executor, Future
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
-from contextlib import ExitStack
 from typing import Any, Callable, ContextManager, Protocol, runtime_checkable
 
 from .dispatch import is_async_callable, new_worker_loop, worker_scope
@@ -56,9 +56,16 @@ class StopEvent(threading.Event):
     """A `threading.Event` that can also notify listeners when set (executors mirror it remotely)."""
 
     def __init__(self) -> None:
-        super().__init__()
+        # Not `super().__init__()`: the Condition it builds costs more than the rest of starting a
+        # job, and most jobs' stop events are never set or waited on. `_cond` is made on first use.
+        self._flag = False
         self.reason: str | None = None
         self._on_set: list[Callable[[], None]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "_cond":  # dict.setdefault is atomic: racing threads all get the same Condition
+            return self.__dict__.setdefault("_cond", threading.Condition(threading.Lock()))
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def set(self, reason: str | None = None) -> None:  # type: ignore[override]
         if self.is_set():
@@ -150,25 +157,47 @@ def inspect_handler(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
             f"kwargs must not contain {', '.join(map(repr, clash))}: the scheduler injects "
             f"{'that name' if len(clash) == 1 else 'those names'} itself"
         )
+    typo = _misspelled(func, params, args, kwargs, optional=True)
+    if typo is not None:
+        raise ConfigurationError(typo)
     try:
         sig.bind(*args, **kwargs, **{name: None for name, _ in inject})
     except TypeError as exc:
-        raise ConfigurationError(_explain_bad_fit(func, params, args, kwargs, str(exc))) from None
+        why = _misspelled(func, params, args, kwargs, optional=False)
+        raise ConfigurationError(
+            why or f"handler {_name(func)} cannot be called with args={args!r} kwargs={kwargs!r}: {exc}"
+        ) from None
     return HandlerSpec(is_async_callable(func), inject)
 
 
-def _explain_bad_fit(func: Any, params: Any, args: tuple[Any, ...], kwargs: dict[str, Any], why: str) -> str:
-    """Turn `Signature.bind`'s TypeError into advice, spotting misspelled injected names."""
+def _misspelled(
+    func: Any, params: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, optional: bool
+) -> str | None:
+    """Advice naming a parameter that looks like a misspelled injected name, or None.
+
+    With `optional=False` (after `bind` failed) any required parameter nobody fills is suspect.
+    With `optional=True` only `_`-prefixed parameters with a default are: like the scheduler's own
+    names they are never meant for the caller, and `_progress_hok=None` would otherwise silently
+    never get a hook, while an ordinary `job_ids=None` is left alone.
+    """
+    positional = [n for n, p in params.items() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    filled = set(positional[: len(args)]) | set(kwargs)
     for name, p in params.items():
-        if p.default is not p.empty or name in kwargs or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+        if name in INJECTED_NAMES or name in filled or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
+        has_default = p.default is not p.empty
+        suspect = (has_default and name.startswith("_")) if optional else not has_default
+        if not suspect:
+            continue
+        import difflib  # only on this path: keeps `import quiv_nb` light
+
         close = difflib.get_close_matches(name, INJECTED_NAMES, n=1, cutoff=0.7)
-        if close and name not in INJECTED_NAMES:
+        if close:
             return (
                 f"handler {_name(func)} has a parameter {name!r}, which the scheduler does not inject; "
                 f"did you mean {close[0]!r}? Injected names: {', '.join(INJECTED_NAMES)}"
             )
-    return f"handler {_name(func)} cannot be called with args={args!r} kwargs={kwargs!r}: {why}"
+    return None
 
 
 def _name(func: Any) -> str:
@@ -218,7 +247,7 @@ def run_call(call: JobCall) -> Outcome:
     kwargs = dict(call.kwargs)
     for name, kind in call.spec.inject:
         kwargs[name] = call.stop_event if kind == STOP else call.progress if kind == PROGRESS else call.job_id
-    with worker_scope(), ExitStack() as stack:
+    with worker_scope(), ExitStack() if call.contexts else _NO_CONTEXT as stack:
         try:
             for context in call.contexts:
                 stack.enter_context(context())
@@ -226,13 +255,17 @@ def run_call(call: JobCall) -> Outcome:
                 result = _run_async(call, call.func(*call.args, **kwargs))
             else:
                 result = call.func(*call.args, **kwargs)
-                if inspect.isawaitable(result):  # e.g. a lambda or partial wrapping an async def
+                if result is not None and inspect.isawaitable(result):  # e.g. a lambda wrapping an async def
                     result = _run_async(call, result)
         except asyncio.CancelledError:
             return Outcome(False, error_message="cancelled", cancelled=True)
         except BaseException as exc:
             return failure(exc)
-    return Outcome(True, result=result)
+    return _DONE if result is None else Outcome(True, result=result)
+
+
+_NO_CONTEXT = nullcontext()  # stands in for the ExitStack of a job with no contexts to enter
+_DONE = Outcome(True)  # the outcome of most handlers, which return None (frozen, so shared)
 
 
 def _run_async(call: JobCall, awaitable: Any) -> Any:
@@ -293,7 +326,10 @@ class ThreadPool:
             queue.SimpleQueue()
         )
         self._threads: list[threading.Thread] = []
-        self._idle = threading.Semaphore(0)
+        # One token per job a worker finished, at most `size`: a submit that takes one knows a
+        # worker came free and starts no thread. A deque, not a Semaphore: its append/pop are
+        # atomic, with no Python-level Condition for workers and submitters to contend on.
+        self._idle: deque[None] = deque()
         self._lock = threading.Lock()
         self._closed = False
 
@@ -303,7 +339,9 @@ class ThreadPool:
             if self._closed:
                 raise RuntimeError("pool is shut down")
             self._queue.put((future, fn, args))
-            if not self._idle.acquire(blocking=False) and len(self._threads) < self._size:
+            if self._idle:  # only submitters pop, under self._lock: the check holds until the pop
+                self._idle.pop()
+            elif len(self._threads) < self._size:
                 thread = threading.Thread(
                     target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
                 )
@@ -312,7 +350,7 @@ class ThreadPool:
         return future
 
     def _work(self) -> None:
-        get = self._queue.get
+        get, idle, size = self._queue.get, self._idle, self._size
         while True:
             item = get()
             if item is None:
@@ -324,7 +362,8 @@ class ThreadPool:
                 except BaseException as exc:
                     future.set_exception(exc)
             del item, future, fn, args
-            self._idle.release()
+            if len(idle) < size:
+                idle.append(None)
 
     @property
     def threads(self) -> tuple[threading.Thread, ...]:
@@ -338,6 +377,10 @@ class ThreadPool:
             threads = list(self._threads)
         for _ in threads:
             self._queue.put(None)
+        # Called from a job (a handler or a worker-side listener shutting the scheduler down),
+        # the calling worker cannot join itself; it exits on its sentinel once that job returns.
+        me = threading.current_thread()
+        threads = [t for t in threads if t is not me]
         deadline = None if timeout is None else time.monotonic() + timeout
         for thread in threads:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))

@@ -14,9 +14,10 @@ import heapq
 import itertools
 import logging
 import math
+import os
 import threading
 import time
-import uuid
+import weakref
 from collections import deque
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
@@ -31,6 +32,7 @@ from .errors import (
     TaskRunningError,
 )
 from .execution import (
+    HandlerSpec,
     JobCall,
     JobExecutor,
     Outcome,
@@ -47,6 +49,7 @@ __all__ = ["Quiv"]
 
 _RUN, _RETRY, _TIMEOUT = 0, 1, 2
 _MAX_HISTORY = 10_000  # finished jobs kept at most, whatever the retention time
+_MIN_COMPACT = 64  # below this many heap entries, stale ones are left for the scheduler thread to pop
 
 Effect = Callable[[], None]
 
@@ -59,13 +62,120 @@ def _utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+# Task and job ids are random (version 4) UUID strings. `str(uuid.uuid4())` reads 16 bytes from
+# `os.urandom` per id, and every such read releases the GIL: under load that hands the interpreter
+# to a worker thread twice per `add_task`. One read serves `_ID_BATCH` ids here instead (list
+# `pop`/`extend` are atomic, so threads share the pool without a lock; racing refills only add ids).
+_ID_BATCH = 64
+_ids: list[str] = []
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.clear)  # a forked child must not reuse the parent's ids
+
+
+def _new_id() -> str:
+    while True:
+        try:
+            return _ids.pop()
+        except IndexError:
+            raw = os.urandom(16 * _ID_BATCH).hex()
+            _ids.extend(
+                f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+                for h in (raw[i : i + 32] for i in range(0, len(raw), 32))
+            )
+
+
+# What `inspect_handler` learned about a plain function, per (number of args, kwarg names): the
+# signature inspection and bind check cost more than the rest of `add_task` together, and their
+# result depends on nothing else. Only plain functions without attributes (no `__wrapped__` or
+# `__signature__` to follow) are cached, and an entry is dropped if the function's code or
+# defaults are replaced.
+_FunctionType = type(_noop_hook)
+_specs: weakref.WeakKeyDictionary[Any, tuple[Any, Any, Any, dict[tuple[int, tuple[str, ...]], HandlerSpec]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _handler_spec(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> HandlerSpec:
+    """`inspect_handler(func, args, kwargs)`, cached for plain functions; raises `ConfigurationError` alike."""
+    if type(func) is not _FunctionType or func.__dict__:
+        return inspect_handler(func, args, kwargs)
+    key = (len(args), tuple(kwargs))
+    code, defaults, kwdefaults = func.__code__, func.__defaults__, func.__kwdefaults__
+    entry = _specs.get(func)
+    if entry is None or entry[0] is not code or entry[1] is not defaults or entry[2] is not kwdefaults:
+        entry = _specs[func] = (code, defaults, kwdefaults, {})
+    spec = entry[3].get(key)
+    if spec is None:
+        spec = entry[3][key] = inspect_handler(func, args, kwargs)
+    return spec
+
+
+def _settle(fut: concurrent.futures.Future[Job], result: Job | None = None, error: BaseException | None = None) -> None:
+    """Resolve a waiter's future unless its waiter gave up: a timed-out `await_job` cancels it."""
+    if fut.set_running_or_notify_cancel():  # atomic: no cancel can slip in after this
+        if error is None:
+            fut.set_result(result)  # type: ignore[arg-type]
+        else:
+            fut.set_exception(error)
+
+
+_YIELDS = 50  # GIL hand-overs a contended acquire tries before it blocks
+_EVENT_FOR_STATUS = {
+    JobStatus.COMPLETED: Event.JOB_COMPLETED,
+    JobStatus.FAILED: Event.JOB_FAILED,
+    JobStatus.CANCELLED: Event.JOB_CANCELLED,
+}
+
+
+class _YieldingRLock:
+    """An `RLock` whose contended acquire first hands the GIL over a few times, then blocks.
+
+    Why: the lock is taken by the adding thread once per task and by a worker twice per job. A
+    thread blocked on a plain lock is woken owning it but must still wait for the GIL, which the
+    thread that just released the lock holds; that thread then wants the lock again and blocks
+    in turn. Once started, this convoy costs two context switches per acquisition and more than
+    doubled the time for a burst of short jobs. `time.sleep(0)` instead gives the GIL to the
+    lock's holder at once, and the waiter takes the lock when it is free.
+    """
+
+    __slots__ = ("_acquire", "_acquire_restore", "_is_owned", "_release_save", "release")
+
+    def __init__(self) -> None:
+        lock = threading.RLock()
+        self._acquire, self.release = lock.acquire, lock.release
+        # What threading.Condition uses on an RLock, so `_wakeup.wait()` keeps working unchanged.
+        self._is_owned, self._release_save, self._acquire_restore = (
+            lock._is_owned,  # type: ignore[attr-defined]
+            lock._release_save,  # type: ignore[attr-defined]
+            lock._acquire_restore,  # type: ignore[attr-defined]
+        )
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        acquire = self._acquire
+        if acquire(False):
+            return True
+        if not blocking:
+            return False
+        if timeout < 0:
+            for _ in range(_YIELDS):
+                time.sleep(0)  # releases the GIL
+                if acquire(False):
+                    return True
+        return acquire(True, timeout)
+
+    __enter__ = acquire
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
 class _TaskRecord:
     __slots__ = (
         "active_job",
-        "contexts",
         "args",
         "callback",
         "callback_async",
+        "contexts",
         "delay",
         "failures",
         "func",
@@ -162,17 +272,21 @@ class Quiv:
         self._main = MainLoop(main_loop)
         self._dispatch = Dispatcher(self._main, self._log)
 
-        self._lock = threading.RLock()
+        self._lock = _YieldingRLock()
         self._wakeup = threading.Condition(self._lock)
         self._tasks: dict[str, _TaskRecord] = {}
         self._jobs: dict[str, _JobRecord] = {}
         self._finished: deque[tuple[float, str]] = deque()  # (monotonic end, job id), oldest first
         self._done_once: dict[str, str] = {}  # finished run-once task id -> its last job id
         self._heap: list[tuple[float, int, int, str, int]] = []  # (due, seq, kind, key, gen)
+        self._compact_at = _MIN_COMPACT  # heap size that triggers dropping stale entries
         self._seq = itertools.count()
         self._job_waiters: dict[str, list[concurrent.futures.Future[Job]]] = {}
         self._task_waiters: dict[str, list[concurrent.futures.Future[Job]]] = {}
         self._listeners: dict[Event, list[Callable[..., Any]]] = {}
+        # (listener, is_async) per event, rebuilt after add/remove: `is_async_callable` costs more
+        # than the rest of an event's delivery, so it is not asked again for every event.
+        self._listener_entries: dict[Event, tuple[tuple[Callable[..., Any], bool], ...]] = {}
         self._thread: threading.Thread | None = None
         self._started = False
         self._stopped = False
@@ -231,11 +345,11 @@ class Quiv:
         with self._lock:
             for job in list(self._jobs.values()):
                 if not job.status.is_final:
-                    effects += self._finalize(job, Outcome(False, error_message="abandoned at shutdown", cancelled=True))
+                    abandoned_outcome = Outcome(False, error_message="abandoned at shutdown", cancelled=True)
+                    effects += self._finalize(job, abandoned_outcome)
             for waiters in (*self._job_waiters.values(), *self._task_waiters.values()):
                 for fut in waiters:
-                    if not fut.done():
-                        fut.set_exception(SchedulerStoppedError("the scheduler was shut down before the job finished"))
+                    _settle(fut, error=SchedulerStoppedError("the scheduler was shut down before the job finished"))
             self._job_waiters.clear()
             self._task_waiters.clear()
         self._run_effects(effects)
@@ -288,7 +402,7 @@ class Quiv:
         if not isinstance(run_once, bool):
             raise ConfigurationError(f"run_once must be True or False, got {run_once!r}")
         if run_once:
-            interval = None if interval is None else _number("interval", interval, allow_none=True, minimum=0, strict=True)
+            interval = _number("interval", interval, allow_none=True, minimum=0, strict=True)
         elif interval is None:
             raise ConfigurationError("interval is required for a recurring task (seconds > 0); or pass run_once=True")
         else:
@@ -311,10 +425,10 @@ class Quiv:
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
         args = tuple(args)
-        spec = inspect_handler(func, args, kwargs)
+        spec = _handler_spec(func, args, kwargs)
 
         task = _TaskRecord()
-        task.task_id = str(uuid.uuid4())
+        task.task_id = _new_id()
         task.name, task.func, task.args, task.kwargs, task.spec = task_name, func, args, dict(kwargs), spec
         task.interval, task.run_once, task.delay = interval, run_once, delay
         task.callback = progress_callback
@@ -331,7 +445,8 @@ class Quiv:
                 for other in [t for t in self._tasks.values() if t.name == task_name]:
                     effects += self._remove(other)
             self._tasks[task.task_id] = task
-            effects.append(self._emitter(Event.TASK_ADDED, task.snapshot()))
+            if self._listeners.get(Event.TASK_ADDED):  # no snapshot nobody would see
+                effects.append(self._emitter(Event.TASK_ADDED, task.snapshot()))
             if self._started:
                 now = time.monotonic()
                 due = now + (delay or 0.0)
@@ -423,6 +538,7 @@ class Quiv:
 
     def get_job(self, job_id: str) -> Job:
         with self._lock:
+            self._prune(time.monotonic())  # an expired job is gone even if no newer job ended since
             job = self._jobs.get(job_id)
             if job is None:
                 raise JobNotFoundError(f"no job with id {job_id!r} (finished jobs are kept for {self._retention:g}s)")
@@ -540,6 +656,7 @@ class Quiv:
             raise ConfigurationError(f"callback must be callable, got {type(callback).__name__}")
         with self._lock:
             self._listeners.setdefault(event, []).append(callback)
+            self._listener_entries.pop(event, None)
 
     def remove_listener(self, event: Event, callback: Callable[..., Any]) -> None:
         with self._lock:
@@ -547,18 +664,22 @@ class Quiv:
                 self._listeners.get(Event(event), []).remove(callback)
             except ValueError:
                 pass
+            self._listener_entries.pop(Event(event), None)
 
     def _emitter(self, event: Event, *payload: Any) -> Effect:
         """Build (under the lock) the effect that delivers `event` to its listeners."""
-        listeners = tuple(self._listeners.get(event, ()))
-        if not listeners:
+        entries = self._listener_entries.get(event)
+        if entries is None:
+            entries = tuple((cb, is_async_callable(cb)) for cb in self._listeners.get(event, ()))
+            self._listener_entries[event] = entries
+        if not entries:
             return _noop_effect
         deliver = self._dispatch.deliver
         label = f"listener for {event.value}"
 
         def emit() -> None:
-            for listener in listeners:
-                deliver(listener, is_async_callable(listener), (event, *payload), {}, label)
+            for listener, is_async in entries:
+                deliver(listener, is_async, (event, *payload), {}, label)
 
         return emit
 
@@ -583,17 +704,42 @@ class Quiv:
             self._jobs[task.active_job].stop_event.set("removed")
         else:
             for fut in self._task_waiters.pop(task.task_id, ()):
-                fut.set_exception(TaskNotFoundError(f"task {task.name!r} was removed"))
+                _settle(fut, error=TaskNotFoundError(f"task {task.name!r} was removed"))
         return [self._emitter(Event.TASK_REMOVED, task.snapshot())]
 
     def _push(self, task: _TaskRecord, due: float) -> None:
         task.next_due = due
-        entry = (due, next(self._seq), _RUN, task.task_id, task.gen)
-        heapq.heappush(self._heap, entry)
-        if self._heap[0] is entry:
+        self._heappush(due, _RUN, task.task_id, task.gen)
+
+    def _heappush(self, due: float, kind: int, key: str, gen: int) -> None:
+        """Add a heap entry and wake the scheduler thread if it is now the earliest.
+
+        Entries go stale without being removed (a finished job's timeout, a paused task's slot),
+        and a fast task with a long timeout would pile up one per job; so once the heap doubles
+        past its last live size, stale entries are dropped in place (amortised O(log n) a push).
+        """
+        heap = self._heap
+        if len(heap) >= self._compact_at:
+            heap[:] = [e for e in heap if self._live(e)]  # in place: the scheduler thread holds `heap`
+            heapq.heapify(heap)
+            self._compact_at = max(_MIN_COMPACT, 2 * len(heap))
+        entry = (due, next(self._seq), kind, key, gen)
+        heapq.heappush(heap, entry)
+        if heap[0] is entry:
             self._wakeup.notify()
 
-    def _fire(self, task: _TaskRecord, now: float, kind: int, *, manual: bool = False, due: float = 0.0) -> list[Effect]:
+    def _live(self, entry: tuple[float, int, int, str, int]) -> bool:
+        """Whether popping `entry` would still do something (see `_run`)."""
+        _, _, kind, key, gen = entry
+        if kind == _TIMEOUT:
+            job = self._jobs.get(key)
+            return job is not None and not job.status.is_final
+        task = self._tasks.get(key)
+        return task is not None and task.gen == gen and not task.paused
+
+    def _fire(
+        self, task: _TaskRecord, now: float, kind: int, *, manual: bool = False, due: float = 0.0
+    ) -> list[Effect]:
         """A due slot of `task`: start a job unless it is running; plan the next slot."""
         if kind == _RUN and not manual:
             task.next_due = None
@@ -610,7 +756,7 @@ class Quiv:
 
     def _start_job(self, task: _TaskRecord, now: float, attempt: int) -> list[Effect]:
         job = _JobRecord()
-        job.job_id = str(uuid.uuid4())
+        job.job_id = _new_id()
         job.task_id, job.task_name, job.status = task.task_id, task.name, JobStatus.SCHEDULED
         job.started_at = job.ended_at = job.duration = job.result = None
         job.error_message = job.traceback = None
@@ -664,23 +810,23 @@ class Quiv:
             job.t0 = time.perf_counter()
             task = self._tasks.get(job.task_id)
             if task is not None and task.timeout is not None:
-                heapq.heappush(self._heap, (time.monotonic() + task.timeout, next(self._seq), _TIMEOUT, job.job_id, 0))
-                self._wakeup.notify()
-            snap = job.snapshot()
-            effects = [self._emitter(Event.JOB_STARTED, task.snapshot() if task else None, snap)]
-        started = getattr(job.callback, "quiv_job_started", None)
+                self._heappush(time.monotonic() + task.timeout, _TIMEOUT, job.job_id, 0)
+            started = getattr(job.callback, "quiv_job_started", None)
+            listened = self._listeners.get(Event.JOB_STARTED)
+            snap = job.snapshot() if listened or started is not None else None  # none that nobody sees
+            effects = [self._emitter(Event.JOB_STARTED, task.snapshot() if task else None, snap)] if listened else []
         if started is not None:
             started(snap)
         self._run_effects(effects)
         return True
 
     def _on_done(self, job: _JobRecord, fut: concurrent.futures.Future[Outcome]) -> None:
-        if fut.cancelled():
-            outcome = Outcome(False, error_message="cancelled before it started", cancelled=True)
-        else:
-            try:
-                outcome = fut.result()
-            except BaseException as exc:
+        try:
+            outcome = fut.result()  # asked first: one trip through the future's lock when it has a result
+        except BaseException as exc:
+            if fut.cancelled():
+                outcome = Outcome(False, error_message="cancelled before it started", cancelled=True)
+            else:
                 outcome = failure(exc)
         with self._lock:
             effects = self._finalize(job, outcome)
@@ -698,8 +844,10 @@ class Quiv:
                 job.error_message = f"timed out after {task.timeout:g}s"
             elif reason == "timeout":
                 job.error_message = "timed out"
+            elif outcome.error_message and not outcome.ok:
+                job.error_message = outcome.error_message
             else:
-                job.error_message = outcome.error_message if outcome.error_message and not outcome.ok else f"cancelled ({reason or 'cancel'})"
+                job.error_message = f"cancelled ({reason or 'cancel'})"
             job.traceback = outcome.traceback
         elif outcome.ok:
             job.status, job.result = JobStatus.COMPLETED, outcome.result
@@ -712,11 +860,7 @@ class Quiv:
         job.future = None
 
         task = self._tasks.get(job.task_id)
-        event = {
-            JobStatus.COMPLETED: Event.JOB_COMPLETED,
-            JobStatus.FAILED: Event.JOB_FAILED,
-            JobStatus.CANCELLED: Event.JOB_CANCELLED,
-        }[job.status]
+        event = _EVENT_FOR_STATUS[job.status]
         effects: list[Effect] = []
         retrying = False
         if task is not None:
@@ -726,26 +870,28 @@ class Quiv:
                 task.failures += 1
                 retrying = True
                 due = now + task.retry_backoff * 2 ** (task.failures - 1)
-                heapq.heappush(self._heap, (due, next(self._seq), _RETRY, task.task_id, task.gen))
+                self._heappush(due, _RETRY, task.task_id, task.gen)
                 if task.next_due is None or due < task.next_due:
                     task.next_due = due
-                self._wakeup.notify()
             elif job.status is JobStatus.COMPLETED:
                 task.failures = 0
             if task.run_once and not retrying:
                 del self._tasks[task.task_id]
                 task.gen += 1
                 self._done_once[task.task_id] = job.job_id
-        task_snap = task.snapshot() if task is not None else None
-        snap = job.snapshot()
-        for fut in self._job_waiters.pop(job.job_id, ()):
-            fut.set_result(snap)
-        for fut in self._task_waiters.pop(job.task_id, ()):
-            fut.set_result(snap)
+        # Snapshots only for someone who will see them (a waiter, the renderer, a listener).
+        job_waiters, task_waiters = self._job_waiters.pop(job.job_id, ()), self._task_waiters.pop(job.task_id, ())
+        finished = getattr(job.callback, "quiv_job_finished", None)
+        listened = self._listeners.get(event) or (retrying and self._listeners.get(Event.JOB_RETRYING))
+        task_snap = task.snapshot() if task is not None and listened else None
+        snap = job.snapshot() if listened or job_waiters or task_waiters or finished is not None else None
+        for fut in job_waiters:
+            _settle(fut, snap)
+        for fut in task_waiters:
+            _settle(fut, snap)
         self._finished.append((now, job.job_id))
         self._prune(now)
 
-        finished = getattr(job.callback, "quiv_job_finished", None)
         if finished is not None:
             effects.append(lambda: finished(snap))
         effects.append(self._emitter(event, task_snap, snap))

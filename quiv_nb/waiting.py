@@ -4,13 +4,16 @@ A notebook cell runs *on* the kernel's event loop, so a cell that blocks on a jo
 every main-loop progress callback until it returns. When `wait_for_job` is called on the thread
 that runs the main loop, we instead run that loop re-entrantly until the job's future resolves.
 Re-entrancy comes from nest-asyncio2 (the maintained nest-asyncio fork that ipykernel already
-depends on); it is applied lazily, the first time such a wait happens, and only to that loop.
+depends on); it is applied lazily, the first time such a wait happens. Its effect is process-wide,
+not limited to that loop: it patches the loop's class and `asyncio.run`, and swaps in the
+pure-Python `Task`/`Future` (nest-asyncio2 1.7, Python < 3.14), as ipykernel's own use of it does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import weakref
 from typing import TypeVar
 
@@ -19,16 +22,29 @@ __all__ = ["block_on"]
 T = TypeVar("T")
 
 _patched: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
+_unpatchable: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 
 
-def _make_reentrant(loop: asyncio.AbstractEventLoop) -> None:
-    """Patch `loop` (once) so `run_until_complete` may be called while it is already running."""
+def _make_reentrant(loop: asyncio.AbstractEventLoop) -> bool:
+    """Patch `loop` (once) so `run_until_complete` may be called while it is already running.
+
+    Returns False for a loop nest-asyncio2 cannot patch (e.g. uvloop): the wait then simply
+    blocks, as a plain `Future.result()` would.
+    """
     if loop in _patched:
-        return
+        return True
     import nest_asyncio2
 
-    nest_asyncio2.apply(loop)
+    try:
+        nest_asyncio2.apply(loop)
+    except Exception:  # noqa: BLE001 - any refusal means "cannot nest": fall back to blocking
+        logging.getLogger("quiv_nb").warning(
+            "quiv_nb: cannot run %r re-entrantly; main-loop callbacks pause while this wait blocks", loop
+        )
+        _unpatchable.add(loop)
+        return False
     _patched.add(loop)
+    return True
 
 
 def block_on(
@@ -40,12 +56,11 @@ def block_on(
 
     Raises the builtin `TimeoutError` when `timeout` passes first.
     """
-    if loop is None or future.done():
+    if loop is None or future.done() or loop in _unpatchable or not _make_reentrant(loop):
         try:
             return future.result(timeout)
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"still not done after {timeout}s") from None
-    _make_reentrant(loop)
 
     async def wait() -> T:
         return await asyncio.wait_for(asyncio.wrap_future(future, loop=loop), timeout)
