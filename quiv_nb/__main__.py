@@ -76,7 +76,9 @@ def run_notebook(path: Path) -> int:
     import nbformat
 
     nb = nbformat.read(path, as_version=4)
-    nbclient.NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
+    ).execute()
     out = path.with_name(path.stem + ".executed.ipynb")
     nbformat.write(nb, out)
     print(f"ran {path} without errors; executed copy: {out}\nopen it with: jupyter lab {path}")

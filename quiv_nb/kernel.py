@@ -19,7 +19,15 @@ from .dispatch import in_worker, register_loop_resolver
 from .execution import register_context_capturer
 from .scheduler import Quiv
 
-__all__ = ["get_scheduler", "reset_scheduler", "use_executor", "ipython", "in_kernel", "kernel_loop", "SHUTDOWN_TIMEOUT"]
+__all__ = [
+    "get_scheduler",
+    "reset_scheduler",
+    "use_executor",
+    "ipython",
+    "in_kernel",
+    "kernel_loop",
+    "SHUTDOWN_TIMEOUT",
+]
 
 _log = logging.getLogger("quiv_nb")
 

@@ -47,7 +47,9 @@ def parse_duration(text: str) -> float:
     """'500ms' → 0.5, '10' / '10s' → 10, '5m' → 300, '1h' → 3600; UsageError otherwise."""
     match = _DURATION.match(str(text))
     if not match or float(match.group(1)) <= 0:
-        raise UsageError(f"bad duration {text!r}: use a positive number with an optional unit, e.g. 500ms, 10, 10s, 5m, 1h")
+        raise UsageError(
+            f"bad duration {text!r}: use a positive number with an optional unit, e.g. 500ms, 10, 10s, 5m, 1h"
+        )
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
@@ -359,7 +361,7 @@ def _describe(job: Job) -> str:
 
 def _table(rows: list[tuple[str, ...]]) -> str:
     widths = [max(len(str(r[i])) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows)
+    return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows)
 
 
 def _cell_handler(cell: str, user_ns: dict[str, Any]) -> Callable[..., Any]:

@@ -47,9 +47,7 @@ class Cell:
 
 
 def _stream(messages: list[dict[str, Any]], name: str) -> str:
-    return "".join(
-        m["content"]["text"] for m in messages if m["msg_type"] == "stream" and m["content"]["name"] == name
-    )
+    return "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream" and m["content"]["name"] == name)
 
 
 class KernelSession:
@@ -58,7 +56,9 @@ class KernelSession:
     def __init__(self, startup_timeout: float = 60) -> None:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
-        self.km, self.kc = start_new_kernel(kernel_name="python3", startup_timeout=startup_timeout, env=env, cwd=str(REPO))
+        self.km, self.kc = start_new_kernel(
+            kernel_name="python3", startup_timeout=startup_timeout, env=env, cwd=str(REPO)
+        )
         self.log: list[tuple[float, dict[str, Any]]] = []
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -169,7 +169,8 @@ class KernelSession:
         if not allow_error and not cell.ok:
             content = cell.reply["content"]
             raise AssertionError(
-                f"cell failed: {content.get('ename')}: {content.get('evalue')}\n" + "\n".join(content.get("traceback", []))
+                f"cell failed: {content.get('ename')}: {content.get('evalue')}\n"
+                + "\n".join(content.get("traceback", []))
             )
         return cell
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from kernel_harness import KernelSession
 
 pytestmark = pytest.mark.kernel
@@ -61,9 +60,7 @@ def test_logging_from_a_job_lands_under_its_cell(kernel):
     kernel.run("def logs():\n    logging.getLogger('quiv_test').warning('logged from job')\n")
     adder = kernel.run("%quiv add logs logs --once --bar none")
     other = kernel.run("time.sleep(0.8)")
-    kernel.wait_for(
-        lambda: "logged from job" in _stream(kernel, adder.msg_id, "stderr"), timeout=20, what="log record"
-    )
+    kernel.wait_for(lambda: "logged from job" in _stream(kernel, adder.msg_id, "stderr"), timeout=20, what="log record")
     assert "logged from job" not in _stream(kernel, other.msg_id, "stderr")
 
 
@@ -82,7 +79,9 @@ def test_add_twice_keeps_one_task(kernel):
 
 
 def test_cell_magic_reruns_replace_the_task_and_see_progress_and_stop_event(kernel):
-    body = "%%quiv every 30 --name body --bar none\nprogress(step=1, total=1)\n('stop' if stop_event.is_set() else 'ran')"
+    body = (
+        "%%quiv every 30 --name body --bar none\nprogress(step=1, total=1)\n('stop' if stop_event.is_set() else 'ran')"
+    )
     kernel.run(body)
     kernel.run(body)
     assert kernel.value("[t.task_name for t in quiv_nb.get_scheduler().get_all_tasks()]").count("body") == 1
@@ -167,7 +166,9 @@ def test_cancel_by_task_name(kernel):
 
 def test_interrupt_during_wait_raises_keyboardinterrupt_and_jobs_keep_running(kernel):
     kernel.run("%quiv add sleeper ticker --once --bar none")
-    msg_id = kernel.submit("import quiv_nb; quiv_nb.get_scheduler().wait_for_task(quiv_nb.magics.QuivMagics._task_id('sleeper'))")
+    msg_id = kernel.submit(
+        "import quiv_nb; quiv_nb.get_scheduler().wait_for_task(quiv_nb.magics.QuivMagics._task_id('sleeper'))"
+    )
     time.sleep(0.3)  # let the wait begin; the kernel is busy until we interrupt it
     kernel.interrupt()
     cell = kernel.result(msg_id, timeout=20)
@@ -195,4 +196,6 @@ def _stdout(kernel: KernelSession, msg_id: str) -> str:
 
 
 def _stream(kernel: KernelSession, msg_id: str, name: str) -> str:
-    return "".join(m["content"]["text"] for m in kernel.messages(parent=msg_id, msg_type="stream") if m["content"]["name"] == name)
+    return "".join(
+        m["content"]["text"] for m in kernel.messages(parent=msg_id, msg_type="stream") if m["content"]["name"] == name
+    )
