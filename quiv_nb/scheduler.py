@@ -8,6 +8,7 @@ the scheduler from any thread without deadlocking it.
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import concurrent.futures
 import heapq
@@ -67,6 +68,7 @@ def _utcnow() -> datetime:
 # to a worker thread twice per `add_task`. One read serves `_ID_BATCH` ids here instead (list
 # `pop`/`extend` are atomic, so threads share the pool without a lock; racing refills only add ids).
 _ID_BATCH = 64
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # a random hex digit -> RFC 4122 variant
 _ids: list[str] = []
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_ids.clear)  # a forked child must not reuse the parent's ids
@@ -79,7 +81,7 @@ def _new_id() -> str:
         except IndexError:
             raw = os.urandom(16 * _ID_BATCH).hex()
             _ids.extend(
-                f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+                f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
                 for h in (raw[i : i + 32] for i in range(0, len(raw), 32))
             )
 
@@ -127,7 +129,7 @@ _EVENT_FOR_STATUS = {
 }
 
 
-class _YieldingRLock:
+class _YieldingRLock(_thread.RLock):  # type: ignore[misc]  # the C type behind threading.RLock()
     """An `RLock` whose contended acquire first hands the GIL over a few times, then blocks.
 
     Why: the lock is taken by the adding thread once per task and by a worker twice per job. A
@@ -135,38 +137,28 @@ class _YieldingRLock:
     thread that just released the lock holds; that thread then wants the lock again and blocks
     in turn. Once started, this convoy costs two context switches per acquisition and more than
     doubled the time for a burst of short jobs. `time.sleep(0)` instead gives the GIL to the
-    lock's holder at once, and the waiter takes the lock when it is free.
+    lock's holder at once, and the waiter takes the lock when it is free. Release, `__exit__`
+    and what `threading.Condition` uses stay the C ones.
     """
 
-    __slots__ = ("_acquire", "_acquire_restore", "_is_owned", "_release_save", "release")
-
-    def __init__(self) -> None:
-        lock = threading.RLock()
-        self._acquire, self.release = lock.acquire, lock.release
-        # What threading.Condition uses on an RLock, so `_wakeup.wait()` keeps working unchanged.
-        self._is_owned, self._release_save, self._acquire_restore = (
-            lock._is_owned,  # type: ignore[attr-defined]
-            lock._release_save,  # type: ignore[attr-defined]
-            lock._acquire_restore,  # type: ignore[attr-defined]
-        )
+    __slots__ = ()
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        acquire = self._acquire
-        if acquire(False):
+        if _rlock_acquire(self, False):
             return True
         if not blocking:
             return False
         if timeout < 0:
             for _ in range(_YIELDS):
                 time.sleep(0)  # releases the GIL
-                if acquire(False):
+                if _rlock_acquire(self, False):
                     return True
-        return acquire(True, timeout)
+        return _rlock_acquire(self, True, timeout)
 
     __enter__ = acquire
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
+
+_rlock_acquire = _thread.RLock.acquire
 
 
 class _TaskRecord:
@@ -885,6 +877,13 @@ class Quiv:
         listened = self._listeners.get(event) or (retrying and self._listeners.get(Event.JOB_RETRYING))
         task_snap = task.snapshot() if task is not None and listened else None
         snap = job.snapshot() if listened or job_waiters or task_waiters or finished is not None else None
+        if finished is not None:
+            # Before the waiters: a renderer only records its final state (O(1), never raises),
+            # so `wait_for_job` returning means the bar already knows how the job ended.
+            try:
+                finished(snap)
+            except Exception:
+                self._log.exception("quiv_nb: renderer %r failed to record the end of a job", job.callback)
         for fut in job_waiters:
             _settle(fut, snap)
         for fut in task_waiters:
@@ -892,8 +891,6 @@ class Quiv:
         self._finished.append((now, job.job_id))
         self._prune(now)
 
-        if finished is not None:
-            effects.append(lambda: finished(snap))
         effects.append(self._emitter(event, task_snap, snap))
         if retrying:
             effects.append(self._emitter(Event.JOB_RETRYING, task_snap, snap))

@@ -6,22 +6,29 @@ them together within one message budget (a token bucket of `RATE` messages per s
 number of bars stays under ipykernel's iopub rate limit and never floods the frontend. A final
 state is drawn as soon as the budget allows, never skipped. Drawing happens on this thread, so
 bars stay live while a notebook cell blocks the kernel's loop.
+
+The thread sleeps without a timeout while nothing is queued and otherwise exactly until the next
+drawable is due (or the budget refills), so an idle process pays nothing for it. At interpreter
+exit the pump gets a moment to draw what is still queued (the last line of a script's text bar).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from collections import deque
 from typing import Protocol
 
-__all__ = ["Drawable", "RenderPump", "get_pump", "RATE"]
+__all__ = ["BURST", "RATE", "Drawable", "RenderPump", "get_pump"]
 
 _log = logging.getLogger("quiv_nb")
 
 RATE = 250.0  # messages per second for all drawables together (DESIGN §3: <= 300)
 BURST = 25.0  # tokens the bucket may hold: a short burst after a quiet spell
+_EXIT_FLUSH = 0.5  # seconds the pump may still draw at interpreter exit
 
 
 class Drawable(Protocol):
@@ -35,12 +42,14 @@ class Drawable(Protocol):
 
 
 class _Slot:
-    __slots__ = ("queued", "last", "final")
+    __slots__ = ("count", "dead", "final", "last", "queued")
 
     def __init__(self) -> None:
         self.queued = False
-        self.last = 0.0
+        self.last = float("-inf")  # pump clock of the last draw
         self.final = False
+        self.count = 0  # draws so far (flush waits for it to move)
+        self.dead = False  # forgotten: flush stops waiting for it
 
 
 class RenderPump:
@@ -49,18 +58,27 @@ class RenderPump:
     def __init__(self, rate: float = RATE, burst: float = BURST) -> None:
         self.rate, self.burst = rate, burst
         self._queue: deque[Drawable] = deque()
+        # Keyed by id() because a drawable need not be hashable; a weakref finalizer drops the
+        # slot when the drawable dies, so a new object that reuses the id starts clean.
         self._slots: dict[int, _Slot] = {}
-        self._wake = threading.Event()
         self._lock = threading.Lock()
+        self._drew = threading.Condition(self._lock)  # notified after every draw (for flush)
+        self._wake = threading.Event()
+        self._current: _Slot | None = None  # the slot being drawn right now
         self._thread: threading.Thread | None = None
-        self.messages_sent = 0  # for benchmarks and tests
+        self._stop = threading.Event()  # the running thread's stop flag (a new one per thread)
+        self._atexit = False
+        self.messages_sent = 0  # for benchmarks and tests (written by the pump thread only)
+        self.draws = 0
 
     def request(self, drawable: Drawable, final: bool = False) -> None:
-        """Ask for a redraw of `drawable` (thread-safe, O(1)); `final=True` for a last state."""
+        """Ask for a redraw of `drawable`; thread-safe, O(1), never blocks on a draw.
+
+        `final=True` marks a last state: it is drawn without waiting out `min_interval`.
+        """
         slot = self._slots.get(id(drawable))
         if slot is None:
-            with self._lock:
-                slot = self._slots.setdefault(id(drawable), _Slot())
+            slot = self._new_slot(drawable)
         if final:
             slot.final = True
         if slot.queued:
@@ -71,60 +89,158 @@ class RenderPump:
             slot.queued = True
             self._queue.append(drawable)
             if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="quiv_nb-render", daemon=True)
-                self._thread.start()
+                self._start()
         self._wake.set()
 
     def forget(self, drawable: Drawable) -> None:
         """Stop tracking `drawable` (after its last draw); a queued redraw is dropped."""
         with self._lock:
-            self._slots.pop(id(drawable), None)
+            slot = self._slots.pop(id(drawable), None)
+            if slot is not None:
+                slot.dead = True
             try:
                 self._queue.remove(drawable)
             except ValueError:
                 pass
+            self._drew.notify_all()
 
     def flush(self, timeout: float = 2.0) -> bool:
-        """Wait until nothing is queued (for tests and clean shutdowns); True if drained."""
-        deadline = time.monotonic() + timeout
-        while self._queue and time.monotonic() < deadline:
-            self._wake.set()
-            time.sleep(0.005)
-        return not self._queue
+        """Block until every drawable queued or being drawn now has been drawn; True if in time.
 
-    def _run(self) -> None:
-        tokens, last_refill = self.burst, time.monotonic()
-        queue = self._queue
+        A drawable not yet due is waited for (at most its `min_interval`); requests made after
+        the call are not, so a drawable that keeps itself queued (a live dashboard) cannot make
+        this wait forever. For tests and clean exits.
+        """
+        with self._drew:
+            pending = [slot for slot in map(self._slots.get, map(id, self._queue)) if slot is not None]
+            if self._current is not None:
+                pending.append(self._current)
+            marks = [(slot, slot.count) for slot in pending]
+            return self._drew.wait_for(lambda: all(s.count > n or s.dead for s, n in marks), timeout)
+
+    def shutdown(self, timeout: float = 2.0) -> bool:
+        """Draw what is queued, then stop the thread; True if it ended in time.
+
+        For private pumps (tests); the process-wide pump is never shut down. A later `request`
+        starts a new thread.
+        """
+        self.flush(timeout)
+        with self._lock:
+            thread, self._thread = self._thread, None
+            self._stop.set()
+        self._wake.set()
+        if thread is None:
+            return True
+        thread.join(timeout)
+        return not thread.is_alive()
+
+    @property
+    def pending(self) -> int:
+        """How many drawables wait for a redraw."""
+        return len(self._queue)
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _new_slot(self, drawable: Drawable) -> _Slot:
+        key = id(drawable)
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is None:
+                slot = self._slots[key] = _Slot()
+                try:
+                    weakref.finalize(drawable, self._drop, key).atexit = False
+                except TypeError:  # not weak-referenceable: its slot lives as long as the pump
+                    pass
+        return slot
+
+    def _drop(self, key: int) -> None:
+        # No lock: a finalizer runs wherever the last reference dies, possibly on a thread that
+        # already holds `_lock` (the pump dropping a drawable it just drew). The dict pop is
+        # atomic, and no live object can share the dead one's id yet.
+        self._slots.pop(key, None)
+
+    def _start(self) -> None:
+        """Start the pump thread (called with the lock held)."""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(self._stop,), name="quiv_nb-render", daemon=True)
+        self._thread.start()
+        if not self._atexit:
+            self._atexit = True
+            atexit.register(self.flush, _EXIT_FLUSH)
+
+    def _run(self, stop: threading.Event) -> None:
+        tokens, refilled, wait = self.burst, time.monotonic(), None
         while True:
-            self._wake.wait(None if not queue else 0.02)
+            self._wake.wait(wait)
+            if stop.is_set():
+                return
             self._wake.clear()
             now = time.monotonic()
-            tokens = min(self.burst, tokens + (now - last_refill) * self.rate)
-            last_refill = now
-            for _ in range(len(queue)):
-                if tokens < 1:
+            tokens = min(self.burst, tokens + (now - refilled) * self.rate)
+            refilled = now
+            try:
+                tokens = self._round(tokens)
+                wait = self._next_wait(tokens)
+            except Exception:  # a bug here must not stop every bar for good
+                _log.exception("quiv_nb: render pump error")
+                wait = 0.1
+
+    def _round(self, tokens: float) -> float:
+        """Draw each queued drawable that is due, in queue order, while the budget lasts."""
+        queue = self._queue
+        for _ in range(len(queue)):
+            if tokens < 1:
+                break
+            with self._lock:
+                if not queue:
                     break
+                drawable = queue.popleft()
+                slot = self._slots.get(id(drawable))
+                if slot is None:  # forgotten while queued
+                    continue
+                now = time.monotonic()
+                if not slot.final and now - slot.last < _interval(drawable):
+                    queue.append(drawable)  # too soon: keep its place in the round
+                    continue
+                slot.queued = slot.final = False
+                slot.last = now
+                self._current = slot
+            sent = 1
+            try:
+                sent = int(drawable.pump_draw() or 0)
+            except Exception:
+                _log.exception("quiv_nb: redrawing %r failed", drawable)
+            finally:
                 with self._lock:
-                    if not queue:
-                        break
-                    drawable = queue.popleft()
-                    slot = self._slots.get(id(drawable))
-                    if slot is None:
-                        continue
-                    interval = getattr(drawable, "min_interval", 0.1)
-                    if not slot.final and now - slot.last < interval:
-                        queue.append(drawable)  # too soon: keep its place in the round
-                        continue
-                    slot.queued = False
-                    slot.final = False
-                    slot.last = now
-                try:
-                    sent = drawable.pump_draw()
-                except Exception:
-                    _log.exception("quiv_nb: redrawing %r failed", drawable)
-                    sent = 1
-                tokens -= sent
-                self.messages_sent += sent
+                    self._current = None
+                    slot.count += 1
+                    self._drew.notify_all()
+            tokens -= sent
+            self.messages_sent += sent
+            self.draws += 1
+        return tokens
+
+    def _next_wait(self, tokens: float) -> float | None:
+        """Seconds until the next queued drawable is due and the budget allows it (None: sleep until woken)."""
+        with self._lock:
+            if not self._queue:
+                return None
+            now = time.monotonic()
+            due = min(
+                (0.0 if slot is None or slot.final else slot.last + _interval(d) - now)
+                for d in self._queue
+                for slot in (self._slots.get(id(d)),)
+            )
+        refill = (1.0 - tokens) / self.rate if tokens < 1 else 0.0
+        return min(1.0, max(0.001, due, refill))
+
+
+def _interval(drawable: Drawable) -> float:
+    """The drawable's `min_interval` (0.1 s if it has none or it is unreadable)."""
+    try:
+        return float(drawable.min_interval)
+    except Exception:
+        return 0.1
 
 
 _pump: RenderPump | None = None
