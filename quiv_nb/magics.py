@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import math
 import re
 import shlex
 from typing import Any, Callable
@@ -46,11 +47,12 @@ _BARS = ("auto", "widget", "tqdm", "none")
 def parse_duration(text: str) -> float:
     """'500ms' → 0.5, '10' / '10s' → 10, '5m' → 300, '1h' → 3600; UsageError otherwise."""
     match = _DURATION.match(str(text))
-    if not match or float(match.group(1)) <= 0:
+    seconds = float(match.group(1)) * _UNITS[match.group(2)] if match else 0.0
+    if not 0 < seconds < math.inf:  # a few hundred digits parse to inf
         raise UsageError(
             f"bad duration {text!r}: use a positive number with an optional unit, e.g. 500ms, 10, 10s, 5m, 1h"
         )
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    return seconds
 
 
 class _Parser(argparse.ArgumentParser):
@@ -352,10 +354,10 @@ def _fmt_seconds(seconds: float | None) -> str:
 def _describe(job: Job) -> str:
     took = f" in {job.duration_seconds:.2f}s" if job.duration_seconds is not None else ""
     text = f"quiv: job {job.job_id} of {job.task_name!r} {job.status}{took}"
-    if job.status is JobStatus.COMPLETED and job.result is not None:
-        text += f": {job.result!r}"[:200]
-    if job.error_message:
+    if job.error_message and job.error_message != str(job.status):
         text += f": {job.error_message}"
+    if job.result is not None:
+        text += f" -> {job.result!r}"[:200]
     return text
 
 

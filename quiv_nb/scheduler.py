@@ -49,8 +49,14 @@ from .waiting import block_on
 __all__ = ["Quiv"]
 
 _RUN, _RETRY, _TIMEOUT = 0, 1, 2
+_CANCEL_MESSAGES = {
+    "cancel": "cancelled",
+    "removed": "cancelled: its task was removed",
+    "shutdown": "cancelled: the scheduler shut down",
+}
 _MAX_HISTORY = 10_000  # finished jobs kept at most, whatever the retention time
 _MIN_COMPACT = 64  # below this many heap entries, stale ones are left for the scheduler thread to pop
+_MAX_WAIT = 86_400.0  # longest single sleep of the scheduler thread (threading rejects waits past ~292 years)
 
 Effect = Callable[[], None]
 
@@ -190,7 +196,10 @@ class _TaskRecord:
         status = TaskStatus.PAUSED if self.paused else TaskStatus.RUNNING if self.active_job else TaskStatus.ACTIVE
         next_run_at = None
         if self.next_due is not None and not self.paused:
-            next_run_at = _utcnow() + timedelta(seconds=max(0.0, self.next_due - time.monotonic()))
+            try:
+                next_run_at = _utcnow() + timedelta(seconds=max(0.0, self.next_due - time.monotonic()))
+            except OverflowError:  # centuries away (a huge delay or interval): past datetime's range
+                next_run_at = datetime.max.replace(tzinfo=timezone.utc)
         return Task(
             self.task_id, self.name, status, self.interval, self.run_once, next_run_at,
             self.delay, self.timeout, self.max_retries, self.last_job_id,
@@ -839,8 +848,10 @@ class Quiv:
             elif outcome.error_message and not outcome.ok:
                 job.error_message = outcome.error_message
             else:
-                job.error_message = f"cancelled ({reason or 'cancel'})"
+                job.error_message = _CANCEL_MESSAGES.get(reason or "cancel", "cancelled")
             job.traceback = outcome.traceback
+            if outcome.ok:  # the handler saw its stop event and returned: keep what it said
+                job.result = outcome.result
         elif outcome.ok:
             job.status, job.result = JobStatus.COMPLETED, outcome.result
         else:
@@ -920,7 +931,9 @@ class Quiv:
                     self._wakeup.wait()
                     continue
                 if heap[0][0] > now:
-                    self._wakeup.wait(heap[0][0] - now)
+                    # Capped: a due time years away (a huge delay, interval, timeout or backoff) would
+                    # overflow the lock's timeout and kill this thread; waking early just loops.
+                    self._wakeup.wait(min(heap[0][0] - now, _MAX_WAIT))
                     continue
                 while heap and heap[0][0] <= now:
                     due, _, kind, key, gen = heapq.heappop(heap)
