@@ -89,10 +89,13 @@ class WidgetBar(BarRenderer):
             layout=w.Layout(width="100%"),
             _dom_classes=("quiv-bar", f"quiv-{idle.status}"),
         )
+        self._handle: Any = None
         if display if display is not None else in_kernel():
             from IPython.display import display as show
 
-            show(self)
+            # A display id lets each final draw refresh the text/plain copy too, so a saved
+            # notebook (or a frontend without widgets) shows how the job ended, not "waiting".
+            self._handle = show(self, display_id=True)
 
     @property
     def widget(self) -> Any:
@@ -119,6 +122,9 @@ class WidgetBar(BarRenderer):
                     for name, value in changed.items():
                         setattr(widget, name, value)
                 sent += 1
+        if final and self._handle is not None:
+            self._handle.update(self)
+            sent += 1
         return sent
 
     def close(self) -> None:
