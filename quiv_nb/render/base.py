@@ -94,7 +94,7 @@ class BarRenderer:
         except Exception:
             self._log_once()
 
-    def __call__(self, *args: Any, **kwargs: Any) -> None:
+    def __call__(self, /, *args: Any, **kwargs: Any) -> None:  # `/`: a payload may have a "self" key
         """Record a payload from any scheduler that calls `callback(*args, **payload)` (thread-safe, O(1))."""
         self.quiv_progress(None, args, kwargs)
 
@@ -207,6 +207,11 @@ class BarRenderer:
     def close(self) -> None:
         """Stop drawing this bar and release what it displays."""
         self._pump.forget(self)
+
+    @property
+    def state(self) -> st.BarState:
+        """The last drawn state (read by the dashboard to show a task's progress)."""
+        return self._state
 
     @property
     def line(self) -> str:
