@@ -87,12 +87,13 @@ def _duration_arg(text: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def _make_bar(kind: str) -> Any:
+def _make_bar(kind: str, name: str) -> Any:
+    """The bar a magic shows in its cell, labelled with the task's name."""
     if kind == "none":
         return None
     from .render import bar
 
-    return bar(kind)
+    return bar(kind, desc=name)
 
 
 @magics_class
@@ -134,7 +135,7 @@ class QuivMagics(Magics):
         handler = _cell_handler(cell, self.shell.user_ns)
         name = opts.name or f"cell-{abs(hash(cell)) % 10**6:06d}"
         scheduler = get_scheduler()
-        scheduler.add_task(name, handler, interval=opts.every, progress_callback=_make_bar(opts.bar), replace=True)
+        scheduler.add_task(name, handler, interval=opts.every, progress_callback=_make_bar(opts.bar, name), replace=True)
         print(f"quiv: task {name!r} runs every {_fmt_seconds(opts.every)} (re-running this cell replaces it)")
 
     quiv_cell.__doc__ = f"Run the cell body as a recurring background job.\n\n{USAGE}"
@@ -162,7 +163,7 @@ class QuivMagics(Magics):
         scheduler = get_scheduler()
         scheduler.add_task(
             opts.name, func, interval=opts.every, delay=opts.delay, run_once=opts.every is None,
-            progress_callback=_make_bar(opts.bar), timeout=opts.timeout, max_retries=opts.retries, replace=True,
+            progress_callback=_make_bar(opts.bar, opts.name), timeout=opts.timeout, max_retries=opts.retries, replace=True,
         )  # fmt: skip
         when = f"every {_fmt_seconds(opts.every)}" if opts.every else "once"
         print(f"quiv: task {opts.name!r} added ({when})")
@@ -171,7 +172,7 @@ class QuivMagics(Magics):
         opts = _parser("%quiv run", lambda p: p.add_argument("func"), _bar_option).parse_args(args)
         func = self._lookup(opts.func)
         scheduler = get_scheduler()
-        task_id = scheduler.add_task(opts.func, func, run_once=True, progress_callback=_make_bar(opts.bar))
+        task_id = scheduler.add_task(opts.func, func, run_once=True, progress_callback=_make_bar(opts.bar, opts.func))
         jobs = scheduler.get_all_jobs(task_id=task_id)
         job_id = jobs[-1].job_id if jobs else ""
         self.shell.user_ns["_quiv_last_job"] = job_id

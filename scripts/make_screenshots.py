@@ -23,12 +23,14 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "tests" / "artifacts"
 DEST = REPO / "docs" / "images"
 
-#: docs/images name -> tests/artifacts name (both .png). The placeholder shots prove the pipeline; replace them
-#: with the quickstart ones once tests/browser/test_quickstart.py saves them.
+#: docs/images name -> tests/artifacts name (both .png), all saved by tests/browser/test_quickstart.py.
 IMAGES = {
-    "lab-placeholder.png": "lab-placeholder.png",
-    "notebook7-placeholder.png": "notebook7-placeholder.png",
-    "placeholder-button.png": "lab-placeholder-button-clicked.png",
+    # JupyterLab: from the train cell (its bar green at 100 %) down to the live dashboard.
+    "quickstart-lab.png": "lab-quickstart.png",
+    # The dashboard alone, in JupyterLab, just after its Cancel button stopped slow_export.
+    "dashboard.png": "lab-quickstart-dashboard.png",
+    # Notebook 7: the cancelled (grey) and failed (red) bars and the failure's report.
+    "quickstart-notebook7.png": "notebook7-quickstart.png",
 }
 
 

@@ -75,7 +75,7 @@ __all__ = ["Dashboard", "dashboard"]
 
 _log = logging.getLogger("quiv_nb")
 
-RECENT = 8  # finished jobs listed under the table
+RECENT = 12  # finished jobs listed under the table
 _EVENT_INTERVAL = 0.25  # seconds between two redraws while events keep arriving
 _BUSY_TICK = 1.0  # redraw period while a job runs or a run is scheduled (relative times move)
 _PROGRESS_TICK = 0.5  # ... while a running job reports progress through a renderer
@@ -98,12 +98,12 @@ _COLORS = {
 }
 _COLUMNS = (  # (part, title, css width): with the buttons ~1,090px: a JupyterLab output at 1280px
     ("name", "task", "130px"),
-    ("status", "status", "150px"),
+    ("status", "status", "175px"),
     ("interval", "every", "72px"),
-    ("last", "last run", "180px"),
+    ("last", "last run", "160px"),
     ("next", "next run", "66px"),
     ("progress", "progress", "70px"),
-    ("progress_text", "", "90px"),
+    ("progress_text", "", "120px"),
 )
 # Scoped to the dashboard; an HTML widget's <style> applies where the frontend renders it
 # (JupyterLab, Notebook 7, VS Code). Without it the bar of a job of unknown progress is plain full.

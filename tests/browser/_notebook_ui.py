@@ -44,6 +44,8 @@ _JS_STATE = _panel_function(
     };"""
 )
 
+_JS_SOURCES = _panel_function("return w.content.widgets.map(c => c.model.sharedModel.getSource());")
+
 _JS_DIALOG = """() => {
     const d = document.querySelector('.jp-Dialog');
     if (!d) return null;
@@ -193,6 +195,15 @@ class NotebookUI:
         panel = self.page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
         return panel.locator(".jp-Notebook .jp-Cell").nth(index)
 
+    def cell_index(self, text: str, *, exact: bool = False) -> int:
+        """The index of the one cell whose source contains ``text`` (``exact``: is ``text``, blanks stripped);
+        raises ``LookupError`` unless exactly one cell matches."""
+        sources = self.page.evaluate(_JS_SOURCES)
+        found = [i for i, src in enumerate(sources) if (src.strip() == text.strip() if exact else text in src)]
+        if len(found) != 1:
+            raise LookupError(f"{len(found)} cells match {text!r} (cells {found}); expected exactly one")
+        return found[0]
+
     def sample_bars(
         self,
         selector: str = BAR,
@@ -217,14 +228,14 @@ class NotebookUI:
 
     # -- artifacts ---------------------------------------------------------------------------------------------
 
-    def screenshot(self, name: str, *, cell: int | None = None) -> Path:
-        """Save the page (or just cell ``cell``) as ``tests/artifacts/<name>.png``; return the path."""
+    def screenshot(self, name: str, *, cell: int | None = None, element: Locator | None = None) -> Path:
+        """Save the page (or just cell ``cell``, or just ``element``) as ``tests/artifacts/<name>.png``."""
         path = self._artifacts / f"{name}.png"
         path.parent.mkdir(parents=True, exist_ok=True)
-        if cell is None:
+        target = self.cell(cell) if cell is not None else element
+        if target is None:
             self.page.screenshot(path=str(path))
         else:
-            target = self.cell(cell)
             target.scroll_into_view_if_needed()
             target.screenshot(path=str(path))
         return path

@@ -29,7 +29,10 @@ Fixture API (what a test uses)
     ``.accepted_dialogs -> tuple[str, ...]``    dialogs the driver clicked through (only "Select Kernel", shown when
                                                 the notebook's metadata names no installed kernel)
     ``.cell(index) -> Locator``                 a cell by its index in the .ipynb (markdown cells count)
-    ``.screenshot(name, cell=None) -> Path``    ``tests/artifacts/<name>.png`` (whole page, or one cell)
+    ``.cell_index(text, exact=False) -> int``   the index of the one cell whose source contains ``text`` (``exact``:
+                                                is ``text``); LookupError if none or several match
+    ``.screenshot(name, cell=None, element=None) -> Path``
+                                                ``tests/artifacts/<name>.png`` (whole page, one cell, or a Locator)
 
 Test modules here import the rest relatively: ``from ._notebook_ui import BAR, Bar, BarSample`` (``BAR`` is the
 CSS selector of an ipywidgets 8 progress bar: ``.widget-hprogress .progress-bar``).
