@@ -30,8 +30,11 @@ _worker_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 # Extra ways to find a main loop at dispatch time (kernel.py registers the kernel's loop).
 _resolvers: list[Callable[[], asyncio.AbstractEventLoop | None]] = []
 
-# How long one drain may hold the main loop before yielding to other callbacks (seconds).
-_DRAIN_BUDGET = 0.004
+# How long one drain may hold the main loop before yielding to other callbacks (seconds). A
+# waiting probe (or the next cell) runs within about two budgets once the loop has the GIL, so
+# this is kept small: 4 ms gave a 100k async flood a ~20 ms median loop lag, 1 ms about 6 ms
+# (benchmarks/bench_async_flood.py); a yield costs one loop turn (~10 µs).
+_DRAIN_BUDGET = 0.001
 
 
 def in_worker() -> bool:
@@ -159,14 +162,29 @@ class _LoopQueue:
     def __init__(self, loop: asyncio.AbstractEventLoop, log: logging.Logger) -> None:
         self.loop = loop
         self._log = log
-        self._items: deque[tuple[Callable[..., Any], bool, tuple[Any, ...], dict[str, Any], str]] = deque()
-        self._async_items: deque[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], str]] = deque()
+        # Each payload is three items in a row: the callback's shared entry (callback, is_async,
+        # label), the args tuple and the kwargs dict. CPython stops tracking tuples and dicts that
+        # hold only atomic values, so a flood's backlog holds no GC-tracked object per payload;
+        # with one (a 5-tuple naming the callback) a 100k flood set off three full collections of
+        # 15-30 ms each, the main lag left once dispatch itself yields every millisecond.
+        # Async callbacks go straight to their own FIFO: no per-payload hop through `_drain`.
+        self._items: deque[Any] = deque()
+        self._async_items: deque[Any] = deque()
+        # id(callback) -> its entry, so a flood reuses one entry; emptied whenever both FIFOs are.
+        self._entries: dict[int, tuple[Callable[..., Any], bool, str]] = {}
         self._armed = False
         self._async_running = False
         self._lock = threading.Lock()
 
-    def put(self, item: tuple[Callable[..., Any], bool, tuple[Any, ...], dict[str, Any], str]) -> None:
-        self._items.append(item)
+    def put(
+        self, callback: Callable[..., Any], is_async: bool, args: tuple[Any, ...], kwargs: dict[str, Any], label: str
+    ) -> None:
+        """Queue one call (any thread; O(1)). Raises RuntimeError if the loop is closed."""
+        entry = self._entries.get(id(callback))
+        if entry is None or entry[0] is not callback or entry[2] != label:
+            entry = self._entries[id(callback)] = (callback, is_async, label)
+        # One C call appends all three, so no other thread's payload can land in between.
+        (self._async_items if is_async else self._items).extend((entry, args, kwargs))
         if not self._armed:
             with self._lock:
                 if self._armed:
@@ -179,19 +197,18 @@ class _LoopQueue:
         # one appended before it is popped below, so nothing is ever stranded.
         with self._lock:
             self._armed = False
-        items = self._items
+        if self._async_items and not self._async_running:
+            self._async_running = True
+            self.loop.create_task(self._drain_async())
+        items, pop = self._items, self._items.popleft
         deadline = time.perf_counter() + _DRAIN_BUDGET
         while items:
-            callback, is_async, args, kwargs, label = items.popleft()
-            if is_async:
-                self._async_items.append((callback, args, kwargs, label))
-                if not self._async_running:
-                    self._async_running = True
-                    self.loop.create_task(self._drain_async())
-                continue
+            (callback, _, label), args, kwargs = pop(), pop(), pop()
             try:
                 callback(*args, **kwargs)
-            except Exception:
+            except KeyboardInterrupt:  # a Ctrl-C landing while a callback runs is the user's: let it out
+                raise
+            except BaseException:  # SystemExit too: out of a loop callback it would end the kernel
                 self._log.exception("quiv_nb: %s raised; the job goes on", label)
             if items and time.perf_counter() > deadline:
                 # Yield to the loop so other work (the next cell, I/O) is not starved.
@@ -200,16 +217,24 @@ class _LoopQueue:
                         self._armed = True
                         self.loop.call_soon(self._drain)
                 return
+        self._forget_entries_if_idle()
+
+    def _forget_entries_if_idle(self) -> None:
+        """Drop cached entries (and the callbacks they hold) once nothing is queued (loop thread)."""
+        if not self._items and not self._async_items:
+            self._entries.clear()
 
     async def _drain_async(self) -> None:
-        items = self._async_items
+        items, pop = self._async_items, self._async_items.popleft
         try:
             last_yield = time.perf_counter()
             while items:
-                callback, args, kwargs, label = items.popleft()
+                (callback, _, label), args, kwargs = pop(), pop(), pop()
                 try:
                     await callback(*args, **kwargs)
-                except Exception:
+                except (KeyboardInterrupt, asyncio.CancelledError):
+                    raise
+                except BaseException:  # as in `_drain`
                     self._log.exception("quiv_nb: %s raised; the job goes on", label)
                 now = time.perf_counter()
                 if now - last_yield > _DRAIN_BUDGET:
@@ -217,6 +242,7 @@ class _LoopQueue:
                     last_yield = time.perf_counter()
         finally:
             self._async_running = False
+            self._forget_entries_if_idle()
             if items:  # cancelled mid-way (loop closing): keep order for a later drain
                 self._async_running = True
                 try:
@@ -261,7 +287,7 @@ class Dispatcher:
         loop = self.main_loop.get()
         if loop is not None:
             try:
-                self._queue_for(loop).put((callback, is_async, args, kwargs, label))
+                self._queue_for(loop).put(callback, is_async, args, kwargs, label)
                 return
             except RuntimeError:  # closed between the check and the call: run it here instead
                 pass
@@ -270,5 +296,7 @@ class Dispatcher:
                 run_in_temporary_loop(callback(*args, **kwargs))
             else:
                 callback(*args, **kwargs)
-        except Exception:
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            raise
+        except BaseException:  # as in `_LoopQueue._drain`: a callback never fails the job
             self._log.exception("quiv_nb: %s raised; the job goes on", label)

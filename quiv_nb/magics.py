@@ -135,7 +135,9 @@ class QuivMagics(Magics):
         handler = _cell_handler(cell, self.shell.user_ns)
         name = opts.name or f"cell-{abs(hash(cell)) % 10**6:06d}"
         scheduler = get_scheduler()
-        scheduler.add_task(name, handler, interval=opts.every, progress_callback=_make_bar(opts.bar, name), replace=True)
+        scheduler.add_task(
+            name, handler, interval=opts.every, progress_callback=_make_bar(opts.bar, name), replace=True
+        )
         print(f"quiv: task {name!r} runs every {_fmt_seconds(opts.every)} (re-running this cell replaces it)")
 
     quiv_cell.__doc__ = f"Run the cell body as a recurring background job.\n\n{USAGE}"
@@ -163,7 +165,8 @@ class QuivMagics(Magics):
         scheduler = get_scheduler()
         scheduler.add_task(
             opts.name, func, interval=opts.every, delay=opts.delay, run_once=opts.every is None,
-            progress_callback=_make_bar(opts.bar, opts.name), timeout=opts.timeout, max_retries=opts.retries, replace=True,
+            progress_callback=_make_bar(opts.bar, opts.name), timeout=opts.timeout, max_retries=opts.retries,
+            replace=True,
         )  # fmt: skip
         when = f"every {_fmt_seconds(opts.every)}" if opts.every else "once"
         print(f"quiv: task {opts.name!r} added ({when})")

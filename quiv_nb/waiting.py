@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 import weakref
 from typing import TypeVar
 
@@ -37,7 +38,7 @@ def _make_reentrant(loop: asyncio.AbstractEventLoop) -> bool:
 
     try:
         nest_asyncio2.apply(loop)
-    except Exception:  # noqa: BLE001 - any refusal means "cannot nest": fall back to blocking
+    except Exception:
         logging.getLogger("quiv_nb").warning(
             "quiv_nb: cannot run %r re-entrantly; main-loop callbacks pause while this wait blocks", loop
         )
@@ -56,6 +57,8 @@ def block_on(
 
     Raises the builtin `TimeoutError` when `timeout` passes first.
     """
+    if timeout is not None and timeout >= threading.TIMEOUT_MAX:  # else OverflowError; it means "forever"
+        timeout = None
     if loop is None or future.done() or loop in _unpatchable or not _make_reentrant(loop):
         try:
             return future.result(timeout)

@@ -135,6 +135,41 @@ class KernelSession:
     def widgets_of(self, model_name: str) -> dict[str, dict[str, Any]]:
         return {cid: s for cid, s in self.widget_states().items() if s.get("_model_name") == model_name}
 
+    def comms_opened_by(self, msg_id: str) -> list[str]:
+        """Ids of the comms (widgets) a cell opened, in opening order."""
+        return [m["content"]["comm_id"] for m in self.messages(parent=msg_id, msg_type="comm_open")]
+
+    def widgets_opened_by(self, msg_id: str, model_name: str | None = None) -> dict[str, dict[str, Any]]:
+        """comm_id -> latest state of the widgets a cell opened (still open), optionally of one model."""
+        opened, states = set(self.comms_opened_by(msg_id)), self.widget_states()
+        return {
+            cid: s
+            for cid, s in states.items()
+            if cid in opened and (model_name is None or s.get("_model_name") == model_name)
+        }
+
+    def close_comm(self, comm_id: str) -> None:
+        """Close a comm from the client side, as a frontend does when it drops a widget.
+
+        Sent on the shell channel, so the kernel handles it before any cell submitted afterwards.
+        """
+        self.kc.shell_channel.send(self.kc.session.msg("comm_close", {"comm_id": comm_id, "data": {}}))
+
+    def mark(self) -> int:
+        """A position in `self.log`, for reading only what arrives after it (`since=`)."""
+        with self._cond:
+            return len(self.log)
+
+    def stream_text(self, name: str = "stdout", since: int = 0) -> str:
+        """Everything written to one stream (from any cell or thread), optionally after a `mark()`."""
+        with self._cond:
+            return _stream([m for _, m in self.log[since:]], name)
+
+    def errors_since(self, since: int = 0) -> list[dict[str, Any]]:
+        """The iopub `error` messages (uncaught exceptions shown in cells) after a `mark()`."""
+        with self._cond:
+            return [m for _, m in self.log[since:] if m["msg_type"] == "error"]
+
     # ------------------------------------------------------------------ execution
 
     def submit(self, code: str) -> str:
@@ -184,6 +219,25 @@ class KernelSession:
     def interrupt(self) -> None:
         self.km.interrupt_kernel()
 
+    def restart(self, now: bool = False, timeout: float = 30) -> None:
+        """Restart the kernel and wait until its iopub messages reach us again.
+
+        A SUB socket drops what the new kernel publishes before it has reconnected, so, like
+        jupyter_server's "nudge", send kernel_info requests until one's status message arrives.
+        """
+        self.km.restart_kernel(now=now)
+        deadline = time.monotonic() + timeout
+        while True:
+            msg_id = self.kc.kernel_info()
+            try:
+                self.wait_for(
+                    lambda m=msg_id: self.messages(parent=m, msg_type="status"), timeout=0.5, what="iopub after restart"
+                )
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
+
     def shutdown(self) -> None:
         self._stop.set()
         try:
@@ -192,3 +246,36 @@ class KernelSession:
             if self.km.is_alive():
                 self.km.shutdown_kernel(now=True)
         self._reader.join(2)
+
+    # ------------------------------------------------------------------ benchmarks and soak
+
+    @property
+    def pid(self) -> int | None:
+        """The kernel's process id (for psutil: threads, RSS), or None once it is gone."""
+        provisioner = getattr(self.km, "provisioner", None)
+        return getattr(provisioner, "pid", None)
+
+    def ping(self, code: str = "1+1", timeout: float = 60) -> float:
+        """Seconds from sending `code` until its execute_reply arrives on the shell channel.
+
+        The cell is not stored in the kernel's history. Other shell replies read meanwhile are
+        dropped, so ping only while no other submitted cell is waiting for its reply.
+        """
+        t0 = time.monotonic()
+        msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False)
+        deadline = t0 + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no execute_reply for {code!r} after {timeout}s")
+            try:
+                msg = self.kc.get_shell_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return time.monotonic() - t0
+
+    def log_between(self, start: float, end: float = float("inf")) -> list[tuple[float, dict[str, Any]]]:
+        """(arrival time, message) of the iopub messages that arrived in [start, end] (time.monotonic)."""
+        with self._cond:
+            return [(t, m) for t, m in self.log if start <= t <= end]

@@ -180,12 +180,16 @@ def test_interrupt_during_wait_raises_keyboardinterrupt_and_jobs_keep_running(ke
 def test_graceful_kernel_shutdown_with_a_running_job_is_prompt():
     session = KernelSession()
     try:
-        session.run(SETUP + "\n%quiv add forever ticker --once --bar none\n")
+        session.run(SETUP + "\n%quiv add forever ticker --once --bar widget\n")
         session.run("s = quiv_nb.get_scheduler(); s.add_task('f2', ticker, run_once=True, kwargs={'n': 10**6})")
+        popen = session.km.provisioner.process
+        # Give the kernel far longer than it should need, so a slow exit is not hidden by a kill.
+        session.km.shutdown_wait_time = 30
         started = time.monotonic()
         session.km.shutdown_kernel(now=False)
         took = time.monotonic() - started
-        assert not session.km.is_alive()
+        assert popen.poll() is not None
+        assert popen.returncode == 0, f"the kernel was killed (exit code {popen.returncode})"
         assert took < 10, f"kernel shutdown took {took:.1f}s"
     finally:
         session.shutdown()

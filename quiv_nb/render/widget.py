@@ -135,7 +135,8 @@ class WidgetBar(BarRenderer):
             widget.close()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        data = dict(self._box._repr_mimebundle_(**kwargs))
+        box_repr = self._box._repr_mimebundle_  # ipywidgets 8 sets it to None when the widget is closed
+        data = dict(box_repr(**kwargs) or {}) if callable(box_repr) else {}
         data["text/plain"] = self.line
         return data
 
