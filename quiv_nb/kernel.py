@@ -87,9 +87,10 @@ def get_scheduler() -> Quiv:
 
 def reset_scheduler(timeout: float | None = SHUTDOWN_TIMEOUT) -> None:
     """Shut the kernel's scheduler down; the next `get_scheduler()` makes a fresh one."""
-    global _scheduler
+    global _scheduler, _executor
     with _lock:
-        scheduler, _scheduler = _scheduler, None
+        # The executor goes with its scheduler: shutting down closes what it owns (a cluster).
+        scheduler, _scheduler, _executor = _scheduler, None, None
     if scheduler is not None:
         scheduler.shutdown(timeout)
 

@@ -267,7 +267,7 @@ class QuivMagics(Magics):
             if opts.address == "local"
             else quiv_dask.connect(opts.address)
         )
-        use_executor(quiv_dask.DaskExecutor(client, owns_client=True))
+        use_executor(quiv_dask.DaskExecutor(client, close_client=True))
         print(f"quiv: jobs now run on Dask at {client.scheduler.address}")
 
     # ------------------------------------------------------------------ helpers

@@ -769,6 +769,7 @@ class Quiv:
         call = JobCall(
             job.job_id, task.func, task.args, task.kwargs, task.spec, job.stop_event,
             self._make_hook(task, job.job_id), lambda: self._on_start(job), task.contexts,
+            {"task_name": task.name},
         )  # fmt: skip
         try:
             job.future = fut = self._executor.submit(call)

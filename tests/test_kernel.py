@@ -203,3 +203,22 @@ def _stream(kernel: KernelSession, msg_id: str, name: str) -> str:
     return "".join(
         m["content"]["text"] for m in kernel.messages(parent=msg_id, msg_type="stream") if m["content"]["name"] == name
     )
+
+
+def test_quiv_cluster_local_runs_jobs_on_dask_with_bars(kernel):
+    pytest.importorskip("distributed")
+    cell = kernel.run("%quiv cluster local --workers 1", timeout=120)
+    assert "jobs now run on Dask" in cell.stdout
+    try:
+        kernel.run(
+            "def on_cluster(_progress_hook):\n"
+            "    from distributed import get_worker\n"
+            "    _progress_hook(step=1, total=1)\n"
+            "    return get_worker().address\n"
+        )
+        kernel.run("%quiv run on_cluster --bar widget")
+        out = kernel.run("%quiv wait --timeout 60", timeout=90).stdout
+        assert "completed" in out and "tcp://127.0.0.1" in out
+    finally:
+        kernel.run("%quiv stop", timeout=60)
+    assert kernel.value("quiv_nb.get_scheduler()._executor.__class__.__name__") == "PoolExecutor"
