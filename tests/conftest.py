@@ -148,3 +148,14 @@ class Gate:
     def wait(self, timeout: float = WAIT) -> None:
         if not self._event.wait(timeout):
             pytest.fail(f"gate not opened within {timeout}s")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the browser tests last.
+
+    Playwright's sync API drives its own event loop from the main thread; while it is open that
+    loop reads as "running" there, and a scheduler created by a later test would take it for the
+    application's main loop. The browser fixture is module-scoped (its loop closes after each
+    browser module), and putting those modules last keeps every other test away from it.
+    """
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)

@@ -107,7 +107,7 @@ def pytest_runtest_makereport(item, call):
 # -- processes (session) -----------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
     """Headless Debian Chromium under Playwright; never a downloaded browser."""
     try:
