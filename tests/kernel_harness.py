@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from jupyter_client.manager import start_new_kernel
 
@@ -48,6 +48,16 @@ class Cell:
 
 def _stream(messages: list[dict[str, Any]], name: str) -> str:
     return "".join(m["content"]["text"] for m in messages if m["msg_type"] == "stream" and m["content"]["name"] == name)
+
+
+def started_with(setup: str) -> Iterator[KernelSession]:
+    """A fixture body: a kernel that has run `setup`, shut down afterwards."""
+    session = KernelSession()
+    try:
+        session.run(setup)
+        yield session
+    finally:
+        session.shutdown()
 
 
 class KernelSession:

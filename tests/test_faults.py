@@ -22,7 +22,7 @@ from typing import Any
 import psutil
 import pytest
 from conftest import WAIT, AppLoop, Gate
-from kernel_harness import KernelSession
+from kernel_harness import KernelSession, started_with
 
 import quiv_nb
 from quiv_nb import Event, Quiv
@@ -245,10 +245,7 @@ def quick():
 
 @pytest.fixture(scope="module")
 def kernel():
-    session = KernelSession()
-    session.run(SETUP)
-    yield session
-    session.shutdown()
+    yield from started_with(SETUP)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from kernel_harness import KernelSession
+from kernel_harness import KernelSession, started_with
 
 pytestmark = pytest.mark.kernel
 
@@ -32,10 +32,7 @@ def quick():
 
 @pytest.fixture(scope="module")
 def kernel():
-    session = KernelSession()
-    session.run(SETUP)
-    yield session
-    session.shutdown()
+    yield from started_with(SETUP)
 
 
 @pytest.fixture(autouse=True)

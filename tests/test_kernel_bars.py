@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from kernel_harness import KernelSession
+from kernel_harness import KernelSession, started_with
 
 pytestmark = pytest.mark.kernel
 
@@ -35,10 +35,7 @@ def nasty(_progress_hook):
 
 @pytest.fixture(scope="module")
 def kernel():
-    session = KernelSession()
-    session.run(SETUP)
-    yield session
-    session.shutdown()
+    yield from started_with(SETUP)
 
 
 def _bar_widgets(kernel: KernelSession, msg_id: str) -> dict[str, str]:

@@ -7,7 +7,7 @@ A click is sent exactly as JupyterLab sends it: a `comm_msg` with `{"method": "c
 from __future__ import annotations
 
 import pytest
-from kernel_harness import KernelSession
+from kernel_harness import KernelSession, started_with
 
 pytestmark = pytest.mark.kernel
 
@@ -29,10 +29,7 @@ def patient(_stop_event, _progress_hook):
 
 @pytest.fixture(scope="module")
 def kernel():
-    session = KernelSession()
-    session.run(SETUP)
-    yield session
-    session.shutdown()
+    yield from started_with(SETUP)
 
 
 def _rows(kernel: KernelSession) -> dict[str, dict[str, str]]:
