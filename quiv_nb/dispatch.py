@@ -16,7 +16,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 __all__ = ["Dispatcher", "MainLoop", "in_worker", "register_loop_resolver", "worker_scope"]
 
@@ -32,9 +32,15 @@ _resolvers: list[Callable[[], asyncio.AbstractEventLoop | None]] = []
 
 # How long one drain may hold the main loop before yielding to other callbacks (seconds). A
 # waiting probe (or the next cell) runs within about two budgets once the loop has the GIL, so
-# this is kept small: 4 ms gave a 100k async flood a ~20 ms median loop lag, 1 ms about 6 ms
-# (benchmarks/bench_async_flood.py); a yield costs one loop turn (~10 µs).
+# this is kept small: 4 ms gave a 100k async flood a ~11 ms median loop lag, 1 ms about 2 ms
+# (benchmarks/bench_async_flood.py, before pacing); a yield costs one loop turn (~10 µs).
 _DRAIN_BUDGET = 0.001
+# Pacing of a thread that floods the loop faster than it drains: once more than `_BACKLOG`
+# payloads wait, every `_PACE_EVERY`-th one sleeps `_PACE` seconds on the producing thread. The
+# sleep hands the GIL to the loop thread, which otherwise gets it back only after CPython's 5 ms
+# switch interval, once per loop turn: a 100k async flood's loop-lag p99 went from ~14 ms to
+# ~2 ms, at no cost in delivered throughput (benchmarks/bench_async_flood.py, bench_hooks.py).
+_BACKLOG, _PACE_EVERY, _PACE = 1000, 256, 0.0002
 
 
 def in_worker() -> bool:
@@ -156,6 +162,14 @@ def is_async_callable(func: Callable[..., Any]) -> bool:
     return call is not None and inspect.iscoroutinefunction(call)
 
 
+class _Entry(NamedTuple):
+    """What a queued payload is for; one per callback, shared by all of its queued payloads."""
+
+    callback: Callable[..., Any]
+    is_async: bool
+    label: str
+
+
 class _LoopQueue:
     """One FIFO of pending callbacks per main loop, drained on that loop in time-bounded batches."""
 
@@ -171,7 +185,7 @@ class _LoopQueue:
         self._items: deque[Any] = deque()
         self._async_items: deque[Any] = deque()
         # id(callback) -> its entry, so a flood reuses one entry; emptied whenever both FIFOs are.
-        self._entries: dict[int, tuple[Callable[..., Any], bool, str]] = {}
+        self._entries: dict[int, _Entry] = {}
         self._armed = False
         self._async_running = False
         self._lock = threading.Lock()
@@ -179,18 +193,21 @@ class _LoopQueue:
     def put(
         self, callback: Callable[..., Any], is_async: bool, args: tuple[Any, ...], kwargs: dict[str, Any], label: str
     ) -> None:
-        """Queue one call (any thread; O(1)). Raises RuntimeError if the loop is closed."""
+        """Queue one call (any thread; O(1), paced under a backlog). Raises RuntimeError if the loop is closed."""
         entry = self._entries.get(id(callback))
         if entry is None or entry[0] is not callback or entry[2] != label:
-            entry = self._entries[id(callback)] = (callback, is_async, label)
+            entry = self._entries[id(callback)] = _Entry(callback, is_async, label)
         # One C call appends all three, so no other thread's payload can land in between.
-        (self._async_items if is_async else self._items).extend((entry, args, kwargs))
+        queue = self._async_items if is_async else self._items
+        queue.extend((entry, args, kwargs))
         if not self._armed:
             with self._lock:
-                if self._armed:
-                    return
-                self._armed = True
-            self.loop.call_soon_threadsafe(self._drain)
+                arm, self._armed = not self._armed, True
+            if arm:
+                self.loop.call_soon_threadsafe(self._drain)
+        n = len(queue)
+        if n > 3 * _BACKLOG and not n % (3 * _PACE_EVERY) and asyncio._get_running_loop() is not self.loop:
+            time.sleep(_PACE)
 
     def _drain(self) -> None:
         # Disarm before popping: an item appended after this point re-arms a new drain, and
@@ -203,7 +220,10 @@ class _LoopQueue:
         items, pop = self._items, self._items.popleft
         deadline = time.perf_counter() + _DRAIN_BUDGET
         while items:
-            (callback, _, label), args, kwargs = pop(), pop(), pop()
+            entry = pop()
+            if type(entry) is not _Entry:  # see `_realign`
+                continue
+            (callback, _, label), args, kwargs = entry, pop(), pop()
             try:
                 callback(*args, **kwargs)
             except KeyboardInterrupt:  # a Ctrl-C landing while a callback runs is the user's: let it out
@@ -219,6 +239,11 @@ class _LoopQueue:
                 return
         self._forget_entries_if_idle()
 
+    # `_realign`: a KeyboardInterrupt (Ctrl-C reaches the kernel's main thread, which runs the
+    # loop) can land between the pops of one payload. Whatever of it is left at the head of a
+    # FIFO is not an `_Entry` and is skipped, so that one payload is lost (as a payload popped
+    # just before the interrupt always was) and the next ones stay aligned.
+
     def _forget_entries_if_idle(self) -> None:
         """Drop cached entries (and the callbacks they hold) once nothing is queued (loop thread)."""
         if not self._items and not self._async_items:
@@ -229,7 +254,10 @@ class _LoopQueue:
         try:
             last_yield = time.perf_counter()
             while items:
-                (callback, _, label), args, kwargs = pop(), pop(), pop()
+                entry = pop()
+                if type(entry) is not _Entry:  # see `_realign`
+                    continue
+                (callback, _, label), args, kwargs = entry, pop(), pop()
                 try:
                     await callback(*args, **kwargs)
                 except (KeyboardInterrupt, asyncio.CancelledError):
@@ -282,7 +310,8 @@ class Dispatcher:
         """Hand one call of `callback(*args, **kwargs)` to the right thread; never raises, never waits.
 
         Runs on the caller's thread (usually a worker). With a main loop the call is queued for
-        that loop; without one it runs here (async callbacks in a temporary loop).
+        that loop; without one it runs here (async callbacks in a temporary loop). Never waits
+        for the loop; a thread flooding it faster than it drains is only paced (`_PACE`).
         """
         loop = self.main_loop.get()
         if loop is not None:

@@ -271,8 +271,21 @@ class KernelSession:
         The cell is not stored in the kernel's history. Other shell replies read meanwhile are
         dropped, so ping only while no other submitted cell is waiting for its reply.
         """
+        return self.execute_reply(code, timeout=timeout)[1]
+
+    def execute_reply(
+        self, code: str, user_expressions: dict[str, str] | None = None, timeout: float = 60
+    ) -> tuple[dict[str, Any], float]:
+        """Run `code` unrecorded and return (its execute_reply, seconds until that reply arrived).
+
+        Reads only the shell channel, so its cost does not grow with the iopub log (unlike `run`).
+        `user_expressions` are evaluated after the code; their `repr`s come back in the reply's
+        `content["user_expressions"][name]["data"]["text/plain"]`. Drops other shell replies, as `ping`.
+        """
         t0 = time.monotonic()
-        msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=False)
+        msg_id = self.kc.execute(
+            code, silent=False, store_history=False, user_expressions=user_expressions or {}, allow_stdin=False
+        )
         deadline = t0 + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -283,7 +296,7 @@ class KernelSession:
             except queue.Empty:
                 continue
             if msg["parent_header"].get("msg_id") == msg_id:
-                return time.monotonic() - t0
+                return msg, time.monotonic() - t0
 
     def log_between(self, start: float, end: float = float("inf")) -> list[tuple[float, dict[str, Any]]]:
         """(arrival time, message) of the iopub messages that arrived in [start, end] (time.monotonic)."""

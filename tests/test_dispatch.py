@@ -350,3 +350,59 @@ def test_callback_may_call_back_into_the_scheduler(app: AppLoop, quiv_factory: A
     run_one(q, sync_handler, cb)
     got.wait()
     wait_until(lambda: snapshots)
+
+
+# ---------------------------------------------------------------- floods: pacing, interleaved producers
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_concurrent_floods_sharing_a_callback_arrive_whole_and_in_order_per_job(
+    app: AppLoop, quiv_factory: Any, kind: str
+) -> None:
+    """Payloads are queued as (entry, args, kwargs) triples: concurrent producers never interleave a triple."""
+    q = quiv_factory(pool_size=4, main_loop=app.loop)
+    n, jobs = 20_000, 4
+    seen: dict[int, list[int]] = {k: [] for k in range(jobs)}
+    count = [0]
+    done = Gate()
+
+    def sync_cb(k: int, *, i: int) -> None:
+        seen[k].append(i)
+        count[0] += 1
+        if count[0] == n * jobs:
+            done.set()
+
+    async def async_cb(k: int, *, i: int) -> None:
+        sync_cb(k, i=i)
+
+    def handler(_progress_hook: Any, k: int) -> None:
+        for i in range(n):
+            _progress_hook(k, i=i)
+
+    cb = sync_cb if kind == "sync" else async_cb
+    ids = [q.add_task(f"flood{k}", handler, run_once=True, kwargs={"k": k}, progress_callback=cb) for k in range(jobs)]
+    for tid in ids:
+        assert q.wait_for_task(tid, timeout=WAIT).status == "completed"
+    done.wait()
+    assert all(seen[k] == list(range(n)) for k in range(jobs))
+
+
+def test_a_flood_against_a_blocked_loop_is_paced_not_stopped(app: AppLoop, quiv_factory: Any) -> None:
+    """Far ahead of its loop, a worker sleeps briefly now and then (handing over the GIL), never waits for it."""
+    q = quiv_factory(main_loop=app.loop)
+    unblock = Gate()
+    app.loop.call_soon_threadsafe(unblock.wait)  # the app loop is now busy
+    n = 50_000
+    rec = Recorder(expect=n)
+
+    def handler(_progress_hook: Any) -> None:
+        for i in range(n):
+            _progress_hook(i)
+
+    try:
+        run_one(q, handler, rec.sync)  # ~190 pauses of 0.2 ms: well within WAIT
+        assert rec.calls == []
+    finally:
+        unblock.set()
+    rec.done.wait()
+    assert [c[0] for c in rec.calls] == [(i,) for i in range(n)]
