@@ -70,8 +70,8 @@ def run_demo() -> int:
     return 0
 
 
-def run_notebook(path: Path) -> int:
-    """Execute a notebook headless (nbclient) and save the executed copy beside it."""
+def run_notebook(path: Path, output: Path | None = None) -> int:
+    """Execute a notebook headless (nbclient) and save the executed copy (beside it, or in `output`)."""
     import nbclient
     import nbformat
 
@@ -79,7 +79,9 @@ def run_notebook(path: Path) -> int:
     nbclient.NotebookClient(
         nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}
     ).execute()
-    out = path.with_name(path.stem + ".executed.ipynb")
+    if output is not None:
+        output.mkdir(parents=True, exist_ok=True)
+    out = (output or path.parent) / (path.stem + ".executed.ipynb")
     nbformat.write(nb, out)
     print(f"ran {path} without errors; executed copy: {out}\nopen it with: jupyter lab {path}")
     return 0
@@ -90,9 +92,10 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     demo = sub.add_parser("demo", help="run the demo")
     demo.add_argument("--notebook", nargs="?", const="notebooks/quickstart.ipynb", help="run a notebook headless")
+    demo.add_argument("--output", type=Path, help="folder for the executed notebook (default: beside it)")
     args = parser.parse_args(argv)
     if args.notebook:
-        return run_notebook(Path(args.notebook))
+        return run_notebook(Path(args.notebook), args.output)
     return run_demo()
 
 
