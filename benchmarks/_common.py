@@ -7,11 +7,13 @@ few rounds (other work shares this machine) and reports the median, never the be
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from importlib import metadata
@@ -126,3 +128,17 @@ def parser(description: str, rounds: int) -> argparse.ArgumentParser:
 
 def now() -> float:
     return time.perf_counter()
+
+
+class LoopThread:
+    """An asyncio loop running forever on a daemon thread (stand-in for a kernel's or an app's loop)."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="bench-main-loop", daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join()
+        self.loop.close()

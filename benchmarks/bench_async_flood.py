@@ -31,19 +31,17 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-from _common import Target, machine_facts, median, parser, print_targets, quiet_peers, table
+from _common import LoopThread, Target, machine_facts, median, parser, print_targets, quiet_peers, table
 
 TIMEOUT = 300.0
 BOUND_MS = 10.0
 
 
-class LoopThread:
-    """An asyncio loop running forever on a daemon thread, with a 1 ms loop-lag probe on it."""
+class ProbedLoop(LoopThread):
+    """The app loop, with a 1 ms loop-lag probe on it."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="bench-main-loop", daemon=True)
-        self._thread.start()
+        super().__init__()
         self.lags: list[tuple[float, float]] = []  # (wake-up time, overshoot seconds)
         self._probing = False
         self._probe: Any = None
@@ -63,11 +61,6 @@ class LoopThread:
     def stop_probe(self) -> None:
         self._probing = False
         self._probe.result(TIMEOUT)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
 
 
 class Sink:
@@ -117,7 +110,7 @@ def _pct(values: list[float], pct: float) -> float:
 
 
 def _flood(make_scheduler: Callable[[asyncio.AbstractEventLoop], Any], hook_param: str, n: int) -> Result:
-    lt, sink = LoopThread(), Sink(n)
+    lt, sink = ProbedLoop(), Sink(n)
     stamps: list[float] = []
 
     def body(hook: Callable[..., None]) -> None:
@@ -144,7 +137,7 @@ def _flood(make_scheduler: Callable[[asyncio.AbstractEventLoop], Any], hook_para
 
 
 def idle_probe(seconds: float = 1.0) -> Result:
-    lt = LoopThread()
+    lt = ProbedLoop()
     lt.start_probe()
     time.sleep(seconds)
     lt.stop_probe()
@@ -158,7 +151,7 @@ def gil_floor(seconds: float = 0.2) -> Result:
     CPython hands the GIL to a waiting thread only after the switch interval (5 ms), so this is
     the lag any CPU-bound worker imposes on the loop, whatever the dispatch does.
     """
-    lt = LoopThread()
+    lt = ProbedLoop()
     lt.start_probe()
     time.sleep(0.2)
 

@@ -22,7 +22,6 @@ Target (issue 5, benchmark 1): median <= 1 µs per call with each renderer attac
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import io
 import statistics
@@ -32,24 +31,10 @@ from collections.abc import Callable
 from time import perf_counter_ns
 from typing import Any
 
-from _common import Target, machine_facts, parser, print_targets, quiet_peers, table
+from _common import LoopThread, Target, machine_facts, parser, print_targets, quiet_peers, table
 
 TIMEOUT = 300.0
 BOUND_US = 1.0
-
-
-class LoopThread:
-    """An asyncio loop running forever on a daemon thread (stand-in for a kernel's loop)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="bench-main-loop", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
 
 
 def _time_blocks(call: Callable[..., Any], blocks: int, block: int) -> list[float]:

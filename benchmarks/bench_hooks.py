@@ -23,23 +23,9 @@ from collections.abc import Callable
 from time import perf_counter
 from typing import Any
 
-from _common import Target, fmt_ms, machine_facts, median, parser, print_targets, quiet_peers, table
+from _common import LoopThread, Target, fmt_ms, machine_facts, median, parser, print_targets, quiet_peers, table
 
 TIMEOUT = 120.0
-
-
-class LoopThread:
-    """An asyncio loop running forever on a daemon thread (stand-in for a kernel's or an app's loop)."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self.loop.run_forever, name="bench-main-loop", daemon=True)
-        self._thread.start()
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self._thread.join()
-        self.loop.close()
 
 
 class Probe:
