@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import logging
 import os
 import platform
@@ -142,3 +143,15 @@ class LoopThread:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join()
         self.loop.close()
+
+
+def finisher(n: int) -> tuple[threading.Event, Callable[..., None]]:
+    """An event set by the n-th call of the returned listener (itertools.count is atomic in CPython)."""
+    done = threading.Event()
+    count = itertools.count(1)
+
+    def listener(*_: object) -> None:
+        if next(count) == n:
+            done.set()
+
+    return done, listener

@@ -16,7 +16,6 @@ share the machine's clock. Cancel latency: from `cancel_job` to the handler seei
 from __future__ import annotations
 
 import gc
-import itertools
 import logging
 import statistics
 import sys
@@ -24,7 +23,7 @@ import threading
 import time
 from time import perf_counter
 
-from _common import Target, fmt_ms, machine_facts, median, parser, print_targets, table
+from _common import Target, finisher, fmt_ms, machine_facts, median, parser, print_targets, table
 
 TIMEOUT = 300.0
 
@@ -54,17 +53,6 @@ def wait_for_stop(_stop_event: threading.Event, _progress_hook: object) -> None:
     _progress_hook(seen=time.time())  # type: ignore[operator]
 
 
-def _finisher(n: int) -> tuple[threading.Event, object]:
-    done = threading.Event()
-    count = itertools.count(1)
-
-    def listener(*_: object) -> None:
-        if next(count) == n:
-            done.set()
-
-    return done, listener
-
-
 def run_bare(client: object, n: int) -> float:
     gc.collect()
     t0 = perf_counter()
@@ -80,7 +68,7 @@ def run_quiv(client: object, n: int, full: bool) -> float:
     from quiv_nb.dask import DaskExecutor
 
     q = Quiv(executor=DaskExecutor(client))
-    done, listener = _finisher(n)
+    done, listener = finisher(n)
     q.add_listener(Event.JOB_COMPLETED, listener)
     q.start()
     func = trivial_full if full else trivial

@@ -17,12 +17,11 @@ so thread start-up is inside every measurement alike.
 from __future__ import annotations
 
 import gc
-import itertools
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from time import perf_counter
+from typing import Any
 
-from _common import Target, fmt_ms, fmt_us, machine_facts, median, parser, print_targets, quiet_peers, table
+from _common import Target, finisher, fmt_ms, fmt_us, machine_facts, median, parser, print_targets, quiet_peers, table
 
 POOL = 10
 TIMEOUT = 300.0
@@ -30,18 +29,6 @@ TIMEOUT = 300.0
 
 def noop() -> None:
     return None
-
-
-def _finisher(n: int) -> tuple[threading.Event, object]:
-    """An event set by the n-th call of the returned listener (itertools.count is atomic in CPython)."""
-    done = threading.Event()
-    count = itertools.count(1)
-
-    def listener(*_: object) -> None:
-        if next(count) == n:
-            done.set()
-
-    return done, listener
 
 
 def run_bare(n: int) -> float:
@@ -56,22 +43,27 @@ def run_bare(n: int) -> float:
     return elapsed
 
 
-def run_quiv_nb(n: int) -> float:
-    import quiv_nb
-
-    q = quiv_nb.Quiv(POOL)
-    done, listener = _finisher(n)
-    q.add_listener(quiv_nb.Event.JOB_COMPLETED, listener)
+def _run_quiv_model(quiv_module: Any, n: int) -> float:
+    """quiv_nb and quiv 1.4 share the API: 2,000 run-once adds, done when a JOB_COMPLETED listener saw all."""
+    q = quiv_module.Quiv(pool_size=POOL)
+    done, listener = finisher(n)
+    q.add_listener(quiv_module.Event.JOB_COMPLETED, listener)
     q.start()
     gc.collect()
     t0 = perf_counter()
     for _ in range(n):
         q.add_task("bench", noop, run_once=True)
     if not done.wait(TIMEOUT):
-        raise RuntimeError("quiv_nb: not all jobs completed")
+        raise RuntimeError(f"{quiv_module.__name__}: not all jobs completed")
     elapsed = perf_counter() - t0
     q.shutdown()
     return elapsed
+
+
+def run_quiv_nb(n: int) -> float:
+    import quiv_nb
+
+    return _run_quiv_model(quiv_nb, n)
 
 
 def run_quiv_nb_wait(n: int) -> float:
@@ -95,7 +87,7 @@ def run_apscheduler(n: int) -> float:
     from apscheduler.schedulers.background import BackgroundScheduler
 
     sched = BackgroundScheduler(executors={"default": APThreadPool(POOL)}, job_defaults={"misfire_grace_time": None})
-    done, listener = _finisher(n)
+    done, listener = finisher(n)
     sched.add_listener(listener, EVENT_JOB_EXECUTED | EVENT_JOB_ERROR | EVENT_JOB_MISSED)
     sched.start()
     gc.collect()
@@ -112,19 +104,7 @@ def run_apscheduler(n: int) -> float:
 def run_quiv14(n: int) -> float:
     import quiv
 
-    q = quiv.Quiv(pool_size=POOL)
-    done, listener = _finisher(n)
-    q.add_listener(quiv.Event.JOB_COMPLETED, listener)
-    q.start()
-    gc.collect()
-    t0 = perf_counter()
-    for _ in range(n):
-        q.add_task("bench", noop, run_once=True)
-    if not done.wait(TIMEOUT):
-        raise RuntimeError("quiv 1.4: not all jobs completed")
-    elapsed = perf_counter() - t0
-    q.shutdown()
-    return elapsed
+    return _run_quiv_model(quiv, n)
 
 
 def main(argv: list[str] | None = None) -> list[Target]:
