@@ -74,12 +74,6 @@ def register_loop_resolver(resolver: Callable[[], asyncio.AbstractEventLoop | No
         _resolvers.append(resolver)
 
 
-def unregister_loop_resolver(resolver: Callable[[], asyncio.AbstractEventLoop | None]) -> None:
-    """Undo `register_loop_resolver`."""
-    if resolver in _resolvers:
-        _resolvers.remove(resolver)
-
-
 def _usable(loop: asyncio.AbstractEventLoop | None) -> bool:
     return loop is not None and not loop.is_closed() and loop not in _worker_loops
 
@@ -285,9 +279,7 @@ class Dispatcher:
     def __init__(self, main_loop: MainLoop, log: logging.Logger | None = None) -> None:
         self.main_loop = main_loop
         self._log = log or _log
-        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = (
-            weakref.WeakKeyDictionary()
-        )
+        self._queues: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopQueue] = weakref.WeakKeyDictionary()
         self._queues_lock = threading.Lock()
 
     def _queue_for(self, loop: asyncio.AbstractEventLoop) -> _LoopQueue:

@@ -98,12 +98,6 @@ def register_context_capturer(capturer: Callable[[], Callable[[], ContextManager
         _context_capturers.append(capturer)
 
 
-def unregister_context_capturer(capturer: Callable[[], Callable[[], ContextManager[Any]] | None]) -> None:
-    """Undo `register_context_capturer`."""
-    if capturer in _context_capturers:
-        _context_capturers.remove(capturer)
-
-
 def capture_job_contexts() -> tuple[Callable[[], ContextManager[Any]], ...]:
     """Collect the contexts to re-enter around this task's jobs, on the adding thread."""
     if "ipykernel" in sys.modules and "quiv_nb.kernel" not in sys.modules:
@@ -170,9 +164,7 @@ def inspect_handler(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) ->
     return HandlerSpec(is_async_callable(func), inject)
 
 
-def _misspelled(
-    func: Any, params: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, optional: bool
-) -> str | None:
+def _misspelled(func: Any, params: Any, args: tuple[Any, ...], kwargs: dict[str, Any], *, optional: bool) -> str | None:
     """Advice naming a parameter that looks like a misspelled injected name, or None.
 
     With `optional=False` (after `bind` failed) any required parameter nobody fills is suspect.
@@ -340,9 +332,7 @@ class ThreadPool:
             if self._idle:  # only submitters pop, under self._lock: the check holds until the pop
                 self._idle.pop()
             elif len(self._threads) < self._size:
-                thread = threading.Thread(
-                    target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
-                )
+                thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
                 self._threads.append(thread)
                 thread.start()
         return future
