@@ -23,6 +23,7 @@ from typing import Any, Callable, ContextManager, Protocol, runtime_checkable
 
 from .dispatch import is_async_callable, new_worker_loop, worker_scope
 from .errors import ConfigurationError
+from .joblog import JobLog
 
 __all__ = [
     "INJECTED_NAMES",
@@ -212,6 +213,8 @@ class JobCall:
     # Context managers entered around the body on the worker (e.g. route output to a cell).
     contexts: tuple[Callable[[], ContextManager[Any]], ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
+    # The job's own output log (`Job.output`); capture machinery appends what the body writes.
+    log: JobLog | None = None
 
 
 @dataclass(frozen=True)

@@ -35,13 +35,14 @@ class JobStatus(_StrEnum):
     COMPLETED = "completed"
     CANCELLED = "cancelled"
     FAILED = "failed"
+    SKIPPED = "skipped"  # a downstream job whose upstream failed, was cancelled or timed out
 
     @property
     def is_final(self) -> bool:
         return self in _FINAL
 
 
-_FINAL = frozenset({JobStatus.COMPLETED, JobStatus.CANCELLED, JobStatus.FAILED})
+_FINAL = frozenset({JobStatus.COMPLETED, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.SKIPPED})
 
 
 class Event(_StrEnum):
@@ -56,6 +57,7 @@ class Event(_StrEnum):
     JOB_FAILED = "job_failed"
     JOB_CANCELLED = "job_cancelled"
     JOB_RETRYING = "job_retrying"
+    JOB_SKIPPED = "job_skipped"
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,11 @@ class Task:
     max_retries: int = 0
     last_job_id: str | None = None
 
+    @property
+    def id(self) -> str:
+        """quiv's name for `task_id` (read-only)."""
+        return self.task_id
+
 
 @dataclass(frozen=True)
 class Job:
@@ -89,6 +96,12 @@ class Job:
     traceback: str | None = None
     task_name: str = ""
     attempt: int = 0
+    output: str = ""  # what the job printed or logged (the latest ~1 MiB); see `quiv_nb.joblog`
+
+    @property
+    def id(self) -> str:
+        """quiv's name for `job_id` (read-only)."""
+        return self.job_id
 
 
 @dataclass(frozen=True)

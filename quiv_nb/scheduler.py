@@ -43,6 +43,7 @@ from .execution import (
     failure,
     inspect_handler,
 )
+from .joblog import JobLog
 from .models import Event, Job, JobStatus, Stats, Task, TaskStatus
 from .waiting import block_on
 
@@ -132,6 +133,7 @@ _EVENT_FOR_STATUS = {
     JobStatus.COMPLETED: Event.JOB_COMPLETED,
     JobStatus.FAILED: Event.JOB_FAILED,
     JobStatus.CANCELLED: Event.JOB_CANCELLED,
+    JobStatus.SKIPPED: Event.JOB_SKIPPED,
 }
 
 
@@ -215,6 +217,7 @@ class _JobRecord:
         "error_message",
         "future",
         "job_id",
+        "log",
         "result",
         "started_at",
         "status",
@@ -229,6 +232,7 @@ class _JobRecord:
         return Job(
             self.job_id, self.task_id, self.status, self.started_at, self.ended_at, self.duration,
             self.result, self.error_message, self.traceback, self.task_name, self.attempt,
+            self.log.text() if self.log is not None else "",
         )  # fmt: skip
 
 
@@ -763,13 +767,14 @@ class Quiv:
         job.error_message = job.traceback = None
         job.attempt, job.stop_event, job.t0, job.future = attempt, StopEvent(), 0.0, None
         job.callback = task.callback
+        job.log = JobLog()
         self._jobs[job.job_id] = job
         task.active_job = task.last_job_id = job.job_id
 
         call = JobCall(
             job.job_id, task.func, task.args, task.kwargs, task.spec, job.stop_event,
             self._make_hook(task, job.job_id), lambda: self._on_start(job), task.contexts,
-            {"task_name": task.name},
+            {"task_name": task.name}, job.log,
         )  # fmt: skip
         try:
             job.future = fut = self._executor.submit(call)
