@@ -74,6 +74,12 @@ class Task:
     timeout: float | None = None
     max_retries: int = 0
     last_job_id: str | None = None
+    # Pipelines and calendar time (filled once the scheduler supports them; empty until then):
+    after: tuple[str, ...] = ()  # upstream task names this task runs after
+    cron: str | None = None  # cron expression
+    at: str | None = None  # daily "HH:MM"
+    timezone: str | None = None  # IANA zone name cron/at are read in
+    notify: bool = False  # desktop notification when a job ends while the tab is hidden
 
     @property
     def id(self) -> str:
