@@ -69,6 +69,7 @@ from typing import Any, Callable, NamedTuple
 
 from ..errors import JobNotFoundError, QuivError
 from ..models import Event, Job, JobStatus, Task, TaskStatus
+from ..units import format_duration
 from .pump import get_pump
 
 __all__ = ["Dashboard", "dashboard"]
@@ -134,27 +135,6 @@ def _clip(text: str, limit: int) -> str:
     """`text` on one line, cut to `limit` characters with an ellipsis."""
     text = " ".join(str(text).split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def format_duration(seconds: float) -> str:
-    """Compact duration: 500ms, 1.5s, 5s, 1m30s, 2h, 1h05m, 3d."""
-    if seconds <= 0:
-        return "0s"
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms" if seconds >= 0.0005 else "<1ms"
-    if seconds < 10 and not float(seconds).is_integer():
-        return f"{seconds:.1f}s"
-    if seconds < 60:
-        return f"{int(seconds)}s"
-    s = round(seconds)
-    if s < 3600:
-        m, s = divmod(s, 60)
-        return f"{m}m{s:02d}s" if s else f"{m}m"
-    if s < 86400:
-        h, s = divmod(s, 3600)
-        m = s // 60
-        return f"{h}h{m:02d}m" if m else f"{h}h"
-    return f"{s // 86400}d"
 
 
 def format_ago(then: datetime | None, now: datetime) -> str:
