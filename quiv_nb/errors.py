@@ -4,6 +4,8 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "JobCancelledError",
+    "JobFailedError",
     "JobNotFoundError",
     "QuivError",
     "SchedulerStoppedError",
@@ -34,3 +36,12 @@ class TaskRunningError(QuivError):
 
 class SchedulerStoppedError(QuivError, RuntimeError):
     """The scheduler was shut down; create a new one to schedule more work."""
+
+
+class JobFailedError(QuivError):
+    """`x = %quiv wait ...` on a job that raised. The raised class also derives from the job's own
+    exception type when it can be found, so `except ValueError:` catches a job's ValueError."""
+
+
+class JobCancelledError(QuivError):
+    """`x = %quiv wait ...` on a job that was cancelled, timed out or skipped: it has no result."""

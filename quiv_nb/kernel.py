@@ -26,6 +26,9 @@ __all__ = [
     "ipython",
     "in_kernel",
     "kernel_loop",
+    "cell_id",
+    "cell_source",
+    "request_id",
     "SHUTDOWN_TIMEOUT",
 ]
 
@@ -51,6 +54,28 @@ def ipython() -> Any:
 def in_kernel() -> bool:
     """True inside a Jupyter kernel (a shell with a kernel attached), where widgets can show."""
     return getattr(ipython(), "kernel", None) is not None
+
+
+def _request() -> dict[str, Any]:
+    """The execute request the kernel is running now ({} outside one)."""
+    shell = ipython()
+    return (shell.get_parent() if hasattr(shell, "get_parent") else None) or {}
+
+
+def cell_id() -> str | None:
+    """The notebook cell id of the running request (JupyterLab >= 3 and Notebook 7 send it as
+    `cellId` in the execute request's metadata), or None."""
+    return _request().get("metadata", {}).get("cellId") or None
+
+
+def cell_source() -> str:
+    """The code of the running request as the frontend sent it ("" outside one)."""
+    return _request().get("content", {}).get("code") or ""
+
+
+def request_id() -> str | None:
+    """The msg_id of the running execute request (one per cell run), or None."""
+    return _request().get("header", {}).get("msg_id") or None
 
 
 def kernel_loop() -> asyncio.AbstractEventLoop | None:

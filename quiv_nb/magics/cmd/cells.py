@@ -1,0 +1,114 @@
+"""`%%quiv every DUR` and `%%quiv run`: the cell body as a background job, with cell semantics.
+
+How the body behaves is `cellbody.py`'s job. Here: its identity. Without `--name` the task is
+keyed to the notebook cell (its `cellId`; the body's hash where the frontend sends none), so
+editing and re-running the cell replaces what it started instead of adding a second task.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+from typing import Any
+
+from IPython.core.magic_arguments import argument, magic_arguments
+
+from ...kernel import cell_id
+from ...units import format_duration
+from .. import args as types
+from ..cellbody import compile_cell, register_source
+from ..context import Context, make_bar, say
+from ..handle import JobHandle, show_bar
+from ..registry import subcommand
+from . import _options as option
+from .run import start, still_running
+
+
+@subcommand("every", cell=True)
+@magic_arguments("%%quiv every")
+@argument("every", type=types.duration, metavar="DUR", help="run the cell every DUR")
+@option.name
+@option.bar
+@option.notify
+def every(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
+    """Run this cell's body every DUR in the background (re-running the cell replaces it)."""
+    name = _identity(opts, cell)
+    handler = _handler(ctx, f"every {opts.every}", cell, name)
+    extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify)
+    _forget_previous(ctx, name)
+    say(f"quiv: task {name!r} runs this cell every {format_duration(opts.every)} (re-running this cell replaces it)")
+    ctx.scheduler.add_task(
+        name, handler, interval=opts.every, progress_callback=make_bar(opts.bar, name), replace=True, **extra
+    )
+
+
+@subcommand("run", cell=True)
+@magic_arguments("%%quiv run")
+@option.name
+@option.after
+@option.bar
+@option.new
+@option.notify
+def run_cell(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
+    """Run this cell's body once in the background, now (or, with --after, each time TASK completes)."""
+    name = _identity(opts, cell)
+    after = option.flatten(opts.after)
+    handler = _handler(ctx, "run", cell, name)
+    extra = ctx.api_kwargs(ctx.scheduler.add_task, after=after, notify=opts.notify)
+    _forget_previous(ctx, name)
+    if after:
+        say(f"quiv: task {name!r} runs this cell after {', '.join(after)} (re-running this cell replaces it)")
+        ctx.scheduler.add_task(name, handler, progress_callback=make_bar(opts.bar, name), replace=True, **extra)
+        return
+    key, body = ("cell", name), _digest(cell)
+    previous: tuple[JobHandle, str] | None = ctx.state.runs.get(key)
+    if previous is not None and not opts.new and still_running(ctx, previous[0]):
+        handle, previous_body = previous
+        if previous_body == body:
+            say(
+                f"quiv: this cell's job {handle} is still running; showing its live bar again "
+                f"(`--new` starts another, `%quiv cancel {handle}` stops it)"
+            )
+            if handle._bar is not None:
+                show_bar(handle._bar)
+            ctx.state.last_job = str(handle)
+            return
+        say(f"quiv: the cell changed; its running job {handle} is stopped and the new body starts")
+    bar = make_bar(opts.bar, name)
+    handle = start(ctx, name, handler, bar, replace=not opts.new, **extra)
+    ctx.state.runs[key] = (handle, body)
+
+
+def _identity(opts: argparse.Namespace, cell: str) -> str:
+    """The task name: --name, else this notebook cell's id, else the body's hash."""
+    if opts.name:
+        return opts.name
+    cid = cell_id()
+    return f"cell-{cid[:8]}" if cid else f"cell-{_digest(cell)[:8]}"
+
+
+def _forget_previous(ctx: Context, name: str) -> None:
+    """If this notebook cell started a task under another name before (it gained or changed
+    --name), remove that one: re-running a cell replaces what it started."""
+    cid = cell_id()
+    if cid is None:
+        return
+    old = ctx.state.cell_tasks.get(cid)
+    ctx.state.cell_tasks[cid] = name
+    if old is not None and old != name:
+        scheduler = ctx.scheduler
+        for task in scheduler.get_all_tasks():
+            if task.task_name == old:
+                scheduler.remove_task(task.task_id)
+
+
+def _handler(ctx: Context, line: str, cell: str, name: str) -> Any:
+    # IPython syntax in the body (`%time`, `!ls`) is transformed as in any cell.
+    source = ctx.shell.transform_cell(cell)
+    filename = f"<%%quiv cell {name} {_digest(cell)[:8]}>"
+    register_source(filename, f"%%quiv {line}\n{cell}")  # line numbers match the cell as shown
+    return compile_cell(source, ctx.user_ns, filename, first_line=2)
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha1(text.encode()).hexdigest()

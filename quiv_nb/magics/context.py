@@ -1,0 +1,101 @@
+"""What every subcommand works with: the shell, the kernel's scheduler, and name resolution."""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from IPython.core.error import UsageError
+
+from ..errors import QuivError
+from ..kernel import get_scheduler
+from ..scheduler import Quiv
+
+__all__ = ["Context", "MagicState", "say"]
+
+
+@dataclass
+class MagicState:
+    """What the magics remember between lines, per shell (never in the user's namespace)."""
+
+    last_job: str | None = None  # the job of the latest `%quiv run`, for a bare `%quiv wait`
+    runs: dict[Any, Any] = field(default_factory=dict)  # cell-run key -> JobHandle (re-attach)
+    cell_tasks: dict[str, str] = field(default_factory=dict)  # notebook cell id -> task name it added
+
+    def clear(self) -> None:
+        self.last_job = None
+        self.runs.clear()
+        self.cell_tasks.clear()
+
+
+@dataclass
+class Context:
+    """Handed to each subcommand; its methods run on the kernel's main thread."""
+
+    shell: Any
+    state: MagicState
+
+    @property
+    def user_ns(self) -> dict[str, Any]:
+        return self.shell.user_ns
+
+    @property
+    def scheduler(self) -> Quiv:
+        return get_scheduler()
+
+    def job_of(self, target: str) -> str | None:
+        """`target` if it is a job id, else the newest job (running or finished) of the task named `target`."""
+        scheduler = self.scheduler
+        try:
+            scheduler.get_job(target)
+            return target
+        except QuivError:
+            pass
+        jobs = [j for j in scheduler.get_all_jobs() if j.task_name == target]
+        return jobs[-1].job_id if jobs else None
+
+    def task_id(self, name: str) -> str:
+        """The id of the (newest) task called `name` (or with that id); `UsageError` listing the names otherwise."""
+        tasks = self.scheduler.get_all_tasks()
+        matches = [t.task_id for t in tasks if t.task_name == name or t.task_id == name]
+        if not matches:
+            names = ", ".join(sorted({t.task_name for t in tasks})) or "none"
+            raise UsageError(f"no task or job named {name!r} (tasks: {names})")
+        return matches[-1]
+
+    @staticmethod
+    def api_kwargs(method: Callable[..., Any], **wanted: Any) -> dict[str, Any]:
+        """The keyword arguments for `method` (a scheduler method) that were given (not None/False/[]).
+
+        A flag whose keyword this scheduler does not take (yet) is a `UsageError` naming the
+        flag, not a TypeError from inside.
+        """
+        given = {k: v for k, v in wanted.items() if v is not None and v is not False and v != []}
+        params = inspect.signature(method).parameters
+        missing = [k for k in given if k not in params]
+        if missing:
+            flags = ", ".join("--" + ("tz" if k == "timezone" else k) for k in missing)
+            raise UsageError(f"{flags}: this version of quiv_nb's scheduler does not support it")
+        return given
+
+
+def make_bar(kind: str, name: str) -> Any:
+    """The bar a magic shows in its cell, labelled with the task's name (None for `--bar none`)."""
+    if kind == "none":
+        return None
+    from ..render import bar
+
+    return bar(kind, desc=name)
+
+
+def say(text: str) -> None:
+    """Print one line of the magic's own, in one write and flushed.
+
+    `print` writes the text and the newline separately, and a job printing into the same cell
+    from a worker could slip between them, gluing its output onto our line. Callers say what
+    they are about to start *before* starting it, so a job cannot be mid-line either.
+    """
+    sys.stdout.write(text.rstrip("\n") + "\n")
+    sys.stdout.flush()
