@@ -10,6 +10,8 @@ from typing import Any
 
 from .errors import (
     ConfigurationError,
+    JobCancelledError,
+    JobFailedError,
     JobNotFoundError,
     QuivError,
     SchedulerStoppedError,
@@ -25,6 +27,8 @@ __all__ = [
     "ConfigurationError",
     "Event",
     "Job",
+    "JobCancelledError",
+    "JobFailedError",
     "JobNotFoundError",
     "JobStatus",
     "Quiv",

@@ -28,6 +28,8 @@ _HH_MM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 def split_line(line: str) -> list[str]:
     """Split a magic line into words; raises `UsageError` (showing the line) if it cannot.
 
+    A `#` starting a word outside quotes begins a comment, as in Python.
+
     Runs on the kernel's main thread, like every magic.
     """
     calls: dict[str, str] = {}
@@ -41,6 +43,8 @@ def split_line(line: str) -> list[str]:
             i = end
             continue
         at_word_start = i == 0 or line[i - 1].isspace()
+        if at_word_start and ch == "#":  # a comment to the end of the line
+            break
         if at_word_start and _CALL_START.match(line, i):
             end = _call_end(line, i)
             key = f"\x00call{len(calls)}\x00"
@@ -51,7 +55,7 @@ def split_line(line: str) -> list[str]:
         rest.append(ch)
         i += 1
     try:
-        words = shlex.split("".join(rest))
+        words = shlex.split("".join(rest))  # (the loop above already dropped a trailing comment)
     except ValueError as exc:
         raise UsageError(f"cannot parse {line!r}: {exc}") from None
     for key, text in calls.items():  # put each call back where it was, also inside a longer word

@@ -39,8 +39,8 @@ def failure_of(job: Job, user_ns: dict[str, Any]) -> Exception:
     if job.status is JobStatus.FAILED:
         message = job.error_message or "failed"
         name, _, text = message.partition(": ")
-        cls = _failed_class(_find_type(name, job.traceback or "", user_ns))
-        exc = cls(text if _EXC_LINE.match(name) else message)
+        found = _find_type(name, job.traceback or "", user_ns) if _EXC_LINE.match(name) else None
+        exc = _failed_class(found)(text if found is not None else message)  # unknown type: keep its name
         exc.job = job  # type: ignore[attr-defined]
         return exc
     reason = job.error_message or str(job.status)
