@@ -46,15 +46,25 @@ class Context:
         return get_scheduler()
 
     def job_of(self, target: str) -> str | None:
-        """`target` if it is a job id, else the newest job (running or finished) of the task named `target`."""
+        """`target` if it is a job id, else the newest job (running or finished) of the task named
+        `target`, else the job whose id a notebook variable called `target` holds (`jid`)."""
         scheduler = self.scheduler
-        try:
-            scheduler.get_job(target)
-            return target
-        except QuivError:
-            pass
         jobs = [j for j in scheduler.get_all_jobs() if j.task_name == target]
-        return jobs[-1].job_id if jobs else None
+        if jobs:
+            return jobs[-1].job_id
+        for candidate in (target, self._variable(target)):
+            if candidate is None:
+                continue
+            try:
+                return scheduler.get_job(candidate).job_id
+            except QuivError:
+                pass
+        return None
+
+    def _variable(self, name: str) -> str | None:
+        """The string a notebook variable `name` holds (e.g. a job handle), or None."""
+        value = self.shell.user_ns.get(name) if self.shell is not None and name.isidentifier() else None
+        return str(value) if isinstance(value, str) else None
 
     def task_id(self, name: str) -> str:
         """The id of the (newest) task called `name` (or with that id); `UsageError` listing the names otherwise."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from IPython.core.error import UsageError
-from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class, no_var_expand
 
 from ..errors import JobCancelledError, JobFailedError, QuivError
 from . import cmd  # noqa: F401 (registers the subcommands)
@@ -30,12 +30,16 @@ class QuivMagics(Magics):
         super().__init__(shell, **kwargs)
         self._ctx = Context(shell, MagicState())
 
+    # No `$x` / `{x}` expansion: a FUNC(args) expression must reach Python exactly as typed
+    # (`{"a": 1}` is a dict). Targets may name a variable holding a job id instead (`%quiv wait jid`).
+    @no_var_expand
     @line_magic
     def quiv(self, line: str) -> Any:
         words = split_line(line)
         command = lookup(words[0]) if words else lookup("status")
         return self._run(command, words[1:])
 
+    @no_var_expand
     @cell_magic("quiv")
     def quiv_cell(self, line: str, cell: str) -> Any:
         words = split_line(line)
