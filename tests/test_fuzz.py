@@ -272,6 +272,8 @@ def _assert_scheduler_alive(grace: float = 0.0) -> None:
 def test_any_quiv_line_succeeds_or_raises_usage_error(shell: Any, errors: ErrorLog, lines: list[str]) -> None:
     from IPython.core.error import UsageError
 
+    from quiv_nb.errors import JobCancelledError, JobFailedError
+
     errors.records.clear()
     try:
         for text in lines:
@@ -280,6 +282,8 @@ def test_any_quiv_line_succeeds_or_raises_usage_error(shell: Any, errors: ErrorL
                 shell.run_line_magic("quiv", text)
             except (UsageError, _ReachedDask):
                 pass
+            except (JobFailedError, JobCancelledError):  # `wait` on a job that failed or was cancelled
+                assert text.startswith("wait"), f"%quiv {text!r} raised a job's failure"
             except BaseException as exc:
                 raise AssertionError(f"%quiv {text!r} raised {type(exc).__name__}: {exc}") from exc
             scheduler = current_scheduler()

@@ -13,19 +13,19 @@ from ..errors import QuivError
 from ..kernel import get_scheduler
 from ..scheduler import Quiv
 
-__all__ = ["Context", "MagicState", "say"]
+__all__ = ["LAST_JOB", "Context", "MagicState", "say"]
+
+LAST_JOB = "_quiv_last_job"
 
 
 @dataclass
 class MagicState:
-    """What the magics remember between lines, per shell (never in the user's namespace)."""
+    """What the magics remember between lines, per shell."""
 
-    last_job: str | None = None  # the job of the latest `%quiv run`, for a bare `%quiv wait`
     runs: dict[Any, Any] = field(default_factory=dict)  # cell-run key -> JobHandle (re-attach)
     cell_tasks: dict[str, str] = field(default_factory=dict)  # notebook cell id -> task name it added
 
     def clear(self) -> None:
-        self.last_job = None
         self.runs.clear()
         self.cell_tasks.clear()
 
@@ -40,6 +40,18 @@ class Context:
     @property
     def user_ns(self) -> dict[str, Any]:
         return self.shell.user_ns
+
+    @property
+    def last_job(self) -> str | None:
+        """The job of the latest `%quiv run` (what a bare `%quiv wait` waits for)."""
+        value = self.user_ns.get(LAST_JOB)
+        return str(value) if isinstance(value, str) and value else None
+
+    @last_job.setter
+    def last_job(self, job_id: str) -> None:
+        # Kept in the namespace under IPython's underscore convention (like `_`), as it always was:
+        # notebooks and scripts read `_quiv_last_job`.
+        self.user_ns[LAST_JOB] = job_id
 
     @property
     def scheduler(self) -> Quiv:

@@ -71,7 +71,7 @@ def run_cell(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
             )
             if handle._bar is not None:
                 show_bar(handle._bar)
-            ctx.state.last_job = str(handle)
+            ctx.last_job = str(handle)
             return
         say(f"quiv: the cell changed; its running job {handle} is stopped and the new body starts")
     bar = make_bar(opts.bar, name)

@@ -38,7 +38,7 @@ def run(ctx: Context, opts: argparse.Namespace) -> JobHandle:
         )
         if running._bar is not None:
             show_bar(running._bar)
-        ctx.state.last_job = str(running)
+        ctx.last_job = str(running)
         return JobHandle(str(running), running._bar)
     extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify)
     bar = make_bar(opts.bar, call.name)
@@ -53,7 +53,7 @@ def start(ctx: Context, name: str, func: Any, bar: Any, **add_kwargs: Any) -> Jo
     task_id = scheduler.add_task(name, func, run_once=True, progress_callback=bar, **add_kwargs)
     jobs = scheduler.get_all_jobs(task_id=task_id)
     job_id = jobs[-1].job_id if jobs else (scheduler.get_task(task_id).last_job_id or "")
-    ctx.state.last_job = job_id
+    ctx.last_job = job_id
     return JobHandle(job_id, bar)
 
 

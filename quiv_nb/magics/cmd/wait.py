@@ -33,7 +33,7 @@ WaitInterrupted.__name__ = WaitInterrupted.__qualname__ = "KeyboardInterrupt"
 def wait(ctx: Context, opts: argparse.Namespace) -> Any:
     """Wait for a job (default: the latest `%quiv run`) and return its result; a failed job raises here."""
     scheduler = ctx.scheduler
-    target = opts.target or ctx.state.last_job
+    target = opts.target or ctx.last_job
     if not target:
         raise UsageError("nothing to wait for: name a JOB_ID or TASK_NAME (no `%quiv run` yet in this kernel)")
     # A job id; else the task's running or last job (a cell that adds a task and then waits
