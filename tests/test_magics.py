@@ -211,7 +211,7 @@ def test_waiting_on_a_cancelled_job_raises_a_clear_error(kernel):
 
 
 def test_a_job_handle_shows_the_live_bar_in_a_later_cell_and_nothing_in_its_own(kernel):
-    start = kernel.run("jid = %quiv run ticker(n=3, pause=0.05) --bar widget")
+    start = kernel.run("jid = %quiv run ticker(n=200, pause=0.05) --bar widget")
     assert not results_of(start)
     own_views = widget_views(start)
     later = kernel.run("jid")

@@ -61,7 +61,15 @@ class JobHandle(str):
 
 
 def show_bar(bar: Any) -> None:
-    """Display `bar` again in the current cell; a widget bar shows the same live widget."""
+    """Display `bar` again in the current cell; a widget bar shows the same live widget.
+
+    A renderer that offers `show()` displays itself (under its own display id, so its final
+    rendering replaces this copy too); any other is displayed by its mime bundle.
+    """
+    show = getattr(bar, "show", None)
+    if callable(show):
+        show()
+        return
     from IPython.display import display
 
     display(bar)
