@@ -168,6 +168,8 @@ def test_rerunning_a_run_cell_reattaches_to_its_running_job(kernel):
 def test_rerunning_an_edited_run_cell_replaces_its_job(kernel):
     cid = str(uuid.uuid4())
     run_in_cell(kernel, "%%quiv run --bar none\nwhile not stop_event.wait(0.05):\n    pass\n'first'", cid)
+    same = run_in_cell(kernel, "%%quiv run --bar none\nwhile not stop_event.wait(0.05):\n    pass\n'first'", cid)
+    assert "still running" in same.stdout
     edited = run_in_cell(kernel, "%%quiv run --bar none\n'second'", cid)
     assert "the cell changed" in edited.stdout
     kernel.run("second = %quiv wait")
@@ -198,6 +200,15 @@ def test_waiting_on_a_failed_job_fails_the_cell_with_the_jobs_error(kernel):
     assert "quiv_nb" not in text.replace("quiv_nb and standard-library frames left out", "")
     caught = kernel.run("try:\n    %quiv wait flaky\nexcept ValueError as exc:\n    print('caught', exc)")
     assert "caught source returned no rows" in caught.stdout
+
+
+def test_a_failing_cell_body_raises_at_its_own_line(kernel):
+    kernel.run("%%quiv run --name boom --bar none\nx = 1\nraise KeyError('gone')")
+    cell = kernel.run("%quiv wait boom", allow_error=True)
+    assert cell.error["ename"] == "KeyError"
+    (error,) = [m for m in cell.messages if m["msg_type"] == "error"]
+    text = "\n".join(error["content"]["traceback"])
+    assert "line 3" in text and "raise KeyError('gone')" in text and "cellbody" not in text
 
 
 def test_waiting_on_a_cancelled_job_raises_a_clear_error(kernel):

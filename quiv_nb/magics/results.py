@@ -18,6 +18,7 @@ from typing import Any
 
 from ..errors import JobCancelledError, JobFailedError
 from ..models import Job, JobStatus
+from ..units import format_duration
 
 __all__ = ["describe", "failure_of", "result_of"]
 
@@ -57,8 +58,6 @@ def failure_of(job: Job, user_ns: dict[str, Any]) -> Exception:
 
 def describe(job: Job) -> str:
     """One line saying how a job ended, for the magics' output."""
-    from ..units import format_duration
-
     took = f" in {format_duration(job.duration_seconds)}" if job.duration_seconds is not None else ""
     text = f"quiv: job {job.job_id} of {job.task_name!r} {job.status}{took}"
     if job.error_message and job.error_message != str(job.status):
