@@ -13,7 +13,7 @@ from ..errors import QuivError
 from ..kernel import get_scheduler
 from ..scheduler import Quiv
 
-__all__ = ["LAST_JOB", "Context", "MagicState", "say"]
+__all__ = ["LAST_JOB", "Context", "MagicState", "make_bar", "say"]
 
 LAST_JOB = "_quiv_last_job"
 
@@ -22,11 +22,14 @@ LAST_JOB = "_quiv_last_job"
 class MagicState:
     """What the magics remember between lines, per shell."""
 
-    runs: dict[Any, Any] = field(default_factory=dict)  # cell-run key -> JobHandle (re-attach)
+    # For re-attaching to a job still running when its cell runs again:
+    line_runs: dict[tuple[str, str], Any] = field(default_factory=dict)  # (cell key, FUNC) -> JobHandle
+    cell_runs: dict[str, tuple[Any, str]] = field(default_factory=dict)  # task name -> (JobHandle, body hash)
     cell_tasks: dict[str, str] = field(default_factory=dict)  # notebook cell id -> task name it added
 
     def clear(self) -> None:
-        self.runs.clear()
+        self.line_runs.clear()
+        self.cell_runs.clear()
         self.cell_tasks.clear()
 
 

@@ -33,7 +33,7 @@ from .run import start, still_running
 def every(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
     """Run this cell's body every DUR in the background (re-running the cell replaces it)."""
     name = _identity(opts, cell)
-    handler = _handler(ctx, f"every {opts.every}", cell, name)
+    handler = _handler(ctx, f"every {format_duration(opts.every)}", cell, name)
     extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify)
     _forget_previous(ctx, name)
     say(f"quiv: task {name!r} runs this cell every {format_duration(opts.every)} (re-running this cell replaces it)")
@@ -60,8 +60,8 @@ def run_cell(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
         say(f"quiv: task {name!r} runs this cell after {', '.join(after)} (re-running this cell replaces it)")
         ctx.scheduler.add_task(name, handler, progress_callback=make_bar(opts.bar, name), replace=True, **extra)
         return
-    key, body = ("cell", name), _digest(cell)
-    previous: tuple[JobHandle, str] | None = ctx.state.runs.get(key)
+    body = _digest(cell)
+    previous: tuple[JobHandle, str] | None = ctx.state.cell_runs.get(name)
     if previous is not None and not opts.new and still_running(ctx, previous[0]):
         handle, previous_body = previous
         if previous_body == body:
@@ -76,7 +76,7 @@ def run_cell(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
         say(f"quiv: the cell changed; its running job {handle} is stopped and the new body starts")
     bar = make_bar(opts.bar, name)
     handle = start(ctx, name, handler, bar, replace=not opts.new, **extra)
-    ctx.state.runs[key] = (handle, body)
+    ctx.state.cell_runs[name] = (handle, body)
 
 
 def _identity(opts: argparse.Namespace, cell: str) -> str:

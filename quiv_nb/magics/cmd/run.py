@@ -30,7 +30,7 @@ def run(ctx: Context, opts: argparse.Namespace) -> JobHandle:
     """Run FUNC once now in the background, its live bar in this cell; `jid = %quiv run ...` keeps the job id."""
     call = parse_call(opts.func, ctx.user_ns)
     key = (cell_key(), opts.func)
-    running = None if opts.new else ctx.state.runs.get(key)
+    running = None if opts.new else ctx.state.line_runs.get(key)
     if running is not None and still_running(ctx, running):
         say(
             f"quiv: {call.name!r} from this cell is still running (job {running}); showing its live bar again. "
@@ -43,7 +43,7 @@ def run(ctx: Context, opts: argparse.Namespace) -> JobHandle:
     extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify)
     bar = make_bar(opts.bar, call.name)
     handle = start(ctx, call.name, call.func, bar, args=call.args, kwargs=call.kwargs, **extra)
-    ctx.state.runs[key] = handle
+    ctx.state.line_runs[key] = handle
     return handle
 
 
