@@ -26,6 +26,11 @@ class JobHandle(str):
         handle._request = request_id()  # the execute request (cell run) that made the handle
         return handle
 
+    @property
+    def bar(self) -> Any:
+        """The renderer drawing this job's bar (None for `--bar none`)."""
+        return self._bar
+
     def __reduce__(self) -> tuple[Any, ...]:
         return (str, (str(self),))
 

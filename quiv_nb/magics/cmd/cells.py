@@ -69,8 +69,8 @@ def run_cell(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
                 f"quiv: this cell's job {handle} is still running; showing its live bar again "
                 f"(`--new` starts another, `%quiv cancel {handle}` stops it)"
             )
-            if handle._bar is not None:
-                show_bar(handle._bar)
+            if handle.bar is not None:
+                show_bar(handle.bar)
             ctx.last_job = str(handle)
             return
         say(f"quiv: the cell changed; its running job {handle} is stopped and the new body starts")

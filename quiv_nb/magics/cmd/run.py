@@ -36,10 +36,10 @@ def run(ctx: Context, opts: argparse.Namespace) -> JobHandle:
             f"quiv: {call.name!r} from this cell is still running (job {running}); showing its live bar again. "
             f"`%quiv run {opts.func} --new` starts another, `%quiv cancel {running}` stops it."
         )
-        if running._bar is not None:
-            show_bar(running._bar)
+        if running.bar is not None:
+            show_bar(running.bar)
         ctx.last_job = str(running)
-        return JobHandle(str(running), running._bar)
+        return JobHandle(str(running), running.bar)
     extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify)
     bar = make_bar(opts.bar, call.name)
     handle = start(ctx, call.name, call.func, bar, args=call.args, kwargs=call.kwargs, **extra)
