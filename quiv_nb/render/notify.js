@@ -6,6 +6,10 @@
 // browser has granted permission. Each view shows what is being watched, a button to ask for
 // permission (browsers only allow that from a click), and the last job end it heard of.
 
+const BELL =
+  '<svg viewBox="0 0 24 24" width="14" height="14" aria-hidden="true"><path fill="currentColor" d="M12 22a2 2 0 0 0 ' +
+  '2-2h-4a2 2 0 0 0 2 2zm6-6V11c0-3.07-1.64-5.64-4.5-6.32V4a1.5 1.5 0 0 0-3 0v.68C7.63 5.36 6 7.92 6 11v5l-2 2v1h16v-1z"/></svg>';
+
 const supported = () => typeof window.Notification === "function";
 
 function permission() {
@@ -36,9 +40,10 @@ function initialize({ model }) {
 function render({ model, el }) {
   const root = document.createElement("div");
   root.className = "quiv-notify";
+  // An inline SVG bell: an emoji would need an emoji font, which many Linux machines lack.
   const bell = document.createElement("span");
   bell.className = "quiv-notify-bell";
-  bell.textContent = "\u{1F514}";
+  bell.innerHTML = BELL;
   const text = document.createElement("span");
   text.className = "quiv-notify-text";
   const button = document.createElement("button");
@@ -74,6 +79,7 @@ function render({ model, el }) {
   const onMessage = (msg) => {
     if (!msg || msg.kind !== "quiv-notify") return;
     last.textContent = `Last: ${msg.title} (${new Date().toLocaleTimeString()})`;
+    last.title = msg.body;
     update(); // permission may have changed in the browser's settings meanwhile
   };
   model.on("msg:custom", onMessage);

@@ -275,6 +275,7 @@ def _widget_class() -> type:
         _css = """
         .quiv-notify { display: flex; gap: 0.5em; align-items: center; font-size: var(--jp-ui-font-size1, 13px);
                        color: var(--jp-ui-font-color1, #212121); padding: 2px 0; }
+        .quiv-notify-bell { display: inline-flex; color: var(--jp-ui-font-color2, #757575); }
         .quiv-notify-last { color: var(--jp-ui-font-color2, #757575); }
         """
         task_name = traitlets.Unicode("").tag(sync=True)
