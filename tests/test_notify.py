@@ -11,11 +11,13 @@ import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+import pytest
 from conftest import WAIT, wait_until
 
 from quiv_nb import Event, Quiv
+from quiv_nb.errors import TaskNotFoundError
 from quiv_nb.models import Job, JobStatus
-from quiv_nb.render.notify import MIN_INTERVAL, Note, NoteBox, Notifier, note_for
+from quiv_nb.render.notify import MIN_INTERVAL, Note, NoteBox, Notifier, attach, note_for
 from quiv_nb.render.pump import RenderPump, get_pump
 
 
@@ -170,3 +172,10 @@ def test_a_burst_of_job_ends_is_folded_into_few_messages(quiv: Quiv) -> None:
     finally:
         notifier.detach()
         pump.shutdown()
+
+
+def test_attach_outside_a_kernel_does_nothing(quiv: Quiv) -> None:
+    task_id = quiv.add_task("job", ok, interval=3600, delay=3600)
+    assert attach(quiv, task_id) is None  # no browser to notify
+    with pytest.raises(TaskNotFoundError):
+        attach(quiv, "no-such-task")
