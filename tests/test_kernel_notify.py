@@ -79,3 +79,16 @@ def test_a_failed_run_once_job_is_sent_even_if_it_ended_before_attach(kernel: Ke
     notes = kernel.wait_for(lambda: _custom(kernel, comm_id), what="the notify message")
     assert [(n["title"], n["body"].split(" (after")[0]) for n in notes] == [("etl failed", "ValueError: disk full")]
     assert kernel.value("n2.attached") is False  # nothing more can end: it stopped listening
+
+
+def test_attaching_again_replaces_the_notifier(kernel: KernelSession) -> None:
+    """Re-running the cell that attaches: the old widget falls silent, the new one gets the job end."""
+    code = "t3 = q.add_task('again', nightly, interval=3600, delay=3600, replace=True)\nn3 = attach(q, t3)"
+    first = _notify_widget(kernel, code)
+    second = _notify_widget(kernel, "n3 = attach(q, t3)")
+    kernel.run("q.wait_for_job(q.run_task_immediately(t3), timeout=30)")
+    kernel.wait_for(lambda: _custom(kernel, second), what="the notify message")
+    # Listeners have run by now; anything the old notifier had queued would be drawn by this flush.
+    assert kernel.value("__import__('quiv_nb.render.pump').render.pump.get_pump().flush(10)") is True
+    assert [n["title"] for n in _custom(kernel, second)] == ["again completed"]
+    assert _custom(kernel, first) == []

@@ -170,6 +170,9 @@ class Notifier:
         if not self._attached:
             return
         self._attached = False
+        with _current_lock:
+            if _current.get(self.task_id) is self:
+                del _current[self.task_id]
         for event in _ENDS:
             self._scheduler.remove_listener(event, self._on_job_end)
         self._scheduler.remove_listener(Event.TASK_REMOVED, self._on_task_removed)
@@ -243,9 +246,20 @@ def attach(scheduler: Listenable, task_id: str, *, since: datetime | None = None
     widget = _widget_class()(task_name=name)
     notifier = Notifier(scheduler, task_id, widget.send)
     notifier.widget = widget
+    with _current_lock:
+        # Re-running the cell (or `--notify` again) replaces the task's notifier: one notification per job end.
+        previous = _current.pop(task_id, None)
+        _current[task_id] = notifier
+    if previous is not None:
+        previous.detach()
     display(widget)
     notifier.attach(since)
     return notifier
+
+
+# task id -> the notifier `attach` made last for it (task ids are uuid4: unique across schedulers).
+_current: dict[str, Notifier] = {}
+_current_lock = threading.Lock()
 
 
 def _task_name(scheduler: Listenable, task_id: str) -> str:
