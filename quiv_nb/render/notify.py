@@ -142,6 +142,7 @@ class Notifier:
         self._pump = pump or get_pump()
         self._box = NoteBox()
         self._attached = False
+        self._caught_up: str | None = None  # the job `attach(since=...)` notified already
 
     @property
     def attached(self) -> bool:
@@ -196,15 +197,14 @@ class Notifier:
             if j.status in (JobStatus.COMPLETED, JobStatus.FAILED) and j.ended_at is not None and j.ended_at >= since
         ]
         if ended:
-            # A listener may deliver the same job again; the box keeps only the latest note, so at worst
-            # the count of folded ends is one too high.
             last = max(ended, key=lambda j: j.ended_at)
+            self._caught_up = last.job_id  # its listener call may still be on its way: skip that one
             self._record(note_for(last.task_name, last))
         if not self._task_exists():  # a run-once task that is over: nothing more will end
             self._stop_listening()
 
     def _on_job_end(self, event: Event, task: Task, job: Job) -> None:
-        if job.task_id != self.task_id:
+        if job.task_id != self.task_id or job.job_id == self._caught_up:
             return
         self._record(note_for(task.task_name, job))
         # A run-once task leaves the table after its last job without a TASK_REMOVED event.
