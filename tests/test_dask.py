@@ -25,8 +25,8 @@ distributed = pytest.importorskip("distributed")
 from conftest import WAIT, Gate, wait_until  # noqa: E402
 
 from quiv_nb import Event, Quiv  # noqa: E402
-from quiv_nb import dask as dask_module  # noqa: E402
-from quiv_nb.dask import DaskExecutor, _to_plain, connect, start_local_cluster  # noqa: E402
+from quiv_nb.dask import DaskExecutor, connect, replay, start_local_cluster, wire, worker  # noqa: E402
+from quiv_nb.dask.wire import to_plain as _to_plain  # noqa: E402
 from quiv_nb.errors import ConfigurationError  # noqa: E402
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(90)]
@@ -136,7 +136,7 @@ def test_a_flood_of_payloads_arrives_in_order_and_is_not_hoarded(quiv: Quiv, cli
     assert seen == list(range(50_000))
     # Batches are capped and the scheduler's copy of the topic is trimmed, so it holds little.
     assert all(n <= 100 for n in stored_topics(client).values()), stored_topics(client)
-    wait_until(lambda: not dask_module._outboxes)  # the worker side forgets an idle executor
+    wait_until(lambda: not worker.active_outboxes())  # the worker side forgets an idle executor
 
 
 def test_payloads_become_plain_values(quiv: Quiv) -> None:
@@ -277,18 +277,18 @@ def test_big_and_unpicklable_results(quiv: Quiv, client: Any) -> None:
 def test_a_lost_end_record_falls_back_to_gathering(
     quiv: Quiv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    real_put = dask_module._Outbox.put
+    real_put = worker.Outbox.put
 
     def put(self: Any, channel: Any, record: Any, *, urgent: bool, last: bool = False) -> None:
-        if record[0] == dask_module._END:  # lose it (workers are threads of this process here)
+        if isinstance(record, wire.Ended):  # lose it (workers are threads of this process here)
             with self._lock:
                 channel.closed = True
                 self._open -= 1
             return
         real_put(self, channel, record, urgent=urgent, last=last)
 
-    monkeypatch.setattr(dask_module._Outbox, "put", put)
-    monkeypatch.setattr(dask_module, "_END_GRACE", 0.2)
+    monkeypatch.setattr(worker.Outbox, "put", put)
+    monkeypatch.setattr(replay, "END_GRACE", 0.2)
     job = run(quiv, pow, args=(2, 5))
     assert job.status == "completed" and job.result == 32
     assert "ended without its last updates" in caplog.text

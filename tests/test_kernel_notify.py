@@ -1,0 +1,94 @@
+"""The notify widget in a real kernel: displayed in the cell that attaches it, and sent one custom message per
+job end, read from the iopub messages a frontend receives."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kernel_harness import KernelSession, started_with
+
+pytestmark = pytest.mark.kernel
+
+SETUP = """
+import quiv_nb
+from quiv_nb.render.notify import attach
+
+q = quiv_nb.get_scheduler()
+
+def nightly():
+    return 42
+
+def etl():
+    raise ValueError('disk full')
+"""
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    yield from started_with(SETUP)
+
+
+def _custom(kernel: KernelSession, comm_id: str) -> list[dict[str, Any]]:
+    """The custom widget messages sent to `comm_id`, in order."""
+    return [
+        m["content"]["data"]["content"]
+        for m in kernel.messages(msg_type="comm_msg")
+        if m["content"]["comm_id"] == comm_id and m["content"]["data"].get("method") == "custom"
+    ]
+
+
+def _notify_widget(kernel: KernelSession, code: str) -> str:
+    """Run `code` (which attaches a notifier); return the comm id of the widget it displayed in that cell."""
+    cell = kernel.run(code)
+    assert cell.ok, cell.error
+    widgets = kernel.widgets_opened_by(cell.msg_id)
+    notify = [cid for cid, state in widgets.items() if "_esm" in state]
+    assert len(notify) == 1, widgets
+    shown = [
+        m["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+        for m in kernel.messages(parent=cell.msg_id, msg_type="display_data")
+    ]
+    assert shown == notify  # displayed in the cell that attached it, once
+    return notify[0]
+
+
+def test_the_widget_receives_a_message_per_job_end(kernel: KernelSession) -> None:
+    comm_id = _notify_widget(kernel, "t = q.add_task('nightly', nightly, interval=3600, delay=3600)\nn = attach(q, t)")
+    assert kernel.widget_states()[comm_id]["task_name"] == "nightly"
+    assert _custom(kernel, comm_id) == []
+
+    kernel.run("q.wait_for_job(q.run_task_immediately(t), timeout=30)")
+    first = kernel.wait_for(lambda: _custom(kernel, comm_id), what="the notify message")
+    assert len(first) == 1
+    note = first[0]
+    assert note["kind"] == "quiv-notify" and note["title"] == "nightly completed"
+    assert note["body"].startswith("done in ") and note["body"].endswith("\u2192 42")
+    assert note["tag"] == f"quiv-{kernel.value('t')}"
+
+
+def test_a_failed_run_once_job_is_sent_even_if_it_ended_before_attach(kernel: KernelSession) -> None:
+    code = (
+        "from datetime import datetime, timezone\n"
+        "since = datetime.now(timezone.utc)\n"
+        "t2 = q.add_task('etl', etl, run_once=True)\n"
+        "q.wait_for_task(t2, timeout=30)\n"  # the job has ended (and its task left the table) before attach
+        "n2 = attach(q, t2, since=since)"
+    )
+    comm_id = _notify_widget(kernel, code)
+    notes = kernel.wait_for(lambda: _custom(kernel, comm_id), what="the notify message")
+    assert [(n["title"], n["body"].split(" (after")[0]) for n in notes] == [("etl failed", "ValueError: disk full")]
+    assert kernel.value("n2.attached") is False  # nothing more can end: it stopped listening
+
+
+def test_attaching_again_replaces_the_notifier(kernel: KernelSession) -> None:
+    """Re-running the cell that attaches: the old widget falls silent, the new one gets the job end."""
+    code = "t3 = q.add_task('again', nightly, interval=3600, delay=3600, replace=True)\nn3 = attach(q, t3)"
+    first = _notify_widget(kernel, code)
+    second = _notify_widget(kernel, "n3 = attach(q, t3)")
+    kernel.run("q.wait_for_job(q.run_task_immediately(t3), timeout=30)")
+    kernel.wait_for(lambda: _custom(kernel, second), what="the notify message")
+    # Listeners have run by now; anything the old notifier had queued would be drawn by this flush.
+    assert kernel.value("__import__('quiv_nb.render.pump').render.pump.get_pump().flush(10)") is True
+    assert [n["title"] for n in _custom(kernel, second)] == ["again completed"]
+    assert _custom(kernel, first) == []
