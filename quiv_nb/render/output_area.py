@@ -1,0 +1,251 @@
+"""A task's output area in a notebook cell: its latest run's lines, then its failure, redrawn by the pump.
+
+One `OutputArea` per task added from a cell (made by `quiv_nb.kernel`, which supplies the `CellSink`
+that sends messages with that cell's parent header). It is the `OutputRoute` of the task's jobs
+(`quiv_nb.output`) and a pump `Drawable`:
+
+- Text is one display (`display_data` with a transient `display_id`, then `update_display_data`)
+  holding the current run's newest lines: at most `MAX_LINES` / `MAX_CHARS`, with
+  "… N lines elided (see %quiv log JOB_ID)" on top when the run wrote more. A new run replaces the
+  previous run's text (older runs stay in their job logs), so a recurring task's cell does not grow.
+  Each job's lines land only in its own area, whole, in order; stdout and stderr keep their order.
+- A failure adds a headline and the traceback with the machinery frames trimmed. When the next run
+  fails the same way the traceback is not repeated: the headline carries a count instead.
+- `display(...)` calls in the job (rich objects, matplotlib figures) are forwarded as they are, with
+  the cell's parent header; their k-th display of a run replaces the previous run's k-th (display ids).
+
+Budget: at most one redraw per `min_interval` per area, within the pump's shared message budget
+(with the bars), and all areas together within `BYTE_RATE` bytes per second, so a job printing in a
+hot loop can trip neither the server's iopub limits (1,000 msg/s, 1 MB/s) nor the frontend. A final
+state (end of a run, a failure) is always drawn. Writers only record state (O(1) amortised) and
+call `pump.request`; messages are sent on the pump thread only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any, Protocol
+
+from ..output import trim_traceback
+from .pump import RenderPump, get_pump
+
+__all__ = ["BYTE_RATE", "MAX_CHARS", "MAX_LINES", "CellSink", "OutputArea"]
+
+MAX_LINES = 1000  # lines of the current run an area shows
+MAX_CHARS = 64 * 1024  # characters of the current run an area shows
+BYTE_RATE = 400_000.0  # bytes per second for all areas together (the server drops output above 1 MB/s)
+BYTE_BURST = 2 * MAX_CHARS  # so the largest text always fits in one go after a pause
+MAX_PENDING_DISPLAYS = 32  # display() calls queued per area beyond which the oldest are dropped
+
+
+class CellSink(Protocol):
+    """Sends to one cell (the kernel binding implements it). Called on the pump thread only."""
+
+    def send(self, msg_type: str, content: dict[str, Any]) -> None:
+        """Send a new message of `msg_type` with the cell's parent header."""
+        ...
+
+    def forward(self, msg: dict[str, Any]) -> None:
+        """Send a message built elsewhere (a display publisher's), re-parented to the cell."""
+        ...
+
+
+class _ByteBudget:
+    """A token bucket of bytes shared by every area (used on the pump thread only)."""
+
+    def __init__(self, rate: float = BYTE_RATE, burst: float = BYTE_BURST) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._at = burst, time.monotonic()
+
+    def take(self, size: int) -> bool:
+        """Spend `size` bytes if they are there (or the bucket is full: one oversized message may pass)."""
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= size or self._tokens >= self.burst:
+            self._tokens -= size
+            return True
+        return False
+
+
+_BYTES = _ByteBudget()
+_ids = itertools.count()
+
+
+class OutputArea:
+    """One task's output area in one cell. Route methods run on job threads; `pump_draw` on the pump."""
+
+    min_interval = 0.25  # seconds between redraws: a few messages per second per area at most
+
+    def __init__(self, sink: CellSink, *, pump: RenderPump | None = None, budget: _ByteBudget | None = None) -> None:
+        self._sink = sink
+        self._pump = pump
+        self._budget = budget or _BYTES
+        self._key = f"quiv-out-{uuid.uuid4().hex[:12]}-{next(_ids)}"
+        self._lock = threading.Lock()
+        self._job: str | None = None
+        self._lines: deque[str] = deque()  # the run's newest lines (the last may lack its newline)
+        self._chars = 0
+        self._total = 0  # lines the run wrote
+        self._failure = ""  # the failure block under the lines
+        self._fail_sig: str | None = None  # the trimmed traceback of the last failure
+        self._fail_count = 0  # runs in a row that failed that way
+        self._failed_job: str | None = None
+        # (message, slot): slot k is the run's k-th display without an id of its own
+        self._displays: deque[tuple[dict[str, Any], int | None]] = deque(maxlen=MAX_PENDING_DISPLAYS)
+        self._display_index = 0  # display() calls in the current run
+        self._slots_shown = 0  # display slots that exist in the cell (pump thread only)
+        self._dirty = False
+        self._shown = False  # the text display exists in the cell
+        self.messages_sent = 0  # for tests and benchmarks (pump thread only)
+        self.bytes_sent = 0
+
+    # ------------------------------------------------------------------ route (job threads)
+
+    def job_started(self, job_id: str) -> None:
+        with self._lock:
+            if self._failed_job is None or self._failed_job != self._job:
+                self._fail_sig, self._fail_count = None, 0  # the previous run did not fail: start counting anew
+            self._job = job_id
+            self._lines.clear()
+            self._chars = self._total = 0
+            self._failure = ""
+            self._display_index = 0
+            # Not dirty: the previous run's text stays until this run writes or ends (no flicker).
+
+    def job_text(self, job_id: str, stream: str, text: str) -> None:
+        with self._lock:
+            if job_id != self._job:
+                return
+            lines = self._lines
+            for line in text.splitlines(keepends=True):
+                if lines and not lines[-1].endswith("\n"):  # continue a flushed partial line
+                    last = lines.pop()
+                    self._chars -= len(last)
+                    line = last + line
+                else:
+                    self._total += 1
+                lines.append(line)
+                self._chars += len(line)
+            while len(lines) > MAX_LINES or (self._chars > MAX_CHARS and len(lines) > 1):
+                self._chars -= len(lines.popleft())
+            self._dirty = True
+        self._request(False)
+
+    def job_ended(self, job_id: str) -> None:
+        with self._lock:
+            if job_id != self._job:
+                return
+            self._dirty = self._dirty or self._shown  # an empty run clears the previous run's text
+        self._request(True)
+
+    def job_failed(self, job_id: str, headline: str, traceback: str) -> None:
+        trimmed = trim_traceback(traceback)
+        with self._lock:
+            if job_id != self._job:
+                return
+            if trimmed == self._fail_sig:
+                self._fail_count += 1
+                self._failure = f"{headline}  [the same failure {self._fail_count} runs in a row]\n{trimmed}"
+            else:
+                self._fail_sig, self._fail_count = trimmed, 1
+                self._failure = f"{headline}\n{trimmed}"
+            self._failed_job = job_id
+            self._dirty = True
+        self._request(True)
+
+    def display_message(self, msg: dict[str, Any]) -> None:
+        """A display publisher's message from the job (display_data, update_display_data, clear_output).
+
+        Returns None, which tells the publisher the message was taken. A display without an id gets
+        one per (area, position in the run), so a recurring task's plots replace the last run's.
+        """
+        msg_type = msg.get("header", {}).get("msg_type") or msg.get("msg_type")
+        if msg_type == "clear_output":
+            return None  # it would clear the whole cell (its bars, other tasks' areas): not the job's to do
+        with self._lock:
+            slot = None
+            if msg_type == "display_data":
+                content = msg.setdefault("content", {})
+                transient = content.get("transient") or {}
+                if "display_id" not in transient:
+                    slot = self._display_index
+                    content["transient"] = {**transient, "display_id": f"{self._key}-d{slot}"}
+                self._display_index += 1
+            self._displays.append((msg, slot))
+        self._request(False)
+        return None
+
+    # ------------------------------------------------------------------ drawing (pump thread)
+
+    def pump_draw(self) -> int:
+        sent = 0
+        while True:
+            with self._lock:
+                if not self._displays:
+                    break
+                msg, slot = self._displays[0]
+            size = _size(msg)
+            if not self._budget.take(size):
+                self._request(False)
+                return sent
+            with self._lock:
+                if self._displays and self._displays[0][0] is msg:
+                    self._displays.popleft()
+            if slot is not None and slot < self._slots_shown:  # an earlier run's display in that slot: replace it
+                msg["msg_type"] = msg["header"]["msg_type"] = "update_display_data"
+            elif slot is not None:
+                self._slots_shown = slot + 1
+            self._sink.forward(msg)
+            sent += 1
+            self.messages_sent += 1
+            self.bytes_sent += size
+        with self._lock:
+            if not self._dirty:
+                return sent
+            text = self._compose()
+            if not self._budget.take(len(text)):
+                self._request(False)
+                return sent
+            self._dirty = False
+            first = not self._shown
+            self._shown = True
+        content = {"data": {"text/plain": text}, "metadata": {}, "transient": {"display_id": self._key}}
+        self._sink.send("display_data" if first else "update_display_data", content)
+        self.messages_sent += 1
+        self.bytes_sent += len(text)
+        return sent + 1
+
+    def _compose(self) -> str:
+        """The area's text from the recorded state (with the lock held)."""
+        elided = self._total - len(self._lines)
+        head = f"… {elided} lines elided (see %quiv log {self._job})\n" if elided > 0 else ""
+        body = "".join(self._lines)
+        if self._failure and body and not body.endswith("\n"):
+            body += "\n"
+        return head + body + self._failure
+
+    def _request(self, final: bool) -> None:
+        (self._pump or get_pump()).request(self, final=final)
+
+    @property
+    def sink(self) -> CellSink:
+        return self._sink
+
+    def text(self) -> str:
+        """What the area would show now (for tests and the plain-text repr); any thread."""
+        with self._lock:
+            return self._compose()
+
+    def __repr__(self) -> str:
+        return f"<OutputArea {self._key} job={self._job}>"
+
+
+def _size(msg: dict[str, Any]) -> int:
+    """Roughly how many bytes a display message carries (its data values)."""
+    data = msg.get("content", {}).get("data", {})
+    return 200 + sum(len(v) if isinstance(v, str) else len(str(v)) for v in data.values())
