@@ -1,11 +1,12 @@
 """What a job body writes, captured per job and line-whole: stdout, stderr and console log records.
 
 `capture(job_id, log)` is entered around every job body (by `execution.run_call`). While it is
-active, writes to `sys.stdout` / `sys.stderr` from that job's context (its worker thread, the
-tasks of an async handler, `asyncio.to_thread` copies) are cut into whole lines, appended to the
+active, writes to `sys.stdout` / `sys.stderr` from that job's context on its worker thread (the
+body, the tasks of an async handler) are cut into whole lines, appended to the
 job's `JobLog` (`Job.output`) and handed to the job's `OutputRoute`. Partial writes wait for their
 newline (or a `flush()`, or the end of the job), so two jobs' lines never interleave mid-line.
-Writes from any other thread pass through to the real stream untouched.
+Writes from any other thread pass through to the real stream untouched (also a main-loop callback
+the job scheduled, although asyncio copied the job's context into it).
 
 The route is where lines go besides the log: by default the real stdout/stderr, one whole line
 per write under one lock (scripts); in a kernel, `quiv_nb.kernel` routes a job to the display
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 _log = logging.getLogger("quiv_nb")
+_get_ident = threading.get_ident
 
 PARTIAL_LIMIT = 8192  # characters a line may grow without a newline before it is passed on anyway
 _ROUTED_JOBS_KEPT = 1024  # recently routed jobs whose failure record may still arrive
@@ -101,10 +103,13 @@ _CONSOLE = _ConsoleRoute()
 class JobOutput:
     """One job's capture: partial-line buffers, its log and its route. `write` is called from any thread."""
 
-    __slots__ = ("_lock", "_partial", "job_id", "log", "route")
+    __slots__ = ("_lock", "_partial", "job_id", "log", "route", "thread")
 
     def __init__(self, job_id: str, log: JobLog | None) -> None:
         self.job_id = job_id
+        # Only this thread's writes are the job's. The context variable alone would also claim a
+        # main-loop callback the job scheduled (asyncio copies the caller's context into it).
+        self.thread = threading.get_ident()
         self.log = log
         self.route: OutputRoute | None = None  # None: the console
         self._partial: dict[str, str] = {"stdout": "", "stderr": ""}
@@ -176,7 +181,7 @@ class _StreamProxy:
 
     def write(self, text: str) -> int:
         out = _current.get()
-        if out is None:
+        if out is None or out.thread != _get_ident():
             if _diverted.get():
                 return len(text)
             return self.stream.write(text)
@@ -191,7 +196,7 @@ class _StreamProxy:
 
     def flush(self) -> None:
         out = _current.get()
-        if out is None:
+        if out is None or out.thread != _get_ident():
             self.stream.flush()
         else:
             out.flush(self.name)
@@ -336,9 +341,9 @@ def route_current_job(route: OutputRoute) -> None:
 
 
 def current_route() -> OutputRoute | None:
-    """The route of the job running in this context (None outside a job or on the console)."""
+    """The route of the job running on this thread (None outside a job or on the console)."""
     out = _current.get()
-    return None if out is None else out.route
+    return None if out is None or out.thread != _get_ident() else out.route
 
 
 # ------------------------------------------------------------------------------ tracebacks

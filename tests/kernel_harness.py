@@ -190,6 +190,18 @@ class KernelSession:
         with self._cond:
             return _stream([m for _, m in self.log[since:]], name)
 
+    def output_text(self, since: int = 0) -> str:
+        """Streams plus job output areas (their current text), from any cell, optionally after a `mark()`."""
+        with self._cond:
+            log = [m for _, m in self.log[since:]]
+        areas: dict[str, str] = {}
+        for m in log:
+            if m["msg_type"] in ("display_data", "update_display_data"):
+                display_id = (m["content"].get("transient") or {}).get("display_id")
+                if display_id and "text/plain" in m["content"]["data"]:
+                    areas[display_id] = m["content"]["data"]["text/plain"]
+        return _stream(log, "stdout") + _stream(log, "stderr") + "".join(areas.values())
+
     def errors_since(self, since: int = 0) -> list[dict[str, Any]]:
         """The iopub `error` messages (uncaught exceptions shown in cells) after a `mark()`."""
         with self._cond:

@@ -7,6 +7,7 @@ cell's execute request. Runs on ipykernel 6.29 and 7.x alike (CI runs this file 
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -172,3 +173,12 @@ def test_display_from_a_job_goes_to_its_cell_and_a_rerun_replaces_it(kernel):
     shown = [m for m in kernel.messages(parent=adder.msg_id) if "text/html" in m["content"].get("data", {})]
     assert [m["msg_type"] for m in shown[:3]] == ["display_data", "update_display_data", "update_display_data"]
     assert len({m["content"]["transient"]["display_id"] for m in shown}) == 1
+
+
+def test_the_kernel_runs_the_ipykernel_line_ci_asked_for(kernel):
+    """CI runs this file in a second venv with ipykernel 6.29 and sets QUIV_EXPECT_IPYKERNEL=6 there."""
+    expected = os.environ.get("QUIV_EXPECT_IPYKERNEL")
+    version = kernel.value("__import__('ipykernel').__version__")
+    if expected:
+        assert version.split(".")[0] == expected, version
+    assert int(version.split(".")[0]) >= 6

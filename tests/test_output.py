@@ -247,3 +247,23 @@ def test_area_shows_the_latest_run_elides_a_flood_and_counts_repeated_failures()
     assert kinds[0] == "display_data" and set(kinds[1:]) == {"update_display_data"}
     assert len({c["transient"]["display_id"] for _, c in sink.sent}) == 1
     assert sink.sent[-1][1]["data"]["text/plain"] == area.text()
+
+
+def test_a_callback_the_job_schedules_on_another_loop_is_not_the_jobs_output(console: Any) -> None:
+    import asyncio
+
+    stdout, _ = console()
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    try:
+        log = JobLog()
+        printed = threading.Event()
+        with out.capture("job-5", log):  # asyncio copies this context (the job's) into the callback
+            loop.call_soon_threadsafe(lambda: (print("from the loop"), printed.set()))
+            assert printed.wait(WAIT)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(WAIT)
+        loop.close()
+    assert stdout.getvalue() == "from the loop\n" and log.text() == ""
