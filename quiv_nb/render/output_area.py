@@ -12,7 +12,8 @@ that sends messages with that cell's parent header). It is the `OutputRoute` of 
 - A failure adds a headline and the traceback with the machinery frames trimmed. When the next run
   fails the same way the traceback is not repeated: the headline carries a count instead.
 - `display(...)` calls in the job (rich objects, matplotlib figures) are forwarded as they are, with
-  the cell's parent header; their k-th display of a run replaces the previous run's k-th (display ids).
+  the cell's parent header; their k-th display of a run replaces the previous run's k-th (display ids),
+  and `clear_output()` starts counting again (it is not sent: it would clear the whole cell).
 
 Budget: at most one redraw per `min_interval` per area, within the pump's shared message budget
 (with the bars), and all areas together within `BYTE_RATE` bytes per second, so a job printing in a
@@ -166,7 +167,11 @@ class OutputArea:
         """
         msg_type = msg.get("header", {}).get("msg_type") or msg.get("msg_type")
         if msg_type == "clear_output":
-            return None  # it would clear the whole cell (its bars, other tasks' areas): not the job's to do
+            # Not sent: it would clear the whole cell (its bars, other tasks' areas). The live-plot idiom
+            # `clear_output(wait=True); display(fig)` still works: the next display replaces slot 0.
+            with self._lock:
+                self._display_index = 0
+            return None
         with self._lock:
             slot = None
             if msg_type == "display_data":
