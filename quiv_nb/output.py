@@ -101,41 +101,42 @@ _CONSOLE = _ConsoleRoute()
 
 
 class JobOutput:
-    """One job's capture: partial-line buffers, its log and its route. `write` is called from any thread."""
+    """One job's capture: partial-line buffers, its log and its route.
 
-    __slots__ = ("_lock", "_partial", "job_id", "log", "route", "thread")
+    Used from the job's own thread only (the proxies check `thread`), so it needs no lock of its
+    own; the log and the route lock what other threads read.
+    """
+
+    __slots__ = ("_partial", "job_id", "log", "route", "thread")
 
     def __init__(self, job_id: str, log: JobLog | None) -> None:
         self.job_id = job_id
-        # Only this thread's writes are the job's. The context variable alone would also claim a
-        # main-loop callback the job scheduled (asyncio copies the caller's context into it).
-        self.thread = threading.get_ident()
         self.log = log
         self.route: OutputRoute | None = None  # None: the console
         self._partial: dict[str, str] = {"stdout": "", "stderr": ""}
-        # An RLock: a route that fails logs the error, and that record may come back through
-        # this very job's stderr on the same thread.
-        self._lock = threading.RLock()
+        # Only this thread's writes are the job's. The context variable alone would also claim a
+        # main-loop callback the job scheduled (asyncio copies the caller's context into it).
+        self.thread = threading.get_ident()
 
     def write(self, stream: str, text: str) -> None:
-        """Buffer `text`; pass on every completed line (with the job's lock held, so order is kept)."""
-        with self._lock:
-            buffered = self._partial[stream] + text
-            cut = buffered.rfind("\n") + 1
-            if cut == 0 and len(buffered) < PARTIAL_LIMIT:
-                self._partial[stream] = buffered
+        """Buffer `text`; pass on every completed line, in order."""
+        partial = self._partial
+        buffered = partial[stream] + text if partial[stream] else text
+        if "\n" not in text:
+            if len(buffered) < PARTIAL_LIMIT:
+                partial[stream] = buffered
                 return
-            if cut == 0:
-                cut = len(buffered)
-            self._partial[stream] = buffered[cut:]
-            self._emit(stream, buffered[:cut])
+            cut = len(buffered)  # a line this long is passed on in pieces
+        else:
+            cut = buffered.rfind("\n") + 1
+        partial[stream] = buffered[cut:]
+        self._emit(stream, buffered[:cut])
 
     def flush(self, stream: str) -> None:
         """Pass on the partial line of `stream` as it is (the body asked for it with `flush()`)."""
-        with self._lock:
-            text, self._partial[stream] = self._partial[stream], ""
-            if text:
-                self._emit(stream, text)
+        text, self._partial[stream] = self._partial[stream], ""
+        if text:
+            self._emit(stream, text)
         if self.route is None:
             _CONSOLE.flush(stream)
 
@@ -185,7 +186,7 @@ class _StreamProxy:
             if _diverted.get():
                 return len(text)
             return self.stream.write(text)
-        if not isinstance(text, str):
+        if type(text) is not str and not isinstance(text, str):
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         out.write(self.name, text)
         return len(text)

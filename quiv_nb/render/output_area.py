@@ -123,15 +123,18 @@ class OutputArea:
             if job_id != self._job:
                 return
             lines = self._lines
-            for line in text.splitlines(keepends=True):
-                if lines and not lines[-1].endswith("\n"):  # continue a flushed partial line
+            if text.find("\n") == len(text) - 1 and (not lines or lines[-1][-1] == "\n"):
+                new = [text]  # the common case: one whole line after whole lines
+            else:
+                new = _split_lines(text)
+                if lines and lines[-1][-1] != "\n":  # continue a flushed partial line
                     last = lines.pop()
                     self._chars -= len(last)
-                    line = last + line
-                else:
-                    self._total += 1
-                lines.append(line)
-                self._chars += len(line)
+                    self._total -= 1
+                    new[0] = last + new[0]
+            lines.extend(new)
+            self._total += len(new)
+            self._chars += sum(map(len, new))
             while len(lines) > MAX_LINES or (self._chars > MAX_CHARS and len(lines) > 1):
                 self._chars -= len(lines.popleft())
             self._dirty = True
@@ -248,6 +251,15 @@ class OutputArea:
 
     def __repr__(self) -> str:
         return f"<OutputArea {self._key} job={self._job}>"
+
+
+def _split_lines(text: str) -> list[str]:
+    """`text` cut after each newline (only "\\n": a carriage return stays inside its line)."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
 
 
 def _size(msg: dict[str, Any]) -> int:
