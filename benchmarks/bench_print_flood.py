@@ -9,6 +9,7 @@ round trip (request sent -> execute_reply received); pinging goes on until the b
 its output has drained (at least 3 s).
 
 Variants, in the same round:
+- idle kernel: no flood, the same pings (the machine's floor, for reading the latency columns);
 - quiv_nb: the body as a run-once task of the kernel's scheduler (its output goes to the task's
   output area in the adding cell, budgeted, with an elision marker);
 - bare thread (the peer): the same body in a `threading.Thread` started from a cell (ipykernel's own
@@ -51,10 +52,15 @@ def flood(n={lines}):
 """
 
 START = {
+    "idle": "done.set()\n",
     "quiv_nb": "quiv_nb.get_scheduler().add_task('flood', flood, run_once=True)\n",
     "thread": "threading.Thread(target=flood, daemon=True).start()\n",
 }
-NAMES = {"quiv_nb": "quiv_nb task", "thread": "bare thread (peer)"}
+NAMES = {
+    "idle": "idle kernel (no flood: the machine's floor)",
+    "quiv_nb": "quiv_nb task",
+    "thread": "bare thread (peer)",
+}
 
 
 class Measure:
@@ -128,7 +134,7 @@ def run_variant(variant: str, lines: int) -> Measure:
         m.msgs_total, m.bytes_total = len(out), sum(bins_b.values())
         if variant == "quiv_nb":
             m.lines_shown = sum(text.count("flood line") for text in ks.output_areas(start.msg_id).values())
-        else:
+        elif variant == "thread":
             streams = [msg["content"]["text"] for msg in out if msg["msg_type"] == "stream"]
             m.lines_shown = sum(text.count("flood line") for text in streams)
         return m
