@@ -182,3 +182,24 @@ def test_the_kernel_runs_the_ipykernel_line_ci_asked_for(kernel):
     if expected:
         assert version.split(".")[0] == expected, version
     assert int(version.split(".")[0]) >= 6
+
+
+def test_live_plot_idiom_in_a_job_updates_one_display_and_never_clears_the_cell(kernel):
+    adder = kernel.run(
+        "from IPython.display import display, clear_output, HTML\n"
+        "def live():\n"
+        "    for i in range(5):\n"
+        "        clear_output(wait=True)\n"
+        "        display(HTML(f'<i>frame {i}</i>'))\n"
+        "lid = quiv_nb.get_scheduler().add_task('live', live, run_once=True)\n"
+    )
+    kernel.wait_for(
+        lambda: any("frame 4" in str(m["content"].get("data")) for m in kernel.messages(parent=adder.msg_id)),
+        timeout=30,
+        what="the last frame",
+    )
+    shown = [m for m in kernel.messages(parent=adder.msg_id) if "text/html" in m["content"].get("data", {})]
+    assert shown[0]["msg_type"] == "display_data"
+    assert {m["msg_type"] for m in shown[1:]} <= {"update_display_data"}
+    assert len({m["content"]["transient"]["display_id"] for m in shown}) == 1
+    assert kernel.messages(parent=adder.msg_id, msg_type="clear_output") == []

@@ -96,10 +96,10 @@ class OutputArea:
         self._fail_sig: str | None = None  # the trimmed traceback of the last failure
         self._fail_count = 0  # runs in a row that failed that way
         self._failed_job: str | None = None
-        # (message, slot): slot k is the run's k-th display without an id of its own
-        self._displays: deque[tuple[dict[str, Any], int | None]] = deque(maxlen=MAX_PENDING_DISPLAYS)
-        self._display_index = 0  # display() calls in the current run
-        self._slots_shown = 0  # display slots that exist in the cell (pump thread only)
+        # (message, the type to send it as or None): at most one per display id, the newest state
+        self._displays: deque[tuple[dict[str, Any], str | None]] = deque(maxlen=MAX_PENDING_DISPLAYS)
+        self._display_index = 0  # display() calls in the current run (slot k: the k-th without its own id)
+        self._slots_made = 0  # display slots created in the cell so far
         self._dirty = False
         self._shown = False  # the text display exists in the cell
         self.messages_sent = 0  # for tests and benchmarks (pump thread only)
@@ -176,15 +176,28 @@ class OutputArea:
                 self._display_index = 0
             return None
         with self._lock:
-            slot = None
+            force: str | None = None  # the message type to send it as (None: as built)
+            content = msg.setdefault("content", {})
             if msg_type == "display_data":
-                content = msg.setdefault("content", {})
                 transient = content.get("transient") or {}
                 if "display_id" not in transient:
                     slot = self._display_index
                     content["transient"] = {**transient, "display_id": f"{self._key}-d{slot}"}
+                    # Decided here, in call order: an earlier message created the slot's display.
+                    if slot < self._slots_made:
+                        force = "update_display_data"
+                    self._slots_made = max(self._slots_made, slot + 1)
                 self._display_index += 1
-            self._displays.append((msg, slot))
+            display_id = (content.get("transient") or {}).get("display_id")
+            if display_id is not None:  # a newer state of a display still queued supersedes it
+                for i, (pending, pending_force) in enumerate(self._displays):
+                    if (pending.get("content", {}).get("transient") or {}).get("display_id") == display_id:
+                        del self._displays[i]
+                        creates = pending_force or pending["header"]["msg_type"]
+                        if creates == "display_data":
+                            force = "display_data"  # the queued one would have created it: this one must
+                        break
+            self._displays.append((msg, force))
         self._request(False)
         return None
 
@@ -193,21 +206,19 @@ class OutputArea:
     def pump_draw(self) -> int:
         sent = 0
         while True:
-            with self._lock:
+            with self._lock:  # peek, spend and pop at once: a newer state may supersede the head meanwhile
                 if not self._displays:
                     break
-                msg, slot = self._displays[0]
-            size = _size(msg)
-            if not self._budget.take(size):
+                msg, force = self._displays[0]
+                size = _size(msg)
+                affordable = self._budget.take(size)
+                if affordable:
+                    self._displays.popleft()
+            if not affordable:
                 self._request(False)
                 return sent
-            with self._lock:
-                if self._displays and self._displays[0][0] is msg:
-                    self._displays.popleft()
-            if slot is not None and slot < self._slots_shown:  # an earlier run's display in that slot: replace it
-                msg["msg_type"] = msg["header"]["msg_type"] = "update_display_data"
-            elif slot is not None:
-                self._slots_shown = slot + 1
+            if force is not None:
+                msg["msg_type"] = msg["header"]["msg_type"] = force
             self._sink.forward(msg)
             sent += 1
             self.messages_sent += 1
