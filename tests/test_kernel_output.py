@@ -203,3 +203,17 @@ def test_live_plot_idiom_in_a_job_updates_one_display_and_never_clears_the_cell(
     assert {m["msg_type"] for m in shown[1:]} <= {"update_display_data"}
     assert len({m["content"]["transient"]["display_id"] for m in shown}) == 1
     assert kernel.messages(parent=adder.msg_id, msg_type="clear_output") == []
+
+
+def test_a_task_added_by_a_job_prints_under_the_jobs_cell(kernel):
+    adder = kernel.run(
+        "def child():\n    print('child speaking')\n"
+        "def parent():\n"
+        "    quiv_nb.get_scheduler().add_task('child', child, run_once=True)\n"
+        "    print('parent speaking')\n"
+        "quiv_nb.get_scheduler().add_task('parent', parent, run_once=True)\n"
+    )
+    other = kernel.run("time.sleep(0.5)")
+    kernel.wait_for(lambda: "child speaking" in kernel.cell_text(adder.msg_id), timeout=30, what="the child's line")
+    assert "parent speaking" in kernel.cell_text(adder.msg_id)
+    assert "speaking" not in kernel.cell_text(other.msg_id)
