@@ -147,7 +147,8 @@ class JobOutput:
     def close(self) -> None:
         """End of the job body: pass on what is buffered, then tell the route."""
         for stream in ("stdout", "stderr"):
-            self.flush(stream)
+            if self._partial[stream]:  # a job that wrote nothing costs no flush (OutStream's waits for its thread)
+                self.flush(stream)
         try:
             (self.route or _CONSOLE).job_ended(self.job_id)
         except Exception:
