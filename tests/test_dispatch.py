@@ -89,7 +89,9 @@ def test_main_loop_is_captured_lazily_from_a_caller_inside_it(
         tid = q.add_task("t", sync_handler, run_once=True, progress_callback=rec.callback(kind))
     else:
         q.start()
-        tid = app.call(lambda: q.add_task("t", sync_handler, run_once=True, progress_callback=rec.callback(kind)))
+        tid = app.call(
+            lambda: q.add_task("t", sync_handler, run_once=True, progress_callback=rec.callback(kind))
+        )
     q.wait_for_task(tid, timeout=WAIT)
     rec.done.wait()
     (_, _, thread, loop) = rec.calls[0]
