@@ -217,3 +217,22 @@ def test_a_task_added_by_a_job_prints_under_the_jobs_cell(kernel):
     kernel.wait_for(lambda: "child speaking" in kernel.cell_text(adder.msg_id), timeout=30, what="the child's line")
     assert "parent speaking" in kernel.cell_text(adder.msg_id)
     assert "speaking" not in kernel.cell_text(other.msg_id)
+
+
+def test_a_matplotlib_figure_shown_from_a_job_lands_under_its_cell(kernel):
+    adder = kernel.run(
+        "import matplotlib.pyplot as plt\n"
+        "def plot():\n"
+        "    fig, ax = plt.subplots(figsize=(2, 1))\n"
+        "    ax.plot([0, 1, 0])\n"
+        "    plt.show()  # the inline backend displays the figure from the job's thread\n"
+        "quiv_nb.get_scheduler().add_task('plot', plot, run_once=True)\n"
+    )
+    other = kernel.submit("time.sleep(1); print('other')")
+    kernel.wait_for(
+        lambda: any("image/png" in m["content"].get("data", {}) for m in kernel.messages(parent=adder.msg_id)),
+        timeout=30,
+        what="the figure under the adding cell",
+    )
+    other_cell = kernel.result(other, timeout=30)
+    assert not any("image/png" in m["content"].get("data", {}) for m in other_cell.messages)
