@@ -78,5 +78,7 @@ def load_ipython_extension(ipython: Any) -> None:
 def unload_ipython_extension(ipython: Any) -> None:
     """`%unload_ext quiv_nb`: remove the magics and undo what loading did."""
     from .magics import unload_ipython_extension as _unload
+    from .output import uninstall as _uninstall_output
 
     _unload(ipython)
+    _uninstall_output()  # the job-output stream proxies (the next job puts them back)

@@ -24,6 +24,7 @@ from typing import Any, Callable, ContextManager, Protocol, runtime_checkable
 from .dispatch import is_async_callable, new_worker_loop, worker_scope
 from .errors import ConfigurationError
 from .joblog import JobLog
+from .output import capture as capture_output
 
 __all__ = [
     "INJECTED_NAMES",
@@ -242,7 +243,8 @@ def run_call(call: JobCall) -> Outcome:
     kwargs = dict(call.kwargs)
     for name, kind in call.spec.inject:
         kwargs[name] = call.stop_event if kind == STOP else call.progress if kind == PROGRESS else call.job_id
-    with worker_scope(), ExitStack() if call.contexts else _NO_CONTEXT as stack:
+    # Output capture is entered first, so the contexts inside (a kernel's cell routing) find the job's capture.
+    with worker_scope(), capture_output(call.job_id, call.log), ExitStack() if call.contexts else _NO_CONTEXT as stack:
         try:
             for context in call.contexts:
                 stack.enter_context(context())

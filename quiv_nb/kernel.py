@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import contextlib
 import logging
 import sys
 import threading
-from typing import Any, Callable, ContextManager, Iterator
+from typing import Any, Callable, ContextManager
 
 from .dispatch import in_worker, register_loop_resolver
 from .execution import register_context_capturer
+from .output import current_route, route_current_job
+from .render.output_area import OutputArea
 from .scheduler import Quiv
 
 __all__ = [
@@ -144,33 +145,83 @@ def _shutdown_at_exit() -> None:
 # ---------------------------------------------------------------------- output routing
 
 
-def _capture_cell_parent() -> Callable[[], ContextManager[Any]] | None:
-    """On the thread adding a task: remember the cell it runs in, to send job output there.
+class _CellSink:
+    """Sends iopub messages under one cell's parent header (the `CellSink` of an `OutputArea`).
 
-    ipykernel >= 7.0: `shell.set_thread_parent(parent)` sets the parent header of stdout,
-    stderr, display and the displayhook for the calling thread only (context variables), so
-    a worker can write under the adding cell while another cell runs. Older kernels lack it;
-    there, output keeps ipykernel's default (the cell running at the time).
+    Works the same on ipykernel 6.29+ and 7.x: `kernel.get_parent("shell")` (>= 6.0) is the
+    request being executed, and `session.send` to `kernel.iopub_socket` hands the message to the
+    IOPub thread, which is safe from any thread. ipykernel's own per-thread routing is not used:
+    on 6.x a thread's output follows the cell that created the thread (wrong for pooled threads),
+    and `set_thread_parent` exists only from 7.0.
+    """
+
+    def __init__(self, kernel: Any, parent: dict[str, Any], topic: bytes) -> None:
+        self._session = kernel.session
+        self._socket = kernel.iopub_socket
+        self._parent = parent
+        self._topic = topic
+
+    @property
+    def parent(self) -> dict[str, Any]:
+        return self._parent
+
+    def send(self, msg_type: str, content: dict[str, Any]) -> None:
+        self._session.send(self._socket, msg_type, content, parent=self._parent, ident=self._topic)
+
+    def forward(self, msg: dict[str, Any]) -> None:
+        msg["parent_header"] = dict(self._parent.get("header", self._parent))
+        self._session.send(self._socket, msg, ident=self._topic)
+
+
+class _RouteToCell:
+    """Around one job body: its output goes to `area`, and its `display()` calls too.
+
+    The display hook is ipykernel's `ZMQDisplayPublisher.register_hook` (thread-local, present in
+    6.29 and 7.x; ipywidgets' `Output` widget uses the same): a hook that returns None has taken
+    the message, so it is sent by the area (from the pump thread) with the cell's parent header.
+    """
+
+    __slots__ = ("_area", "_publisher")
+
+    def __init__(self, area: OutputArea, publisher: Any) -> None:
+        self._area = area
+        self._publisher = publisher
+
+    def __enter__(self) -> None:
+        route_current_job(self._area)
+        if self._publisher is not None:
+            self._publisher.register_hook(self._area.display_message)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._publisher is not None:
+            try:
+                self._publisher.unregister_hook(self._area.display_message)
+            except Exception:  # registered on another thread (the body moved): nothing left to undo here
+                _log.debug("quiv_nb: display hook already gone", exc_info=True)
+
+
+def _capture_cell_parent() -> Callable[[], ContextManager[Any]] | None:
+    """On the thread adding a task: an output area in the cell it runs in, for the task's jobs.
+
+    A task added by a running job goes to that job's cell. Returns None outside a kernel or when
+    no cell is running (the jobs' output then goes to the real streams, line-whole).
     """
     shell = ipython()
-    if shell is None or not hasattr(shell, "set_thread_parent") or not hasattr(shell, "get_parent"):
+    kernel = getattr(shell, "kernel", None)
+    if kernel is None:
         return None
-    parent = shell.get_parent()
-    if not parent:
+    inherited = current_route()
+    if isinstance(inherited, OutputArea) and isinstance(inherited.sink, _CellSink):
+        parent = inherited.sink.parent
+    else:
+        parent = kernel.get_parent("shell")
+    if not parent or not parent.get("header"):
         return None
-
-    @contextlib.contextmanager
-    def route_output() -> Iterator[None]:
-        tokens = shell.set_thread_parent(parent)
-        try:
-            yield
-        finally:
-            try:
-                shell.reset_thread_parent(tokens)
-            except ValueError:  # tokens from another context (the body switched threads): drop
-                pass
-
-    return route_output
+    publisher = getattr(shell, "display_pub", None)
+    if not hasattr(publisher, "register_hook"):
+        publisher = None
+    area = OutputArea(_CellSink(kernel, parent, getattr(publisher, "topic", None) or b"display_data"))
+    return lambda: _RouteToCell(area, publisher)
 
 
 def _kernel_loop_resolver() -> asyncio.AbstractEventLoop | None:

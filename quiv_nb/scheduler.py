@@ -866,7 +866,10 @@ class Quiv:
             job.status, job.result = JobStatus.COMPLETED, outcome.result
         else:
             job.status, job.error_message, job.traceback = JobStatus.FAILED, outcome.error_message, outcome.traceback
-            self._log.error("quiv_nb: job %s of task %r failed:\n%s", job.job_id, job.task_name, outcome.traceback)
+            self._log.error(
+                "quiv_nb: job %s of task %r failed:\n%s", job.job_id, job.task_name, outcome.traceback,
+                extra={"quiv_job_id": job.job_id, "quiv_task_id": job.task_id},
+            )  # fmt: skip
         job.ended_at = _utcnow()
         if job.started_at is not None:
             job.duration = time.perf_counter() - job.t0

@@ -170,10 +170,37 @@ class KernelSession:
         with self._cond:
             return len(self.log)
 
+    def output_areas(self, msg_id: str) -> dict[str, str]:
+        """display_id -> latest text/plain of each updatable display under a cell (job output areas)."""
+        areas: dict[str, str] = {}
+        for m in self.messages(parent=msg_id):
+            if m["msg_type"] in ("display_data", "update_display_data"):
+                display_id = (m["content"].get("transient") or {}).get("display_id")
+                if display_id and "text/plain" in m["content"]["data"]:
+                    areas[display_id] = m["content"]["data"]["text/plain"]
+        return areas
+
+    def cell_text(self, msg_id: str) -> str:
+        """All text a person sees under a cell: its streams, then its output areas' current text."""
+        streams = _stream(self.messages(parent=msg_id), "stdout") + _stream(self.messages(parent=msg_id), "stderr")
+        return streams + "".join(self.output_areas(msg_id).values())
+
     def stream_text(self, name: str = "stdout", since: int = 0) -> str:
         """Everything written to one stream (from any cell or thread), optionally after a `mark()`."""
         with self._cond:
             return _stream([m for _, m in self.log[since:]], name)
+
+    def output_text(self, since: int = 0) -> str:
+        """Streams plus job output areas (their current text), from any cell, optionally after a `mark()`."""
+        with self._cond:
+            log = [m for _, m in self.log[since:]]
+        areas: dict[str, str] = {}
+        for m in log:
+            if m["msg_type"] in ("display_data", "update_display_data"):
+                display_id = (m["content"].get("transient") or {}).get("display_id")
+                if display_id and "text/plain" in m["content"]["data"]:
+                    areas[display_id] = m["content"]["data"]["text/plain"]
+        return _stream(log, "stdout") + _stream(log, "stderr") + "".join(areas.values())
 
     def errors_since(self, since: int = 0) -> list[dict[str, Any]]:
         """The iopub `error` messages (uncaught exceptions shown in cells) after a `mark()`."""

@@ -408,7 +408,7 @@ def test_bar_widgets_closed_while_the_job_runs(clean: KernelSession, closer: str
             "wc_bar = quiv_nb.bar('widget')\n"
             "quiv_nb.get_scheduler().add_task('wc_job', wc_job, run_once=True, progress_callback=wc_bar)"
         ).msg_id
-    kernel.wait_for(lambda: "WC-STARTED" in kernel.stream_text(since=start), timeout=20, what="the job to start")
+    kernel.wait_for(lambda: "WC-STARTED" in kernel.output_text(since=start), timeout=20, what="the job to start")
     (progress_id,) = kernel.widgets_opened_by(adder, "FloatProgressModel")
     kernel.wait_for(lambda: kernel.widget_updates(progress_id), timeout=20, what="the bar to draw while running")
 
@@ -484,7 +484,7 @@ def test_kernel_restart_with_running_jobs_lets_the_old_process_exit_promptly() -
     try:
         session.run(RESTART_SETUP)
         session.wait_for(
-            lambda: all(f"RUNNING {n}" in session.stream_text() for n in ("s1", "s2", "p1", "p2")),
+            lambda: all(f"RUNNING {n}" in session.output_text() for n in ("s1", "s2", "p1", "p2")),
             timeout=20,
             what="all four jobs to run",
         )

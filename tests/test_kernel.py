@@ -47,18 +47,18 @@ def _clean_tasks(kernel):
 def test_job_output_lands_under_the_cell_that_added_the_task(kernel):
     adder = kernel.run("%quiv add tick ticker --once --bar none")
     other = kernel.run("time.sleep(1.5); print('other cell', flush=True)")
-    kernel.wait_for(lambda: "tick 4" in _stdout(kernel, adder.msg_id), timeout=20, what="all ticks")
-    assert "tick" not in _stdout(kernel, other.msg_id)
+    kernel.wait_for(lambda: "tick 4" in kernel.cell_text(adder.msg_id), timeout=20, what="all ticks")
+    assert "tick" not in kernel.cell_text(other.msg_id)
     assert "other cell" in _stdout(kernel, other.msg_id)
-    assert "tick 0" in _stdout(kernel, adder.msg_id)
+    assert "tick 0" in kernel.cell_text(adder.msg_id)
 
 
 def test_logging_from_a_job_lands_under_its_cell(kernel):
     kernel.run("def logs():\n    logging.getLogger('quiv_test').warning('logged from job')\n")
     adder = kernel.run("%quiv add logs logs --once --bar none")
     other = kernel.run("time.sleep(0.8)")
-    kernel.wait_for(lambda: "logged from job" in _stream(kernel, adder.msg_id, "stderr"), timeout=20, what="log record")
-    assert "logged from job" not in _stream(kernel, other.msg_id, "stderr")
+    kernel.wait_for(lambda: "logged from job" in kernel.cell_text(adder.msg_id), timeout=20, what="log record")
+    assert "logged from job" not in kernel.cell_text(other.msg_id)
 
 
 def test_get_scheduler_is_one_per_kernel(kernel):

@@ -9,8 +9,8 @@ One scenario, run in both apps (``_check_quickstart``):
    style (``.quiv-cancelled``, ``progress-bar-warning``, drawn grey) part-way, and the dashboard says it was
    cancelled (button feedback line and the recent-jobs list).
 4. ``backfill``, cancelled by the notebook itself, ends cancelled; ``flaky_source`` ends red (``danger``).
-5. No traceback anywhere, no widget that failed to render, and the only stderr output is the logged failure of
-   ``flaky_source`` in its own cell.
+5. No traceback anywhere, no widget that failed to render, and ``flaky_source``'s failure (trimmed traceback) shows
+   in its own cell's output area.
 
 The recurring ``poller`` / ``summing`` bars restart every run, so their style is never asserted.
 
@@ -134,10 +134,15 @@ def _check_quickstart(nb, shot: str) -> dict[str, int]:
     _final_bar(nb, flaky, "failed", "danger", RED)
     nb.cell(flaky).locator(".quiv-bar", has_text="source returned no rows").wait_for(state="attached", timeout=30_000)
 
-    # 5. Errors: only flaky_source's logged failure, in its own cell.
+    # 5. Errors: only flaky_source's failure, in its own cell's output area (not a stderr stream anywhere), with
+    # the user's frame and without quiv_nb's.
     errors = nb.error_outputs()
     assert [e for e in errors if not e.startswith(f"cell {flaky}: ")] == [], errors
-    assert any("ValueError: source returned no rows" in e for e in errors), errors
+    failure = nb.cell(flaky).locator(".jp-OutputArea-output", has_text="Traceback (most recent call last)")
+    failure.wait_for(state="attached", timeout=30_000)
+    text = failure.inner_text()
+    assert "failed: ValueError: source returned no rows" in text and "in flaky_source" in text, text
+    assert "quiv_nb/execution.py" not in text, text
     assert nb.error_outputs(stderr=False) == [], "tracebacks or broken widgets"
     assert nb.accepted_dialogs == (), "the notebook should name its kernel"
     return {"train": train, "dashboard": dashboard, "export": export, "backfill": backfill, "flaky": flaky}

@@ -1,0 +1,279 @@
+"""A task's output area in a notebook cell: its latest run's lines, then its failure, redrawn by the pump.
+
+One `OutputArea` per task added from a cell (made by `quiv_nb.kernel`, which supplies the `CellSink`
+that sends messages with that cell's parent header). It is the `OutputRoute` of the task's jobs
+(`quiv_nb.output`) and a pump `Drawable`:
+
+- Text is one display (`display_data` with a transient `display_id`, then `update_display_data`)
+  holding the current run's newest lines: at most `MAX_LINES` / `MAX_CHARS`, with
+  "… N lines elided (see %quiv log JOB_ID)" on top when the run wrote more. A new run replaces the
+  previous run's text (older runs stay in their job logs), so a recurring task's cell does not grow.
+  Each job's lines land only in its own area, whole, in order; stdout and stderr keep their order.
+- A failure adds a headline and the traceback with the machinery frames trimmed. When the next run
+  fails the same way the traceback is not repeated: the headline carries a count instead.
+- `display(...)` calls in the job (rich objects, matplotlib figures) are forwarded as they are, with
+  the cell's parent header; their k-th display of a run replaces the previous run's k-th (display ids),
+  and `clear_output()` starts counting again (it is not sent: it would clear the whole cell).
+
+Budget: at most one redraw per `min_interval` per area, within the pump's shared message budget
+(with the bars), and all areas together within `BYTE_RATE` bytes per second, so a job printing in a
+hot loop can trip neither the server's iopub limits (1,000 msg/s, 1 MB/s) nor the frontend. A final
+state (end of a run, a failure) is always drawn. Writers only record state (O(1) amortised) and
+call `pump.request`; messages are sent on the pump thread only.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Any, Protocol
+
+from ..output import trim_traceback
+from .pump import RenderPump, get_pump
+
+__all__ = ["BYTE_RATE", "MAX_CHARS", "MAX_LINES", "CellSink", "OutputArea"]
+
+MAX_LINES = 1000  # lines of the current run an area shows
+MAX_CHARS = 64 * 1024  # characters of the current run an area shows
+BYTE_RATE = 400_000.0  # bytes per second for all areas together (the server drops output above 1 MB/s)
+BYTE_BURST = 2 * MAX_CHARS  # so the largest text always fits in one go after a pause
+MAX_PENDING_DISPLAYS = 32  # display() calls queued per area beyond which the oldest are dropped
+
+
+class CellSink(Protocol):
+    """Sends to one cell (the kernel binding implements it). Called on the pump thread only."""
+
+    def send(self, msg_type: str, content: dict[str, Any]) -> None:
+        """Send a new message of `msg_type` with the cell's parent header."""
+        ...
+
+    def forward(self, msg: dict[str, Any]) -> None:
+        """Send a message built elsewhere (a display publisher's), re-parented to the cell."""
+        ...
+
+
+class _ByteBudget:
+    """A token bucket of bytes shared by every area (used on the pump thread only)."""
+
+    def __init__(self, rate: float = BYTE_RATE, burst: float = BYTE_BURST) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._at = burst, time.monotonic()
+
+    def take(self, size: int) -> bool:
+        """Spend `size` bytes if they are there (or the bucket is full: one oversized message may pass)."""
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+        self._at = now
+        if self._tokens >= size or self._tokens >= self.burst:
+            self._tokens -= size
+            return True
+        return False
+
+
+_BYTES = _ByteBudget()
+_ids = itertools.count()
+
+
+class OutputArea:
+    """One task's output area in one cell. Route methods run on job threads; `pump_draw` on the pump."""
+
+    min_interval = 0.25  # seconds between redraws: a few messages per second per area at most
+
+    def __init__(self, sink: CellSink, *, pump: RenderPump | None = None, budget: _ByteBudget | None = None) -> None:
+        self._sink = sink
+        self._pump = pump
+        self._budget = budget or _BYTES
+        self._key = f"quiv-out-{uuid.uuid4().hex[:12]}-{next(_ids)}"
+        self._lock = threading.Lock()
+        self._job: str | None = None
+        self._lines: deque[str] = deque()  # the run's newest lines (the last may lack its newline)
+        self._chars = 0
+        self._total = 0  # lines the run wrote
+        self._failure = ""  # the failure block under the lines
+        self._fail_sig: str | None = None  # the trimmed traceback of the last failure
+        self._fail_count = 0  # runs in a row that failed that way
+        self._failed_job: str | None = None
+        # (message, the type to send it as or None): at most one per display id, the newest state
+        self._displays: deque[tuple[dict[str, Any], str | None]] = deque(maxlen=MAX_PENDING_DISPLAYS)
+        self._display_index = 0  # display() calls in the current run (slot k: the k-th without its own id)
+        self._slots_made = 0  # display slots created in the cell so far
+        self._dirty = False
+        self._shown = False  # the text display exists in the cell
+        self.messages_sent = 0  # for tests and benchmarks (pump thread only)
+        self.bytes_sent = 0
+
+    # ------------------------------------------------------------------ route (job threads)
+
+    def job_started(self, job_id: str) -> None:
+        with self._lock:
+            if self._failed_job is None or self._failed_job != self._job:
+                self._fail_sig, self._fail_count = None, 0  # the previous run did not fail: start counting anew
+            self._job = job_id
+            self._lines.clear()
+            self._chars = self._total = 0
+            self._failure = ""
+            self._display_index = 0
+            # Not dirty: the previous run's text stays until this run writes or ends (no flicker).
+
+    def job_text(self, job_id: str, stream: str, text: str) -> None:
+        with self._lock:
+            if job_id != self._job:
+                return
+            lines = self._lines
+            if text.find("\n") == len(text) - 1 and (not lines or lines[-1][-1] == "\n"):
+                new = [text]  # the common case: one whole line after whole lines
+            else:
+                new = _split_lines(text)
+                if lines and lines[-1][-1] != "\n":  # continue a flushed partial line
+                    last = lines.pop()
+                    self._chars -= len(last)
+                    self._total -= 1
+                    new[0] = last + new[0]
+            lines.extend(new)
+            self._total += len(new)
+            self._chars += sum(map(len, new))
+            while len(lines) > MAX_LINES or (self._chars > MAX_CHARS and len(lines) > 1):
+                self._chars -= len(lines.popleft())
+            self._dirty = True
+        self._request(False)
+
+    def job_ended(self, job_id: str) -> None:
+        with self._lock:
+            if job_id != self._job:
+                return
+            self._dirty = self._dirty or self._shown  # an empty run clears the previous run's text
+        self._request(True)
+
+    def job_failed(self, job_id: str, headline: str, traceback: str) -> None:
+        trimmed = trim_traceback(traceback)
+        with self._lock:
+            if job_id != self._job:
+                return
+            if trimmed == self._fail_sig:
+                self._fail_count += 1
+                self._failure = f"{headline}  [the same failure {self._fail_count} runs in a row]\n{trimmed}"
+            else:
+                self._fail_sig, self._fail_count = trimmed, 1
+                self._failure = f"{headline}\n{trimmed}"
+            self._failed_job = job_id
+            self._dirty = True
+        self._request(True)
+
+    def display_message(self, msg: dict[str, Any]) -> None:
+        """A display publisher's message from the job (display_data, update_display_data, clear_output).
+
+        Returns None, which tells the publisher the message was taken. A display without an id gets
+        one per (area, position in the run), so a recurring task's plots replace the last run's.
+        """
+        msg_type = msg.get("header", {}).get("msg_type") or msg.get("msg_type")
+        if msg_type == "clear_output":
+            # Not sent: it would clear the whole cell (its bars, other tasks' areas). The live-plot idiom
+            # `clear_output(wait=True); display(fig)` still works: the next display replaces slot 0.
+            with self._lock:
+                self._display_index = 0
+            return None
+        with self._lock:
+            force: str | None = None  # the message type to send it as (None: as built)
+            content = msg.setdefault("content", {})
+            if msg_type == "display_data":
+                transient = content.get("transient") or {}
+                if "display_id" not in transient:
+                    slot = self._display_index
+                    content["transient"] = {**transient, "display_id": f"{self._key}-d{slot}"}
+                    # Decided here, in call order: an earlier message created the slot's display.
+                    if slot < self._slots_made:
+                        force = "update_display_data"
+                    self._slots_made = max(self._slots_made, slot + 1)
+                self._display_index += 1
+            display_id = (content.get("transient") or {}).get("display_id")
+            if display_id is not None:  # a newer state of a display still queued supersedes it
+                for i, (pending, pending_force) in enumerate(self._displays):
+                    if (pending.get("content", {}).get("transient") or {}).get("display_id") == display_id:
+                        del self._displays[i]
+                        creates = pending_force or pending["header"]["msg_type"]
+                        if creates == "display_data":
+                            force = "display_data"  # the queued one would have created it: this one must
+                        break
+            self._displays.append((msg, force))
+        self._request(False)
+        return None
+
+    # ------------------------------------------------------------------ drawing (pump thread)
+
+    def pump_draw(self) -> int:
+        sent = 0
+        while True:
+            with self._lock:  # peek, spend and pop at once: a newer state may supersede the head meanwhile
+                if not self._displays:
+                    break
+                msg, force = self._displays[0]
+                size = _size(msg)
+                affordable = self._budget.take(size)
+                if affordable:
+                    self._displays.popleft()
+            if not affordable:
+                self._request(False)
+                return sent
+            if force is not None:
+                msg["msg_type"] = msg["header"]["msg_type"] = force
+            self._sink.forward(msg)
+            sent += 1
+            self.messages_sent += 1
+            self.bytes_sent += size
+        with self._lock:
+            if not self._dirty:
+                return sent
+            text = self._compose()
+            if not self._budget.take(len(text)):
+                self._request(False)
+                return sent
+            self._dirty = False
+            first = not self._shown
+            self._shown = True
+        content = {"data": {"text/plain": text}, "metadata": {}, "transient": {"display_id": self._key}}
+        self._sink.send("display_data" if first else "update_display_data", content)
+        self.messages_sent += 1
+        self.bytes_sent += len(text)
+        return sent + 1
+
+    def _compose(self) -> str:
+        """The area's text from the recorded state (with the lock held)."""
+        elided = self._total - len(self._lines)
+        head = f"… {elided} lines elided (see %quiv log {self._job})\n" if elided > 0 else ""
+        body = "".join(self._lines)
+        if self._failure and body and not body.endswith("\n"):
+            body += "\n"
+        return head + body + self._failure
+
+    def _request(self, final: bool) -> None:
+        (self._pump or get_pump()).request(self, final=final)
+
+    @property
+    def sink(self) -> CellSink:
+        return self._sink
+
+    def text(self) -> str:
+        """What the area would show now (for tests and the plain-text repr); any thread."""
+        with self._lock:
+            return self._compose()
+
+    def __repr__(self) -> str:
+        return f"<OutputArea {self._key} job={self._job}>"
+
+
+def _split_lines(text: str) -> list[str]:
+    """`text` cut after each newline (only "\\n": a carriage return stays inside its line)."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def _size(msg: dict[str, Any]) -> int:
+    """Roughly how many bytes a display message carries (its data values)."""
+    data = msg.get("content", {}).get("data", {})
+    return 200 + sum(len(v) if isinstance(v, str) else len(str(v)) for v in data.values())

@@ -1,0 +1,238 @@
+"""A job's output in a real kernel: under the cell that added its task, whole lines, in order, budgeted.
+
+Read from the iopub messages a frontend gets: each task's output area is a display (display_data,
+then update_display_data with the same transient display_id) whose parent header is the adding
+cell's execute request. Runs on ipykernel 6.29 and 7.x alike (CI runs this file in both venvs).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from kernel_harness import KernelSession, started_with
+
+pytestmark = pytest.mark.kernel
+
+SETUP = """
+%load_ext quiv_nb
+import threading, time, logging
+import quiv_nb
+"""
+
+LINES = 500
+JOBS = 20
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    yield from started_with(SETUP)
+
+
+def _areas(kernel: KernelSession, msg_id: str) -> dict[str, str]:
+    return {k: v for k, v in kernel.output_areas(msg_id).items() if k.startswith("quiv-out-") and "-d" not in k[9:]}
+
+
+def _area_updates(kernel: KernelSession, msg_id: str) -> list[str]:
+    """Every text an output area under the cell showed, in arrival order."""
+    return [
+        m["content"]["data"]["text/plain"]
+        for m in kernel.messages(parent=msg_id)
+        if m["msg_type"] in ("display_data", "update_display_data")
+        and str((m["content"].get("transient") or {}).get("display_id", "")).startswith("quiv-out-")
+    ]
+
+
+def test_twenty_concurrent_jobs_lines_arrive_whole_under_their_own_cells_in_order(kernel):
+    kernel.run(
+        f"q = quiv_nb.Quiv(pool_size={JOBS + 2}); q.start()\n"
+        f"gate = threading.Barrier({JOBS}, timeout=60)\n"
+        "def chatty(k):\n"
+        "    gate.wait()  # all jobs print at the same time\n"
+        f"    for i in range({LINES}):\n"
+        "        print(f'J{k:02d} L{i:03d}', 'x' * (k % 7), f'end{k:02d}')\n"
+    )
+    cells = [kernel.run(f"q.add_task('chatty{k}', chatty, run_once=True, args=({k},))").msg_id for k in range(JOBS)]
+    try:
+        expected = {
+            k: "".join(f"J{k:02d} L{i:03d} {'x' * (k % 7)} end{k:02d}\n" for i in range(LINES)) for k in range(JOBS)
+        }
+        kernel.wait_for(
+            lambda: all(list(_areas(kernel, c).values()) == [expected[k]] for k, c in enumerate(cells)),
+            timeout=120,
+            what="every job's 500 lines in its own cell's area",
+        )
+        line = re.compile(r"^J(\d\d) L(\d\d\d) x* end(\d\d)$")
+        for k, cell in enumerate(cells):
+            for text in _area_updates(kernel, cell):  # every intermediate state, not only the last
+                numbers = []
+                for row in text.splitlines():
+                    match = line.match(row)
+                    assert match, f"cell {k}: not a whole line of a job: {row!r}"
+                    assert int(match.group(1)) == int(match.group(3)) == k, f"cell {k} shows {row!r}"
+                    numbers.append(int(match.group(2)))
+                assert numbers == list(range(numbers[0], numbers[0] + len(numbers))) if numbers else True
+            # Nothing of any job leaked into the cell's streams (where ipykernel's own routing would put it).
+            assert "J" not in kernel.cell_text(cell).replace(expected[k], "")
+        # Job.output has every line too.
+        outputs = kernel.value("sorted(len(j.output.splitlines()) for j in q.get_all_jobs())")
+        assert outputs == [LINES] * JOBS
+    finally:
+        kernel.run("q.shutdown(5)")
+
+
+def test_job_added_from_cell_b_prints_under_b_after_cell_a_created_the_pool_thread(kernel):
+    # One worker thread, created while cell A runs: ipykernel 6 would route its writes to cell A forever.
+    a = kernel.run(
+        "q1 = quiv_nb.Quiv(pool_size=1); q1.start()\n"
+        "def say(word):\n    print('said', word)\n"
+        "q1.wait_for_task(q1.add_task('a', say, run_once=True, args=('from-a',)), timeout=30)\n"
+    )
+    b = kernel.run("q1.add_task('b', say, run_once=True, args=('from-b',))")
+    try:
+        kernel.wait_for(lambda: "said from-b" in kernel.cell_text(b.msg_id), timeout=30, what="b's line under b")
+        assert "said from-a" in kernel.cell_text(a.msg_id)
+        assert "from-b" not in kernel.cell_text(a.msg_id)
+        assert kernel.value("q1._executor._pool.threads[0].name").startswith("quiv_nb-worker")
+    finally:
+        kernel.run("q1.shutdown(5)")
+
+
+def test_failure_lands_under_its_cell_trimmed_while_another_cell_sleeps(kernel):
+    adder = kernel.run(
+        "go = threading.Event()\n"
+        "def explode():\n    go.wait(30)\n    print('about to fail')\n    raise ValueError('boom in job')\n"
+        "fid = quiv_nb.get_scheduler().add_task('explode', explode, run_once=True)\n"
+    )
+    sleeper = kernel.submit("go.set(); time.sleep(2); print('slept')")
+    kernel.wait_for(lambda: "boom in job" in kernel.cell_text(adder.msg_id), timeout=30, what="the failure")
+    slept = kernel.result(sleeper, timeout=30)
+    text = kernel.cell_text(adder.msg_id)
+    assert "about to fail" in text
+    assert "failed: ValueError: boom in job" in text
+    assert 'in explode\n    raise ValueError("boom in job")' in text.replace("'", '"')
+    assert "quiv_nb/execution.py" not in text and "frame hidden" in text
+    assert "boom" not in kernel.cell_text(slept.msg_id) and "slept" in slept.stdout
+    full = "[j for j in quiv_nb.get_scheduler().get_all_jobs() if j.task_name == 'explode'][-1].traceback"
+    assert kernel.value(f"'quiv_nb/execution.py' in {full}") is True
+
+
+def test_a_flood_is_elided_in_the_cell_but_kept_whole_in_the_job_log(kernel):
+    adder = kernel.run(
+        "def flood(n):\n    for i in range(n):\n        print('flood line', i)\n"
+        "jid = quiv_nb.get_scheduler().wait_for_task(\n"
+        "    quiv_nb.get_scheduler().add_task('flood', flood, run_once=True, args=(5000,)), timeout=60).job_id\n"
+    )
+    job_id = kernel.value("jid")
+    kernel.wait_for(lambda: "flood line 4999" in kernel.cell_text(adder.msg_id), timeout=30, what="the last line")
+    (text,) = _areas(kernel, adder.msg_id).values()
+    lines = text.splitlines()
+    assert lines[0] == f"… 4000 lines elided (see %quiv log {job_id})"
+    assert lines[1:] == [f"flood line {i}" for i in range(4000, 5000)]
+    assert kernel.value("quiv_nb.get_scheduler().get_job(jid).output.splitlines()") == [
+        f"flood line {i}" for i in range(5000)
+    ]
+    # A few redraws, not one message per line.
+    assert len(_area_updates(kernel, adder.msg_id)) < 50
+
+
+def test_recurring_failure_shows_one_traceback_and_a_repeat_count(kernel):
+    adder = kernel.run(
+        "runs = []\n"
+        "def flaky():\n    runs.append(1)\n    print('run', len(runs))\n    raise KeyError('same')\n"
+        "rid = quiv_nb.get_scheduler().add_task('flaky', flaky, interval=0.3)\n"
+    )
+    try:
+        kernel.wait_for(
+            lambda: "the same failure 3 runs in a row" in kernel.cell_text(adder.msg_id), timeout=30, what="count 3"
+        )
+        (text,) = _areas(kernel, adder.msg_id).values()
+        assert text.count("Traceback (most recent call last)") == 1
+        assert text.count("KeyError: 'same'") == 2  # the headline and the traceback's last line
+        assert text.startswith("run 3\n")  # the latest run's output only, not every run's
+    finally:
+        kernel.run("quiv_nb.get_scheduler().remove_task(rid)")
+
+
+def test_display_from_a_job_goes_to_its_cell_and_a_rerun_replaces_it(kernel):
+    adder = kernel.run(
+        "from IPython.display import display, HTML\n"
+        "n = [0]\n"
+        "def show():\n    n[0] += 1\n    display(HTML(f'<b>run {n[0]}</b>'))\n"
+        "sid = quiv_nb.get_scheduler().add_task('show', show, interval=0.3)\n"
+    )
+    try:
+        kernel.wait_for(
+            lambda: any("run 3" in str(m["content"].get("data")) for m in kernel.messages(parent=adder.msg_id)),
+            timeout=30,
+            what="third run's display",
+        )
+    finally:
+        kernel.run("quiv_nb.get_scheduler().remove_task(sid)")
+    shown = [m for m in kernel.messages(parent=adder.msg_id) if "text/html" in m["content"].get("data", {})]
+    assert [m["msg_type"] for m in shown[:3]] == ["display_data", "update_display_data", "update_display_data"]
+    assert len({m["content"]["transient"]["display_id"] for m in shown}) == 1
+
+
+def test_the_kernel_runs_the_ipykernel_line_ci_asked_for(kernel):
+    """CI runs this file in a second venv with ipykernel 6.29 and sets QUIV_EXPECT_IPYKERNEL=6 there."""
+    expected = os.environ.get("QUIV_EXPECT_IPYKERNEL")
+    version = kernel.value("__import__('ipykernel').__version__")
+    if expected:
+        assert version.split(".")[0] == expected, version
+    assert int(version.split(".")[0]) >= 6
+
+
+def test_live_plot_idiom_in_a_job_updates_one_display_and_never_clears_the_cell(kernel):
+    adder = kernel.run(
+        "from IPython.display import display, clear_output, HTML\n"
+        "def live():\n"
+        "    for i in range(5):\n"
+        "        clear_output(wait=True)\n"
+        "        display(HTML(f'<i>frame {i}</i>'))\n"
+        "lid = quiv_nb.get_scheduler().add_task('live', live, run_once=True)\n"
+    )
+    kernel.wait_for(
+        lambda: any("frame 4" in str(m["content"].get("data")) for m in kernel.messages(parent=adder.msg_id)),
+        timeout=30,
+        what="the last frame",
+    )
+    shown = [m for m in kernel.messages(parent=adder.msg_id) if "text/html" in m["content"].get("data", {})]
+    assert shown[0]["msg_type"] == "display_data"
+    assert {m["msg_type"] for m in shown[1:]} <= {"update_display_data"}
+    assert len({m["content"]["transient"]["display_id"] for m in shown}) == 1
+    assert kernel.messages(parent=adder.msg_id, msg_type="clear_output") == []
+
+
+def test_a_task_added_by_a_job_prints_under_the_jobs_cell(kernel):
+    adder = kernel.run(
+        "def child():\n    print('child speaking')\n"
+        "def parent():\n"
+        "    quiv_nb.get_scheduler().add_task('child', child, run_once=True)\n"
+        "    print('parent speaking')\n"
+        "quiv_nb.get_scheduler().add_task('parent', parent, run_once=True)\n"
+    )
+    other = kernel.run("time.sleep(0.5)")
+    kernel.wait_for(lambda: "child speaking" in kernel.cell_text(adder.msg_id), timeout=30, what="the child's line")
+    assert "parent speaking" in kernel.cell_text(adder.msg_id)
+    assert "speaking" not in kernel.cell_text(other.msg_id)
+
+
+def test_a_matplotlib_figure_shown_from_a_job_lands_under_its_cell(kernel):
+    adder = kernel.run(
+        "import matplotlib.pyplot as plt\n"
+        "def plot():\n"
+        "    fig, ax = plt.subplots(figsize=(2, 1))\n"
+        "    ax.plot([0, 1, 0])\n"
+        "    plt.show()  # the inline backend displays the figure from the job's thread\n"
+        "quiv_nb.get_scheduler().add_task('plot', plot, run_once=True)\n"
+    )
+    other = kernel.submit("time.sleep(1); print('other')")
+    kernel.wait_for(
+        lambda: any("image/png" in m["content"].get("data", {}) for m in kernel.messages(parent=adder.msg_id)),
+        timeout=30,
+        what="the figure under the adding cell",
+    )
+    other_cell = kernel.result(other, timeout=30)
+    assert not any("image/png" in m["content"].get("data", {}) for m in other_cell.messages)

@@ -1,0 +1,269 @@
+"""Per-job output capture outside a notebook: whole lines to the real streams, Job.output, failures.
+
+Real schedulers and threads; the "real stream" is a StringIO put in `sys.stdout` for the test (the
+proxy wraps whatever it finds there, as it wraps ipykernel's OutStream in a kernel).
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterator
+from typing import Any, Callable
+
+import pytest
+from conftest import WAIT
+
+from quiv_nb import Quiv
+from quiv_nb import output as out
+from quiv_nb.joblog import JobLog
+from quiv_nb.render.output_area import MAX_LINES, OutputArea, _ByteBudget
+from quiv_nb.render.pump import RenderPump
+
+
+@pytest.fixture
+def console(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[], tuple[io.StringIO, io.StringIO]]]:
+    """Call it first in a test: fresh stdout/stderr StringIOs with the proxies installed over them.
+
+    Called in the test body, not at fixture setup: pytest puts its own capture back in
+    `sys.stdout` between the two. The proxies are removed afterwards.
+    """
+
+    def swap() -> tuple[io.StringIO, io.StringIO]:
+        stdout, stderr = io.StringIO(), io.StringIO()
+        out.uninstall()
+        monkeypatch.setattr(sys, "stdout", stdout)
+        monkeypatch.setattr(sys, "stderr", stderr)
+        out.install()
+        return stdout, stderr
+
+    yield swap
+    out.uninstall()
+
+
+def test_concurrent_jobs_write_whole_lines_and_keep_their_own_output(console: Any) -> None:
+    stdout, _ = console()
+    jobs, lines = 8, 300
+    gate = threading.Barrier(jobs, timeout=WAIT)
+
+    def chatty(k: int) -> None:
+        gate.wait()
+        for i in range(lines):
+            print(f"J{k}", "L", i, "end", k)  # print() makes several writes per line
+
+    q = Quiv(pool_size=jobs)
+    q.start()
+    try:
+        ids = [q.add_task(f"c{k}", chatty, run_once=True, args=(k,)) for k in range(jobs)]
+        done = [q.wait_for_task(t, timeout=WAIT) for t in ids]
+    finally:
+        q.shutdown(WAIT)
+    seen: dict[int, list[int]] = {k: [] for k in range(jobs)}
+    for row in stdout.getvalue().splitlines():
+        match = re.fullmatch(r"J(\d+) L (\d+) end (\d+)", row)
+        assert match and match.group(1) == match.group(3), f"mixed line {row!r}"
+        seen[int(match.group(1))].append(int(match.group(2)))
+    assert all(v == list(range(lines)) for v in seen.values())
+    for k, job in enumerate(done):
+        assert job.output == "".join(f"J{k} L {i} end {k}\n" for i in range(lines))
+
+
+def test_writes_from_other_threads_pass_through_and_partial_lines_wait(console: Any) -> None:
+    stdout, _ = console()
+    log = JobLog()
+    with out.capture("job-1", log):
+        sys.stdout.write("part")
+        outsider = threading.Thread(target=lambda: sys.stdout.write("outside\n"))
+        outsider.start()
+        outsider.join(WAIT)
+        assert stdout.getvalue() == "outside\n"  # the job's half line is not out yet
+        sys.stdout.write("ial\nnext")
+    assert stdout.getvalue() == "outside\npartial\nnext"  # the rest at the end of the job
+    assert log.text() == "partial\nnext"
+
+
+def test_flush_passes_a_partial_line_on(console: Any) -> None:
+    stdout, _ = console()
+    with out.capture("job-2", None):
+        print("progress...", end="", flush=True)
+        assert stdout.getvalue() == "progress..."
+
+
+def test_root_logger_records_of_a_job_are_captured(console: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    _, stderr = console()
+    handler = logging.StreamHandler(sys.stderr)  # made after install: holds the proxy
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", [handler])
+    log = JobLog()
+    with out.capture("job-3", log):
+        logging.getLogger("somewhere").warning("careful")
+    assert log.text() == "careful\n"
+    assert stderr.getvalue() == "careful\n"
+
+
+def test_install_redirects_console_handlers_made_before_it_and_uninstall_restores(monkeypatch: Any) -> None:
+    out.uninstall()
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    handler = logging.StreamHandler(stream)
+    monkeypatch.setattr(logging.getLogger(), "handlers", [handler])
+    out.install()
+    out.install()  # idempotent
+    try:
+        assert isinstance(sys.stderr, out._StreamProxy) and handler.stream is sys.stderr
+        assert sys.stderr.stream is stream
+        log = JobLog()
+        with out.capture("job-4", log):
+            logging.getLogger("x").error("from the job")
+        assert log.text() == "from the job\n"
+    finally:
+        out.uninstall()
+    assert sys.stderr is stream and handler.stream is stream
+    assert "handle" not in vars(logging.getLogger("quiv_nb"))
+
+
+def test_an_unrouted_failure_takes_the_ordinary_logging_path(console: Any, caplog: Any) -> None:
+    console()
+
+    def boom() -> None:
+        raise ValueError("plain script failure")
+
+    q = Quiv()
+    q.start()
+    try:
+        with caplog.at_level(logging.ERROR, logger="quiv_nb"):
+            job = q.wait_for_task(q.add_task("boom", boom, run_once=True), timeout=WAIT)
+    finally:
+        q.shutdown(WAIT)
+    (record,) = [r for r in caplog.records if getattr(r, "quiv_job_id", None) == job.job_id]
+    assert record.quiv_task_id == job.task_id and "plain script failure" in record.getMessage()
+
+
+class _Recorder:
+    """A `CellSink` that keeps what it would send (the kernel's sink is tested in test_kernel_output)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, Any]]] = []
+
+    def send(self, msg_type: str, content: dict[str, Any]) -> None:
+        self.sent.append((msg_type, content))
+
+    def forward(self, msg: dict[str, Any]) -> None:
+        self.sent.append((msg["msg_type"], msg["content"]))
+
+
+def test_a_routed_failure_goes_to_its_route_and_not_the_console(console: Any, monkeypatch: Any) -> None:
+    _, stderr = console()
+    kept = io.StringIO()  # a file handler: it still gets the record
+    monkeypatch.setattr(
+        logging.getLogger(), "handlers", [logging.StreamHandler(sys.stderr), logging.StreamHandler(kept)]
+    )
+    pump, sink = RenderPump(), _Recorder()
+    area = OutputArea(sink, pump=pump, budget=_ByteBudget(rate=1e9))
+    try:
+        with out.capture("job-9", JobLog()):
+            out.route_current_job(area)
+            print("before the failure")
+        tb = (
+            'Traceback (most recent call last):\n  File "/u.py", line 3, in f\n    1 / 0\n'
+            "ZeroDivisionError: division by zero\n"
+        )
+        logging.getLogger("quiv_nb").error(
+            "quiv_nb: job %s of task %r failed:\n%s",
+            "job-9",
+            "t",
+            tb,
+            extra={"quiv_job_id": "job-9", "quiv_task_id": "T"},
+        )
+        assert pump.flush(WAIT)
+    finally:
+        pump.shutdown()
+    assert stderr.getvalue() == ""  # neither the job's line nor its failure reached the console
+    assert "job job-9 of task 't' failed" in kept.getvalue()
+    assert area.text() == (
+        "before the failure\nquiv_nb: job job-9 of task 't' failed: ZeroDivisionError: division by zero\n" + tb
+    )
+    assert sink.sent[-1][1]["data"]["text/plain"] == area.text()
+    # A record for a job nobody routed goes to the console as usual.
+    logging.getLogger("quiv_nb").error("other failure", extra={"quiv_job_id": "job-10", "quiv_task_id": "T"})
+    assert stderr.getvalue() == "other failure\n"
+
+
+def test_trim_traceback_hides_machinery_frames_and_says_so() -> None:
+    package = out._MACHINERY[0]
+    text = (
+        "Traceback (most recent call last):\n"
+        f'  File "{package}execution.py", line 254, in run_call\n'
+        "    result = call.func(*call.args, **kwargs)\n"
+        "             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+        '  File "/home/me/work.py", line 7, in job\n'
+        '    raise ValueError("boom")\n'
+        "ValueError: boom\n"
+    )
+    trimmed = out.trim_traceback(text)
+    assert trimmed == (
+        "Traceback (most recent call last):\n"
+        '  File "/home/me/work.py", line 7, in job\n'
+        '    raise ValueError("boom")\n'
+        "ValueError: boom\n"
+        "[1 quiv_nb/asyncio frame hidden; the full traceback is in Job.traceback]\n"
+    )
+    assert out.failure_headline("quiv_nb: job 1 of task 'x' failed:", text) == (
+        "quiv_nb: job 1 of task 'x' failed: ValueError: boom"
+    )
+
+
+def test_area_shows_the_latest_run_elides_a_flood_and_counts_repeated_failures() -> None:
+    pump, sink = RenderPump(), _Recorder()
+    area = OutputArea(sink, pump=pump, budget=_ByteBudget(rate=1e9))
+    try:
+        area.job_started("j1")
+        area.job_text("j1", "stdout", "".join(f"l{i}\n" for i in range(MAX_LINES + 5)))
+        assert area.text().splitlines()[:2] == ["… 5 lines elided (see %quiv log j1)", "l5"]
+        area.job_ended("j1")
+        tb = 'Traceback (most recent call last):\n  File "/u.py", line 1, in f\n    g()\nKeyError: 1\n'
+        for n, job in enumerate(["j2", "j3", "j4"], start=1):
+            area.job_started(job)
+            area.job_text(job, "stderr", f"run {job}\n")
+            area.job_ended(job)
+            area.job_failed(job, f"job {job} failed: KeyError: 1", tb)
+            text = area.text()
+            assert text.startswith(f"run {job}\n") and text.count("Traceback") == 1
+            assert ("runs in a row" in text) is (n > 1)
+            assert pump.flush(WAIT)
+        assert "[the same failure 3 runs in a row]" in area.text()
+        area.job_started("j5")  # a success in between starts the count anew
+        area.job_ended("j5")
+        area.job_started("j6")
+        area.job_failed("j6", "job j6 failed: KeyError: 1", tb)
+        assert "in a row" not in area.text()
+        assert pump.flush(WAIT)
+    finally:
+        pump.shutdown()
+    kinds = [kind for kind, _ in sink.sent]
+    assert kinds[0] == "display_data" and set(kinds[1:]) == {"update_display_data"}
+    assert len({c["transient"]["display_id"] for _, c in sink.sent}) == 1
+    assert sink.sent[-1][1]["data"]["text/plain"] == area.text()
+
+
+def test_a_callback_the_job_schedules_on_another_loop_is_not_the_jobs_output(console: Any) -> None:
+    import asyncio
+
+    stdout, _ = console()
+    loop = asyncio.new_event_loop()
+    runner = threading.Thread(target=loop.run_forever)
+    runner.start()
+    try:
+        log = JobLog()
+        printed = threading.Event()
+        with out.capture("job-5", log):  # asyncio copies this context (the job's) into the callback
+            loop.call_soon_threadsafe(lambda: (print("from the loop"), printed.set()))
+            assert printed.wait(WAIT)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join(WAIT)
+        loop.close()
+    assert stdout.getvalue() == "from the loop\n" and log.text() == ""
