@@ -96,7 +96,7 @@ def _comms_beside_the_cell(kernel: Any) -> Iterator[None]:
     lock (`dispatch_shell(..., concurrent=True)`, 7.x); it only needs to run in a context it can
     enter: a copy of the current one, so the cell's context variables are not touched.
     """
-    if not _accepts_concurrent(kernel):  # an early 7.x without the concurrent comm path
+    if not _accepts_concurrent(kernel):  # ipykernel 7.0-7.3: no concurrent comm path; clicks wait for the cell
         yield None
         return
     try:
@@ -171,8 +171,8 @@ def answer_on_sender_shell(widget: Any) -> None:
     """Handle this widget's messages on the (sub)shell the frontend sent them on.
 
     Call it on the thread that made the widget, right after making it. A no-op outside a kernel,
-    on ipykernel < 7.4 (which already routes by the frontend's choice) and for a widget without a
-    comm. ipykernel 7.4 routes a comm's incoming messages to the subshell that last published on
+    on ipykernel < 7.4 (7.0-7.3 already route by the frontend's choice; 6.x has no subshells) and
+    for a widget without a comm. ipykernel 7.4 routes a comm's incoming messages to the subshell that last published on
     it (`BaseComm._reply_subshell_for`), so a button drawn by a cell would be handled by the main
     shell, behind whatever cell runs; overriding that hook on this one comm object restores the
     frontend's choice. The override lives and dies with the comm; setting it twice is harmless.
