@@ -7,6 +7,8 @@ Re-entrancy comes from nest-asyncio2 (the maintained nest-asyncio fork that ipyk
 depends on); it is applied lazily, the first time such a wait happens. Its effect is process-wide,
 not limited to that loop: it patches the loop's class and `asyncio.run`, and swaps in the
 pure-Python `Task`/`Future` (nest-asyncio2 1.7, Python < 3.14), as ipykernel's own use of it does.
+While such a wait blocks, widget (comm) messages are handled too, so dashboard buttons act during
+`%quiv wait`; the per-ipykernel details are in `controls.comm_messages_flow`.
 """
 
 from __future__ import annotations
