@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import pytest
 from conftest import WAIT
 
 from quiv_nb import controls, waiting
+
+REPO = Path(__file__).resolve().parent.parent
 
 
 def test_comm_route_is_off_outside_a_kernel() -> None:
@@ -67,22 +73,36 @@ def test_a_polled_wait_times_out_and_gives_up_its_future() -> None:
     assert len(polls) >= 2
 
 
+# Run in a fresh interpreter: a wait on the loop's own thread applies nest-asyncio2, which patches asyncio for the
+# whole process (its `asyncio.run` then leaves loops open), and later tests in this process must not inherit that.
+_INTERRUPTED_WAIT = """
+import asyncio, concurrent.futures
+from quiv_nb import waiting
+
+fut = concurrent.futures.Future()
+loop = asyncio.new_event_loop()
+
+def interrupt():
+    raise KeyboardInterrupt
+
+async def cell():  # a notebook cell blocking on a job, on the loop's own thread
+    loop.call_later(0.05, interrupt)
+    return waiting.block_on(fut, None, loop)
+
+try:
+    loop.run_until_complete(cell())
+except KeyboardInterrupt:
+    print("interrupted")
+loop.run_until_complete(asyncio.sleep(0.01))  # the loop carries on after the interrupt
+print("future cancelled:", fut.cancelled())
+"""
+
+
 def test_an_interrupted_wait_on_the_loop_thread_is_cancelled_not_left_pending() -> None:
     """A KeyboardInterrupt inside the nested run ends the wait; the wait must not resume later."""
-    fut: concurrent.futures.Future[str] = concurrent.futures.Future()
-    loop = asyncio.new_event_loop()
-
-    def interrupt() -> None:
-        raise KeyboardInterrupt
-
-    async def cell() -> str:  # a notebook cell blocking on a job, on the loop's own thread
-        loop.call_later(0.05, interrupt)
-        return waiting.block_on(fut, None, loop)
-
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            loop.run_until_complete(cell())
-        loop.run_until_complete(asyncio.sleep(0.01))  # the loop carries on after the interrupt
-    finally:
-        loop.close()
-    assert fut.cancelled()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-c", _INTERRUPTED_WAIT], capture_output=True, text=True, timeout=60, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["interrupted", "future", "cancelled:", "True"], done.stdout + done.stderr
