@@ -3,8 +3,8 @@
 - During quiv_nb's own waits (`%quiv wait`, `wait_for_task` in a cell) a Cancel click on the main
   shell is handled within the wait (both ipykernel lines: 7.x takes comm messages beside the cell,
   6.x polls them with jupyter-ui-poll).
-- During an arbitrary busy cell (`time.sleep`), a click sent on a kernel subshell (as JupyterLab
-  >= 4.4 and Notebook >= 7.4 send comm messages) is handled at once (ipykernel >= 7 only).
+- During an arbitrary busy cell (`time.sleep`), a Cancel or Pause click sent on a kernel subshell (as
+  JupyterLab >= 4.4 and Notebook >= 7.4 send comm messages) is handled at once (ipykernel >= 7 only).
 Each kernel patch made for a wait is gone once the wait ends, also after an interrupt.
 """
 
@@ -31,6 +31,9 @@ def patient(_stop_event, _progress_hook):
             return 'stopped'
     return 'done'
 
+def beat():
+    return time.strftime('%H:%M:%S')
+
 def _patches():
     '''What a wait may patch, as identities: the main shell's receive callback (ipykernel 7.x)
     or the execute_request handler (ipykernel 6.x, jupyter-ui-poll).'''
@@ -56,8 +59,9 @@ def _cancelled_bar_at(kernel: KernelSession, since: float) -> float | None:
     return None
 
 
-def _start_patient_with_dashboard(kernel: KernelSession) -> dict[str, str]:
-    kernel.run("quiv_nb.kernel.reset_scheduler(0)")
+def _start_patient_with_dashboard(kernel: KernelSession, reset: bool = True) -> dict[str, str]:
+    if reset:
+        kernel.run("quiv_nb.kernel.reset_scheduler(0)")
     kernel.run("%quiv add patient patient --once --bar widget")
     kernel.run("%quiv")
     return kernel.wait_for(
@@ -160,10 +164,12 @@ def _click_on(kernel: KernelSession, comm_id: str, subshell_id: str) -> None:
     kernel.kc.shell_channel.send(msg)
 
 
-def test_cancel_click_on_a_subshell_acts_while_any_cell_is_busy(kernel):
+def test_cancel_and_pause_clicks_on_a_subshell_act_while_any_cell_is_busy(kernel):
     if not kernel.value("'kernel subshells' in get_ipython().kernel.kernel_info.get('supported_features', [])"):
         pytest.skip("this ipykernel has no subshells (ipykernel < 7)")
-    row = _start_patient_with_dashboard(kernel)
+    kernel.run("quiv_nb.kernel.reset_scheduler(0)")
+    kernel.run("%quiv add beat beat --every 30 --bar none")
+    row = _start_patient_with_dashboard(kernel, reset=False)
     subshell = _create_subshell(kernel)
     busy = kernel.submit(f"time.sleep({JOB_SECONDS})")
     _busy_with(kernel, busy)
@@ -174,6 +180,11 @@ def test_cancel_click_on_a_subshell_acts_while_any_cell_is_busy(kernel):
     still_busy = not any(m["content"].get("execution_state") == "idle" for m in kernel.messages(busy, "status"))
     assert still_busy, "the sleeping cell ended before the click took effect"
     print(f"\n[busy cell, subshell click] click -> bar cancelled {drawn - clicked:.3f}s")
+    _click_on(kernel, _rows(kernel)["beat"]["pause"], subshell)
+    kernel.wait_for(
+        lambda: "quiv-dash-status-paused" in _rows(kernel)["beat"]["classes"], timeout=JOB_SECONDS / 2, what="paused"
+    )
+    assert not any(m["content"].get("execution_state") == "idle" for m in kernel.messages(busy, "status"))
     kernel.interrupt()
     assert kernel.result(busy, timeout=30).error["ename"] == "KeyboardInterrupt"
     assert kernel.value(
