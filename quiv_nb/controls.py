@@ -41,6 +41,8 @@ _COMM_TYPES = frozenset({"comm_open", "comm_msg", "comm_close"})
 
 Poll = Callable[[], Awaitable[None]]  # process the shell messages waiting now (kernel loop only)
 
+_warned: list[bool] = []  # the "cannot reach the stream" error is logged once per process, not at every wait
+
 
 def _kernel() -> Any:
     """The running ipykernel kernel, or None (no IPython imported, or a terminal shell)."""
@@ -104,8 +106,12 @@ def _comms_beside_the_cell(kernel: Any) -> Iterator[None]:
         # pyzmq's ZMQStream keeps its callback here and has no public getter; we must restore it exactly
         # (it carries the kernel's shared Context).
         saved, saved_copy = stream._recv_callback, stream._recv_copy
-    except Exception:
-        _log.debug("quiv_nb: cannot reach the main shell stream; widget messages wait for the cell", exc_info=True)
+    except Exception:  # an ipykernel whose internals moved: waits still work, clicks wait for the cell
+        if not _warned:
+            _warned.append(True)
+            _log.exception(
+                "quiv_nb: cannot reach the kernel's main shell stream; clicks during waits wait for the cell"
+            )
         yield None
         return
     if saved is None:
