@@ -7,6 +7,8 @@ Re-entrancy comes from nest-asyncio2 (the maintained nest-asyncio fork that ipyk
 depends on); it is applied lazily, the first time such a wait happens. Its effect is process-wide,
 not limited to that loop: it patches the loop's class and `asyncio.run`, and swaps in the
 pure-Python `Task`/`Future` (nest-asyncio2 1.7, Python < 3.14), as ipykernel's own use of it does.
+While such a wait blocks, widget (comm) messages are handled too, so dashboard buttons act during
+`%quiv wait`; the per-ipykernel details are in `controls.comm_messages_flow`.
 """
 
 from __future__ import annotations
@@ -16,11 +18,16 @@ import concurrent.futures
 import logging
 import threading
 import weakref
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
-__all__ = ["block_on"]
+if TYPE_CHECKING:
+    from .controls import Poll
+
+__all__ = ["POLL_INTERVAL", "block_on"]
 
 T = TypeVar("T")
+
+POLL_INTERVAL = 0.05  # seconds between two widget-message polls while a wait blocks (ipykernel 6.x)
 
 _patched: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
 _unpatchable: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
@@ -55,7 +62,11 @@ def block_on(
 ) -> T:
     """Wait for `future`; when `loop` runs on this thread, keep it turning meanwhile.
 
-    Raises the builtin `TimeoutError` when `timeout` passes first.
+    Runs on the calling thread. With `loop` (the kernel loop, running on this thread) the loop
+    turns re-entrantly until `future` resolves, so main-loop callbacks keep flowing, and widget
+    (comm) messages are handled meanwhile (`controls.comm_messages_flow`), so a dashboard click
+    acts during the wait. Returns the future's result or raises its exception; raises the builtin
+    `TimeoutError` when `timeout` passes first; a KeyboardInterrupt ends the wait, not the job.
     """
     if timeout is not None and timeout >= threading.TIMEOUT_MAX:  # else OverflowError; it means "forever"
         timeout = None
@@ -65,10 +76,37 @@ def block_on(
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"still not done after {timeout}s") from None
 
-    async def wait() -> T:
-        return await asyncio.wait_for(asyncio.wrap_future(future, loop=loop), timeout)
+    from .controls import comm_messages_flow
 
-    try:
-        return loop.run_until_complete(wait())
-    except asyncio.TimeoutError:
-        raise TimeoutError(f"still not done after {timeout}s") from None
+    with comm_messages_flow(loop) as poll:
+        task = loop.create_task(_wait(future, timeout, loop, poll))
+        try:
+            return loop.run_until_complete(task)
+        except asyncio.TimeoutError:
+            raise TimeoutError(f"still not done after {timeout}s") from None
+        finally:
+            # An interrupt (KeyboardInterrupt) leaves the nested run with the wait still pending:
+            # cancel it, so the outer loop does not resume a wait nobody reads any more.
+            task.cancel()
+
+
+async def _wait(
+    future: concurrent.futures.Future[T],
+    timeout: float | None,
+    loop: asyncio.AbstractEventLoop,
+    poll: Poll | None,
+) -> T:
+    """Await `future` on `loop`; with a `poll`, call it every `POLL_INTERVAL` seconds meanwhile."""
+    waited = asyncio.wrap_future(future, loop=loop)
+    if poll is None:
+        return await asyncio.wait_for(waited, timeout)
+    deadline = None if timeout is None else loop.time() + timeout
+    while True:
+        await poll()
+        left = POLL_INTERVAL if deadline is None else min(POLL_INTERVAL, deadline - loop.time())
+        if left <= 0:
+            waited.cancel()
+            raise asyncio.TimeoutError
+        done, _ = await asyncio.wait({waited}, timeout=left)
+        if done:
+            return waited.result()

@@ -67,6 +67,7 @@ from collections.abc import Mapping
 from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple
 
+from ..controls import answer_on_sender_shell
 from ..errors import JobNotFoundError, QuivError
 from ..models import Event, Job, JobStatus, Task, TaskStatus
 from ..units import format_duration
@@ -472,6 +473,7 @@ class _Row:
                 **traits[part],
             )
             button.on_click(lambda _b, action=action, task_id=view.task_id: on_click(action, task_id))
+            answer_on_sender_shell(button)  # clicks act while a cell is busy (quiv_nb.controls)
             self.parts[part] = button
         children = [self.parts[p] for p, _, _ in _COLUMNS] + [self.parts[p] for p, _, _, _ in _BUTTONS]
         self.parts["box"] = self.box = w.HBox(children=children, layout=shared.row_layout, **traits["box"])
