@@ -25,6 +25,8 @@ from dataclasses import dataclass, replace
 from datetime import date, time, timedelta
 from typing import Any
 
+from ..units import format_duration
+
 __all__ = [
     "FINAL",
     "BarState",
@@ -51,8 +53,8 @@ TOTAL_KEY = "total"
 PCT_KEY = "pct"
 
 IDLE, RUNNING = "idle", "running"
-COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
-FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+COMPLETED, FAILED, CANCELLED, SKIPPED = "completed", "failed", "cancelled", "skipped"
+FINAL = frozenset({COMPLETED, FAILED, CANCELLED, SKIPPED})
 
 MAX_LABEL = 60  # characters of a label (desc or payload label)
 MAX_KEY = 24  # characters of a postfix key
@@ -78,8 +80,9 @@ class BarState:
     total: float | None = None  # > 0, finite, or None when unknown
     label: str = ""  # the payload's label (`stage` / `desc` / `message`)
     postfix: tuple[tuple[str, str], ...] = ()  # (key, formatted value), in payload order
-    status: str = IDLE  # idle | running | completed | failed | cancelled
-    message: str = ""  # the error or cancel reason of a final state
+    status: str = IDLE  # idle | running | completed | failed | cancelled | skipped
+    message: str = ""  # the error, cancel or skip reason of a final state
+    result: str = ""  # a short repr of a completed job's result ("" for None)
     started: float | None = None  # clock reading at the start of the run
     elapsed: float = 0.0  # seconds since `started` at the last tick (the job's duration once final)
     rate: float | None = None  # units per second, smoothed (the average rate once final)
@@ -88,6 +91,11 @@ class BarState:
     @property
     def is_final(self) -> bool:
         return self.status in FINAL
+
+    @property
+    def reported(self) -> bool:
+        """True once the run reported any progress number, total or postfix (else its bar is indeterminate)."""
+        return self.total is not None or self.value > 0 or bool(self.postfix)
 
     @property
     def fraction(self) -> float | None:
@@ -215,11 +223,12 @@ def tick(state: BarState, now: float) -> BarState:
 
 
 def finish(state: BarState, status: Any, message: Any = "", now: float | None = None,
-           duration: float | None = None) -> BarState:  # fmt: skip
-    """The final state of a run: `status` is "completed", "failed" or "cancelled".
+           duration: float | None = None, result: str = "") -> BarState:  # fmt: skip
+    """The final state of a run: `status` is "completed", "failed", "cancelled" or "skipped".
 
     `duration` (the job's own) is preferred over `now - started` for the elapsed time. A
-    completed bar with a known total shows full; the rate becomes the run's average.
+    completed bar with a known total shows full; the rate becomes the run's average. `result`
+    is a short repr of the job's result, shown after a completed bar ("done in 1.5s → 'ok'").
     """
     status = str(status)
     if status not in FINAL:
@@ -234,8 +243,9 @@ def finish(state: BarState, status: Any, message: Any = "", now: float | None = 
     if status == COMPLETED and state.total is not None and value < state.total:
         value = state.total
     rate = value / elapsed if elapsed > 0 and value > 0 else state.rate
+    result = clean_text(result, MAX_VALUE) if status == COMPLETED and result else ""
     return replace(state, status=status, message=clean_text(message or "", MAX_MESSAGE), value=value,
-                   elapsed=elapsed, rate=rate)  # fmt: skip
+                   elapsed=elapsed, rate=rate, result=result)  # fmt: skip
 
 
 def rewound(before: BarState, after: BarState) -> bool:
@@ -264,15 +274,25 @@ def format_postfix(state: BarState) -> str:
 
 
 def format_status(state: BarState) -> str:
-    """What a final (or idle) state adds after the numbers: `done`, `failed: …`, `cancelled: …`."""
+    """What a final (or idle) state adds after the numbers: `done`, `failed: …`, `cancelled: …`, `skipped: …`.
+
+    A run that reported no progress has no numbers to show: its status says how long it took
+    (`done in 1.5s → 'ok'`, `failed after 2s: …`).
+    """
+    took = "" if state.reported else format_duration(state.elapsed)
     if state.status == COMPLETED:
-        return "done"
+        text = f"done in {took}" if took else "done"
+        return f"{text} → {state.result}" if state.result else text
+    if state.status == FAILED and took:
+        return f"failed after {took}: {state.message}" if state.message else f"failed after {took}"
     if state.status == FAILED:
         return f"failed: {state.message}" if state.message else "failed"
     if state.status == CANCELLED:
         if not state.message or state.message.lower().startswith("cancelled"):
             return state.message or "cancelled"
         return f"cancelled: {state.message}"
+    if state.status == SKIPPED:
+        return f"skipped: {state.message}" if state.message else "skipped"
     if state.status == IDLE:
         return "waiting"
     return ""
@@ -307,13 +327,17 @@ def format_meter(state: BarState, width: int | None = None, ascii: bool = False,
     title = format_title(state)
     prefix = f"{title}: " if title else ""
     stats = format_stats(state, percent=False)
-    if state.total is None:
+    if state.is_final and not state.reported:  # no numbers to show: "train: done in 1.5s → 'ok'"
+        line = f"{prefix}{format_status(state)}"
+    elif state.total is None:
         line = f"{prefix}{stats}"
     else:
         line = f"{prefix}{_percent(state):3.0f}%|{_bar(state.fraction or 0.0, bar_width, ascii)}| {stats}"
     status = format_status(state)
-    if status:
+    if status and (state.reported or not state.is_final):
         line = f"{line} {status}"
+    if ascii:
+        line = line.replace("→", "->")
     if width is not None and width > 0 and len(line) > width:
         line = line[: max(0, width - 1)] + ("~" if ascii else "…")
     return line
