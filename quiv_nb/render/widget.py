@@ -234,10 +234,15 @@ def _text_parts(state: st.BarState) -> tuple[str, str, str, str]:
     status = st.format_status(state)
     if state.status == st.FAILED:
         shown = st.format_status(replace(state, message=st.clean_text(state.message, _MAX_SHOWN)))
-        return html.escape(numbers), html.escape(shown), status, _ERROR_STYLE
+        return _esc(numbers), _esc(shown), status, _ERROR_STYLE
     if state.status in (st.CANCELLED, st.SKIPPED, st.IDLE):
-        return html.escape(numbers), html.escape(status), status, _MUTED_STYLE
-    return html.escape(numbers), html.escape(status), "", ""
+        return _esc(numbers), _esc(status), status, _MUTED_STYLE
+    return _esc(numbers), _esc(status), "", ""
+
+
+def _esc(text: str) -> str:
+    """Escape text for element content (quotes stay readable: `done → 'ok'`)."""
+    return html.escape(text, quote=False)
 
 
 def _text_html(state: st.BarState) -> str:
