@@ -93,7 +93,7 @@ def test_run_bar_reaches_its_total_and_ends_green_under_its_cell(kernel):
     cell = kernel.run("%quiv run steps --bar widget")
     bar = _bar_widgets(kernel, cell.msg_id)
     data = _final(kernel, cell.msg_id, "completed")
-    assert "20/20" in data["text/html"] and 'width:100.0%' in data["text/html"]
+    assert "20/20" in data["text/html"] and "width:100.0%" in data["text/html"]
     assert "20/20" in data["text/plain"] and "done → 'done'" in data["text/plain"]
     _closed(kernel, bar)
 
@@ -102,11 +102,13 @@ def test_a_bar_without_progress_is_indeterminate_and_ends_with_its_duration_and_
     cell = kernel.run("%quiv run quiet --bar widget")
     bar = _bar_widgets(kernel, cell.msg_id)
     kernel.wait_for(
-        lambda: any(
-            "quiv-indeterminate" in m["content"]["data"]["state"].get("_dom_classes", ())
-            for _, m in kernel.widget_updates(bar["progress"])
-        )
-        or "quiv-indeterminate" in kernel.widget_states().get(bar["progress"], {}).get("_dom_classes", ()),
+        lambda: (
+            any(
+                "quiv-indeterminate" in m["content"]["data"]["state"].get("_dom_classes", ())
+                for _, m in kernel.widget_updates(bar["progress"])
+            )
+            or "quiv-indeterminate" in kernel.widget_states().get(bar["progress"], {}).get("_dom_classes", ())
+        ),
         10,
         "the striped indeterminate bar",
     )
