@@ -269,6 +269,8 @@ def static_html(state: st.BarState) -> str:
     if fraction is None or state.status == st.SKIPPED:
         fraction = 1.0 if state.status != st.IDLE else 0.0
     fill = _FILL.get(state.status, "#1976d2")
+    style_name = _BAR_STYLES.get(state.status)  # the widget's classes too, so one selector finds both renderings
+    bar_class = f" progress-bar-{style_name}" if style_name else ""
     stripes = f";{_STRIPES}" if state.status == st.SKIPPED else ""
     numbers, shown, full, style = _text_parts(state)
     text = f'{numbers} <span style="{style}">{shown}</span>'.strip() if style else f"{numbers} {shown}".strip()
@@ -280,7 +282,7 @@ def static_html(state: st.BarState) -> str:
         + (f'<span style="margin-right:6px">{label}</span>' if label else "")
         + f'<span style="display:inline-block;vertical-align:middle;width:{BAR_WIDTH}px;height:14px;'
         'background:#e0e0e0;margin-right:6px">'
-        f'<span class="progress-bar" style="display:block;height:100%;width:{fraction * 100:.1f}%;'
+        f'<span class="progress-bar{bar_class}" style="display:block;height:100%;width:{fraction * 100:.1f}%;'
         f'background-color:{fill}{stripes}"></span></span>'
         f'<span title="{title}">{text}</span></div>'
     )

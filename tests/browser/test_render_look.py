@@ -1,0 +1,117 @@
+"""How bars and the dashboard look in JupyterLab at the default width, and that finished bars survive a reload.
+
+``fixtures/render_look.ipynb`` runs a bar with progress (``train``), one without (``quiet``), one failing with a long
+error (``broken``), a skipped bar, and a dashboard with two tasks. Asserted from the DOM:
+
+1. Every bar (live widget or static final rendering) is the same width; a running bar neither moves nor resizes
+   while its text changes; no label is cut.
+2. Finished bars are static renderings (``.quiv-static``) whose widget models are gone; the job without progress
+   says ``done in … → 'ok'``; the long error is shortened with the full text in its ``title``.
+3. Every dashboard row is one line at the default width (1280 px window), its buttons visible on that line.
+4. After saving and reloading the page, every finished bar still shows, and no output says
+   "Error displaying widget".
+
+Screenshots: ``tests/artifacts/lab-render-look.png`` (the notebook), ``lab-render-dashboard.png`` and
+``lab-render-reloaded.png``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "render_look.ipynb"
+BAR_WIDTH = 320  # quiv_nb.render.widget.BAR_WIDTH (not imported: the test reads the page, not the package)
+
+_JS_BARS = """(scope) => [...scope.querySelectorAll('.quiv-bar')].map(b => {
+    const track = b.querySelector('.widget-hprogress') || b.querySelector('.progress-bar').parentElement;
+    const label = b.querySelector('.widget-html-content') || b.firstElementChild;
+    const r = track.getBoundingClientRect();
+    return {classes: b.className, width: Math.round(r.width), x: Math.round(r.left), text: b.textContent,
+            labelCut: label ? label.scrollWidth > label.clientWidth + 1 : false,
+            titles: [...b.querySelectorAll('[title]')].map(e => e.getAttribute('title'))};
+})"""
+
+
+def _bars(nb, cell: int) -> list[dict]:
+    return nb.cell(cell).evaluate(_JS_BARS)
+
+
+def _wait(nb, what: str, read, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while not (value := read()):
+        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
+        nb.page.wait_for_timeout(100)
+    return value
+
+
+def test_bars_and_dashboard_read_well_and_survive_a_reload(lab_page):
+    nb = lab_page(NOTEBOOK)
+    page = nb.page
+    train, quiet, broken = (nb.cell_index(f"%quiv run {n}", exact=True) for n in ("train", "quiet", "broken"))
+    skipped = nb.cell_index("skipped = quiv_nb.bar")
+    dashboard = nb.cell_index("%quiv", exact=True)
+    nb.run_all()
+
+    # 1. The running train bar: fixed place and width while its text changes.
+    seen = []
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        bars = _bars(nb, train)
+        if bars and "quiv-static" in bars[0]["classes"]:
+            break
+        if bars and "quiv-running" in bars[0]["classes"]:
+            seen.append((bars[0]["x"], bars[0]["width"], bars[0]["text"]))
+        page.wait_for_timeout(50)
+    assert len({text for _, _, text in seen}) >= 5, f"too few live redraws seen: {len(seen)}"
+    assert {(x, width) for x, width, _ in seen} == {(seen[0][0], BAR_WIDTH)}, "the running bar moved or resized"
+
+    nb.wait_until_executed(timeout=90)
+    finals = {}
+    for name, cell in (("train", train), ("quiet", quiet), ("broken", broken), ("skipped", skipped)):
+        finals[name] = _wait(
+            nb, f"{name}'s static bar", lambda c=cell: [b for b in _bars(nb, c) if "quiv-static" in b["classes"]]
+        )[0]
+    assert {b["width"] for b in finals.values()} == {BAR_WIDTH}
+    assert not any(b["labelCut"] for b in finals.values())
+    assert "quiv-completed" in finals["train"]["classes"] and "40/40" in finals["train"]["text"]
+    assert "done in " in finals["quiet"]["text"] and "→ 'ok'" in finals["quiet"]["text"]
+    assert "it/s" not in finals["quiet"]["text"]
+    long_error = finals["broken"]
+    shown = long_error["text"].count("retry later")
+    assert "…" in long_error["text"] and any(t.count("retry later") > shown + 5 for t in long_error["titles"])
+    assert "quiv-skipped" in finals["skipped"]["classes"] and "upstream 'transform' failed" in finals["skipped"]["text"]
+    nb.screenshot("lab-render-look")
+
+    # 3. Dashboard rows on one line.
+    dash = nb.cell(dashboard).locator(".quiv-dash")
+    dash.locator(".quiv-dash-row").nth(1).wait_for(state="attached", timeout=30_000)
+    rows = dash.locator(".quiv-dash-row").evaluate_all(
+        """rows => rows.map(r => {
+            const kids = [...r.children].filter(k => getComputedStyle(k).display !== 'none');
+            const boxes = kids.map(k => k.getBoundingClientRect()).filter(b => b.height > 0);  // empty text: 0 high
+            const top = Math.max(...boxes.map(b => b.top)), bottom = Math.min(...boxes.map(b => b.bottom));
+            const right = Math.max(...boxes.map(b => b.right));
+            return {height: r.getBoundingClientRect().height, oneLine: top < bottom,
+                    overflow: right > r.parentElement.getBoundingClientRect().right + 1};
+        })"""
+    )
+    assert len(rows) == 2 and all(r["oneLine"] and r["height"] < 48 and not r["overflow"] for r in rows), rows
+    nb.screenshot("lab-render-dashboard", element=dash)
+
+    # 4. Save, reload: the finished bars are still there, and nothing failed to render.
+    page.keyboard.press("Control+s")
+    _wait(nb, "the save", lambda: page.evaluate(
+        "() => { const w = window.jupyterapp.shell.currentWidget; return w && !w.context.model.dirty; }"
+    ))  # fmt: skip
+    page.reload()
+    nb.wait_until_ready()
+    for name, cell in (("train", train), ("quiet", quiet), ("broken", broken), ("skipped", skipped)):
+        _wait(nb, f"{name}'s bar after the reload", lambda c=cell: any("quiv-static" in b["classes"] for b in _bars(nb, c)))
+    broken_widgets = [e for e in nb.error_outputs(stderr=False) if "widget" in e.lower()]
+    bar_cells = {train, quiet, broken, skipped}
+    assert [e for e in broken_widgets if int(e.split(":")[0].split()[1]) in bar_cells] == []
+    nb.screenshot("lab-render-reloaded")
