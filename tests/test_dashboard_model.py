@@ -168,3 +168,13 @@ def test_after_shutdown_the_model_says_stopped(quiv_factory):
     assert snap.state == "stopped" and not snap.live
     assert [(r.status, r.next_run, r.can_run) for r in snap.rows] == [("stopped", "—", False)]
     assert "scheduler stopped" in snap.title
+
+
+def test_progress_text_leaves_out_a_desc_that_only_repeats_the_task_name():
+    from types import SimpleNamespace
+
+    from quiv_nb.render.dash_model import read_progress
+
+    job = Job("j1", "t1", JobStatus.RUNNING, NOW - timedelta(seconds=3), None, None, task_name="export")
+    state = SimpleNamespace(value=38, total=600, desc="export", label="exporting")
+    assert read_progress(SimpleNamespace(state=state), job, NOW) == (38 / 600, "exporting · 38/600 · 3s")

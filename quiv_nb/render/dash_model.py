@@ -68,7 +68,10 @@ def read_progress(renderer: Any, job: Job, now: datetime) -> Progress:
                 text = f"{value:g}/{total:g}"
             else:
                 fraction, text = None, f"{value:g}"
-            label = ": ".join(str(p) for p in (get("desc"), _first(get, "label", "stage", "message")) if p)
+            desc = get("desc")
+            if desc == job.task_name:  # the row already names the task: keep the cell for the numbers
+                desc = None
+            label = ": ".join(str(p) for p in (desc, _first(get, "label", "stage", "message")) if p)
             return Progress(fraction, " · ".join(p for p in (label, text, elapsed) if p))
     return Progress(None, f"running {elapsed}".strip())
 

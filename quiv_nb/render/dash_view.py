@@ -5,7 +5,7 @@ Rows are rebuilt (`box.children` reassigned) only when the set of tasks changes;
 changed widget gets one `hold_sync` update and an unchanged widget gets nothing. All text is
 HTML-escaped here. The DOM classes browser tests use are listed in `dashboard.py`.
 
-Width: one row is ~1,030 px (seven fixed columns and the buttons, Pause and Resume sharing one
+Width: one row is ~1,060 px (seven fixed columns and the buttons, Pause and Resume sharing one
 place), so at JupyterLab's default width a row never wraps; a narrower output scrolls the table
 sideways instead of breaking rows onto two lines.
 """
@@ -40,10 +40,10 @@ COLUMNS = (  # (part, title, css width)
     ("name", "task", "120px"),
     ("status", "status", "180px"),
     ("interval", "schedule", "104px"),
-    ("last", "last run", "150px"),
+    ("last", "last run", "140px"),
     ("next", "next run", "70px"),
     ("progress", "progress", "72px"),
-    ("progress_text", "", "124px"),
+    ("progress_text", "", "160px"),
 )
 # Scoped to the dashboard; an HTML widget's <style> applies where the frontend renders it
 # (JupyterLab, Notebook 7, VS Code). Without it the bar of a job of unknown progress is plain full.

@@ -7,12 +7,13 @@ error (``broken``), a skipped bar, and a dashboard with two tasks. Asserted from
    while its text changes; no label is cut.
 2. Finished bars are static renderings (``.quiv-static``) whose widget models are gone; the job without progress
    says ``done in … → 'ok'``; the long error is shortened with the full text in its ``title``.
-3. Every dashboard row is one line at the default width (1280 px window), its buttons visible on that line.
+3. Every dashboard row is one line at the default width (1280 px window), its buttons visible on that line; the
+   progress text of a running job is not cut; after ``%quiv stop`` every row says "stopped" with no next run.
 4. After saving and reloading the page, every finished bar still shows, and no output says
    "Error displaying widget".
 
-Screenshots: ``tests/artifacts/lab-render-look.png`` (the notebook), ``lab-render-dashboard.png`` and
-``lab-render-reloaded.png``.
+Screenshots: ``tests/artifacts/lab-render-look.png`` (the notebook), ``lab-render-dashboard.png`` (a job running),
+``lab-render-dashboard-stopped.png`` (after ``%quiv stop``) and ``lab-render-reloaded.png``.
 """
 
 from __future__ import annotations
@@ -88,7 +89,9 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(lab_page):
 
     # 3. Dashboard rows on one line.
     dash = nb.cell(dashboard).locator(".quiv-dash")
-    dash.locator(".quiv-dash-row").nth(1).wait_for(state="attached", timeout=30_000)
+    dash.locator(".quiv-dash-row").nth(2).wait_for(state="attached", timeout=30_000)
+    export = dash.locator(".quiv-dash-row", has=page.locator(".quiv-dash-name", has_text="export"))
+    export.locator(".quiv-dash-progress-text", has_text="exporting").wait_for(state="attached", timeout=30_000)
     rows = dash.locator(".quiv-dash-row").evaluate_all(
         """rows => rows.map(r => {
             const kids = [...r.children].filter(k => getComputedStyle(k).display !== 'none');
@@ -99,8 +102,20 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(lab_page):
                     overflow: right > r.parentElement.getBoundingClientRect().right + 1};
         })"""
     )
-    assert len(rows) == 2 and all(r["oneLine"] and r["height"] < 48 and not r["overflow"] for r in rows), rows
+    assert len(rows) == 3 and all(r["oneLine"] and r["height"] < 48 and not r["overflow"] for r in rows), rows
+    text = export.locator(".quiv-dash-progress-text").evaluate("e => [e.scrollWidth, e.clientWidth, e.textContent]")
+    assert text[0] <= text[1] + 1 and "/600" in text[2], f"progress text cut: {text}"
     nb.screenshot("lab-render-dashboard", element=dash)
+
+    # States after `%quiv stop`: every row says stopped, none says running or shows a next run.
+    page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.requestExecute({code: '%quiv stop'})"
+    )
+    dash.locator(".quiv-dash-title", has_text="scheduler stopped").wait_for(state="attached", timeout=30_000)
+    _wait(nb, "every row stopped", lambda: dash.locator(".quiv-dash-row.quiv-dash-status-stopped").count() == 3)
+    cells = dash.locator(".quiv-dash-row .quiv-dash-next, .quiv-dash-row .quiv-dash-progress-text").all_text_contents()
+    assert all(c.strip() in ("—", "") for c in cells), cells
+    nb.screenshot("lab-render-dashboard-stopped", element=dash)
 
     # 4. Save, reload: the finished bars are still there, and nothing failed to render.
     page.keyboard.press("Control+s")
