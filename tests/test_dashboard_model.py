@@ -178,3 +178,28 @@ def test_progress_text_leaves_out_a_desc_that_only_repeats_the_task_name():
     job = Job("j1", "t1", JobStatus.RUNNING, NOW - timedelta(seconds=3), None, None, task_name="export")
     state = SimpleNamespace(value=38, total=600, desc="export", label="exporting")
     assert read_progress(SimpleNamespace(state=state), job, NOW) == (38 / 600, "exporting · 38/600 · 3s")
+
+
+def test_rows_kept_after_the_scheduler_is_gone_show_the_jobs_that_ended_since():
+    import gc
+
+    q = Quiv(pool_size=2)
+    q.start()
+    started = threading.Event()
+
+    def export(_stop_event) -> None:
+        started.set()
+        _stop_event.wait(WAIT)
+
+    q.add_task("export", export, interval=3600)
+    assert started.wait(WAIT)
+    model = DashboardModel(q)
+    model.listen(lambda: None)
+    assert model.collect().rows[0].running
+    q.shutdown(timeout=WAIT)  # cancels the job: the listener records it
+    del q
+    gc.collect()
+    assert model.scheduler is None
+    (row,) = model.collect().rows
+    assert (row.status, row.last_status, row.running) == ("stopped", "cancelled", False)
+    assert "shut down" in row.last_error

@@ -140,7 +140,6 @@ def row_view(task: Task, current: Job | None, last: Job | None, renderer: Any, n
     elif running:
         progress = Progress(None, "running")
     paused = task.status is TaskStatus.PAUSED
-    failed_last = last is not None and last.status is not JobStatus.COMPLETED
     if not live:
         status, next_run = "stopped", "—"
     else:
@@ -151,12 +150,9 @@ def row_view(task: Task, current: Job | None, last: Job | None, renderer: Any, n
         task_id=task.task_id,
         name=task.task_name,
         status=status,
-        last_status=str(last.status) if last is not None else "",
-        last_error=(last.error_message or "") if failed_last and last is not None else "",
         interval=format_schedule(task),
-        last_when=format_ago(last.ended_at, now) if last is not None else "—",
-        last_outcome=" ".join(format_outcome(last).split()) if last is not None else "",
         next_run=next_run,
+        **_last_fields(last, now),
         progress=progress.fraction,
         progress_text=progress.text,
         running=running,
@@ -165,6 +161,18 @@ def row_view(task: Task, current: Job | None, last: Job | None, renderer: Any, n
         can_resume=live and paused,
         can_run=live and not running,
     )
+
+
+def _last_fields(last: Job | None, now: datetime) -> dict[str, str]:
+    """The row fields that describe the task's last finished job."""
+    if last is None:
+        return {"last_status": "", "last_error": "", "last_when": "—", "last_outcome": ""}
+    return {
+        "last_status": str(last.status),
+        "last_error": (last.error_message or "") if last.status is not JobStatus.COMPLETED else "",
+        "last_when": format_ago(last.ended_at, now),
+        "last_outcome": " ".join(format_outcome(last).split()),
+    }
 
 
 class Snapshot(NamedTuple):
@@ -332,9 +340,20 @@ class DashboardModel:
         now = datetime.now(timezone.utc)
         sched = self._ref()
         if sched is None:
+            # Gone (`%quiv stop` drops the kernel's scheduler): the last rows stay, with the jobs that ended since.
             off = {"can_cancel": False, "can_pause": False, "can_resume": False, "can_run": False}
+            with self._lock:
+                lasts = {r.task_id: self._last_done.get(r.task_id) for r in self._views}
             rows = [
-                r._replace(status="stopped", next_run="—", running=False, progress=None, progress_text="", **off)
+                r._replace(
+                    status="stopped",
+                    next_run="—",
+                    running=False,
+                    progress=None,
+                    progress_text="",
+                    **off,
+                    **_last_fields(lasts[r.task_id], now),
+                )  # fmt: skip
                 for r in self._views
             ]
             return Snapshot(False, "stopped", rows, self.recent_jobs(), False, False, now)

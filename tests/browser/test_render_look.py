@@ -125,7 +125,11 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(lab_page):
     page.reload()
     nb.wait_until_ready()
     for name, cell in (("train", train), ("quiet", quiet), ("broken", broken), ("skipped", skipped)):
-        _wait(nb, f"{name}'s bar after the reload", lambda c=cell: any("quiv-static" in b["classes"] for b in _bars(nb, c)))
+        _wait(
+            nb,
+            f"{name}'s bar after the reload",
+            lambda c=cell: any("quiv-static" in b["classes"] for b in _bars(nb, c)),
+        )
     broken_widgets = [e for e in nb.error_outputs(stderr=False) if "widget" in e.lower()]
     bar_cells = {train, quiet, broken, skipped}
     assert [e for e in broken_widgets if int(e.split(":")[0].split()[1]) in bar_cells] == []
