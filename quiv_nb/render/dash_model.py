@@ -344,18 +344,8 @@ class DashboardModel:
             off = {"can_cancel": False, "can_pause": False, "can_resume": False, "can_run": False}
             with self._lock:
                 lasts = {r.task_id: self._last_done.get(r.task_id) for r in self._views}
-            rows = [
-                r._replace(
-                    status="stopped",
-                    next_run="—",
-                    running=False,
-                    progress=None,
-                    progress_text="",
-                    **off,
-                    **_last_fields(lasts[r.task_id], now),
-                )  # fmt: skip
-                for r in self._views
-            ]
+            stopped = {"status": "stopped", "next_run": "—", "running": False, "progress": None, "progress_text": ""}
+            rows = [r._replace(**stopped, **off, **_last_fields(lasts[r.task_id], now)) for r in self._views]
             return Snapshot(False, "stopped", rows, self.recent_jobs(), False, False, now)
         state = "running" if sched.is_running else "stopped" if _stopped(sched) else "not started"
         live = state != "stopped"
