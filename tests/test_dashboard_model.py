@@ -11,7 +11,8 @@ from conftest import wait_until
 
 from quiv_nb import Quiv
 from quiv_nb.models import Job, JobStatus, Task, TaskStatus
-from quiv_nb.render.dash_model import DashboardModel, row_view
+from quiv_nb.render.dash_model import DashboardModel
+from quiv_nb.render.dash_rows import row_view
 from quiv_nb.render.format import format_schedule, format_table, short_repr, text_table
 
 NOW = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -34,7 +35,7 @@ class Clock:
 
 
 def test_the_model_imports_no_widget_library():
-    code = "import sys, quiv_nb.render.dash_model, quiv_nb.render.format; print('ipywidgets' in sys.modules)"
+    code = "import sys, quiv_nb.render.dash_model, quiv_nb.render.dash_rows; print('ipywidgets' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -173,7 +174,7 @@ def test_after_shutdown_the_model_says_stopped(quiv_factory):
 def test_progress_text_leaves_out_a_desc_that_only_repeats_the_task_name():
     from types import SimpleNamespace
 
-    from quiv_nb.render.dash_model import read_progress
+    from quiv_nb.render.dash_rows import read_progress
 
     job = Job("j1", "t1", JobStatus.RUNNING, NOW - timedelta(seconds=3), None, None, task_name="export")
     state = SimpleNamespace(value=38, total=600, desc="export", label="exporting")

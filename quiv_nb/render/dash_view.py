@@ -17,7 +17,7 @@ from typing import Any, Callable
 
 from ..models import Job
 from ..units import format_duration
-from .dash_model import RowView, Snapshot
+from .dash_rows import RowView, Snapshot
 from .format import TOOLTIP, clip, format_outcome
 
 __all__ = ["DashboardView"]

@@ -64,7 +64,8 @@ import weakref
 from typing import Any
 
 from ..units import format_duration
-from .dash_model import RECENT, DashboardModel, Progress, RowView, Snapshot, read_progress, row_view
+from .dash_model import RECENT, DashboardModel
+from .dash_rows import Progress, RowView, Snapshot, read_progress, row_view
 from .dash_view import DashboardView
 from .format import format_ago, format_outcome, format_schedule, format_table, format_until
 from .pump import get_pump
