@@ -280,9 +280,8 @@ def format_status(state: BarState) -> str:
     (`done in 1.5s → 'ok'`, `failed after 2s: …`).
     """
     took = "" if state.reported else format_duration(state.elapsed)
-    if state.status == COMPLETED:
-        text = f"done in {took}" if took else "done"
-        return f"{text} → {state.result}" if state.result else text
+    if state.status == COMPLETED:  # numbers say how it went; without them, the duration and the result do
+        return (f"done in {took} → {state.result}" if state.result else f"done in {took}") if took else "done"
     if state.status == FAILED and took:
         return f"failed after {took}: {state.message}" if state.message else f"failed after {took}"
     if state.status == FAILED:
