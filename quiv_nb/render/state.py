@@ -61,7 +61,8 @@ MAX_KEY = 24  # characters of a postfix key
 MAX_VALUE = 40  # characters of a postfix value
 MAX_POSTFIX_ITEMS = 8  # postfix entries shown; later keys are dropped
 MAX_KEYS_SCANNED = 64  # payload keys looked at per apply, so a huge mapping costs O(1)
-MAX_MESSAGE = 300  # characters of an error / cancel message
+MAX_MESSAGE = 300  # characters of an error / cancel message in a bar's line
+MAX_DETAIL = 1000  # characters of the same message kept for a hover title
 SMOOTHING = 0.3  # weight of the newest rate sample (tqdm's default)
 MIN_RATE_WINDOW = 0.05  # seconds: a shorter sampling window is too noisy to update the rate
 
@@ -83,6 +84,7 @@ class BarState:
     status: str = IDLE  # idle | running | completed | failed | cancelled | skipped
     message: str = ""  # the error, cancel or skip reason of a final state
     result: str = ""  # a short repr of a completed job's result ("" for None)
+    detail: str = ""  # `message` at more length (MAX_DETAIL), for a hover title
     started: float | None = None  # clock reading at the start of the run
     elapsed: float = 0.0  # seconds since `started` at the last tick (the job's duration once final)
     rate: float | None = None  # units per second, smoothed (the average rate once final)
@@ -244,7 +246,8 @@ def finish(state: BarState, status: Any, message: Any = "", now: float | None = 
         value = state.total
     rate = value / elapsed if elapsed > 0 and value > 0 else state.rate
     result = clean_text(result, MAX_VALUE) if status == COMPLETED and result else ""
-    return replace(state, status=status, message=clean_text(message or "", MAX_MESSAGE), value=value,
+    detail = clean_text(message or "", MAX_DETAIL)
+    return replace(state, status=status, message=clean_text(message or "", MAX_MESSAGE), detail=detail, value=value,
                    elapsed=elapsed, rate=rate, result=result)  # fmt: skip
 
 

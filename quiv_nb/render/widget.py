@@ -229,15 +229,15 @@ def _progress_traits(state: st.BarState) -> dict[str, Any]:
 
 
 def _text_parts(state: st.BarState) -> tuple[str, str, str, str]:
-    """(escaped numbers, escaped status shown, the status's full text for a title, its style)."""
+    """(escaped numbers, escaped status as shown, the status with the whole message for a title, its style)."""
     numbers = "" if state.is_final and not state.reported else st.format_stats(state)
-    status = st.format_status(state)
+    full = st.format_status(replace(state, message=state.detail or state.message))
+    shown = st.format_status(replace(state, message=st.clean_text(state.message, _MAX_SHOWN)))
     if state.status == st.FAILED:
-        shown = st.format_status(replace(state, message=st.clean_text(state.message, _MAX_SHOWN)))
-        return _esc(numbers), _esc(shown), status, _ERROR_STYLE
+        return _esc(numbers), _esc(shown), full, _ERROR_STYLE
     if state.status in (st.CANCELLED, st.SKIPPED, st.IDLE):
-        return _esc(numbers), _esc(status), status, _MUTED_STYLE
-    return _esc(numbers), _esc(status), "", ""
+        return _esc(numbers), _esc(shown), full, _MUTED_STYLE
+    return _esc(numbers), _esc(shown), "", ""
 
 
 def _esc(text: str) -> str:
