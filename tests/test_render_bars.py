@@ -708,6 +708,7 @@ def test_a_bar_without_progress_is_indeterminate_then_says_done_with_the_result(
     b.quiv_job_started(job())
     b.pump_draw()
     assert b._progress._dom_classes == ("quiv-indeterminate",) and "quiv-bar-stripes" in b._text.value
+    assert b._text.value.startswith("running…") and "it/s" not in b._text.value
     finished = job(status="completed", duration=1.5)
     finished.result = "ok"
     b.quiv_job_finished(finished)

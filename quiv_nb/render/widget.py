@@ -230,7 +230,11 @@ def _progress_traits(state: st.BarState) -> dict[str, Any]:
 
 def _text_parts(state: st.BarState) -> tuple[str, str, str, str]:
     """(escaped numbers, escaped status as shown, the status with the whole message for a title, its style)."""
-    numbers = "" if state.is_final and not state.reported else st.format_stats(state)
+    numbers = st.format_stats(state)
+    if not state.reported and state.status != st.IDLE:
+        # Nothing counted: no "0it [00:00, ?it/s]". The stripes move while it runs (the pump redraws only on
+        # payloads, so an elapsed time here would stand still); the final status says how long it took.
+        numbers = "" if state.is_final else "running…"
     full = st.format_status(replace(state, message=state.detail or state.message))
     shown = st.format_status(replace(state, message=st.clean_text(state.message, _MAX_SHOWN)))
     if state.status == st.FAILED:
@@ -280,7 +284,7 @@ def static_html(state: st.BarState) -> str:
         f'<div class="quiv-bar quiv-static quiv-{html.escape(state.status)}" style="white-space:nowrap;'
         'overflow:hidden;text-overflow:ellipsis;line-height:24px;font-variant-numeric:tabular-nums">'
         + (f'<span style="margin-right:6px">{label}</span>' if label else "")
-        + f'<span style="display:inline-block;vertical-align:middle;width:{BAR_WIDTH}px;height:14px;'
+        + f'<span style="display:inline-block;vertical-align:middle;width:{BAR_WIDTH}px;height:18px;'
         'background:#e0e0e0;margin-right:6px">'
         f'<span class="progress-bar{bar_class}" style="display:block;height:100%;width:{fraction * 100:.1f}%;'
         f'background-color:{fill}{stripes}"></span></span>'
