@@ -6,7 +6,7 @@ with the job's outcome, then format it (`format_meter` for a text line, `format_
 `format_title` for the pieces of a widget bar). Every function takes the current time as an
 argument and returns a new frozen state, so all of it is tested without a frontend or a clock.
 
-Payload conventions (DESIGN §3): value = `step` (or `progress`, `n`); `total`; `pct` alone means
+Payload conventions (docs/design.md): value = `step` (or `progress`, `n`); `total`; `pct` alone means
 value = pct of 100 (of `total` when one is known); label = `stage` or `desc` or `message`; any
 other scalar key shows as a postfix `key=value`. A single positional number is the step, two are
 `(step, total)`, a single positional string is the label and a single positional mapping is read
