@@ -714,7 +714,8 @@ def test_a_bar_without_progress_is_indeterminate_then_says_done_with_the_result(
     b.quiv_job_finished(finished)
     b.pump_draw()
     assert b._progress._dom_classes == () and b._progress.bar_style == "success"
-    assert b._text.value == "done in 1.5s → 'ok'" and repr(b) == "quiet: done in 1.5s → 'ok'"
+    assert b._text.value.startswith("done in 1.5s → 'ok'<style>") and repr(b) == "quiet: done in 1.5s → 'ok'"
+    assert "quiv-bar-stripes" not in b._text.value
 
 
 def test_a_long_error_is_shortened_with_the_full_text_on_hover():

@@ -65,12 +65,14 @@ _STRIPES = (
     "background-image:linear-gradient(45deg,rgba(255,255,255,.35) 25%,transparent 25%,transparent 50%,"
     "rgba(255,255,255,.35) 50%,rgba(255,255,255,.35) 75%,transparent 75%,transparent);background-size:16px 16px"
 )
-# Sent inside the text widget while it is needed (an HTML widget's <style> applies where the
-# frontend renders it): label and text on one line, tabular digits, the moving stripes.
-_CSS = (
+# Sent inside the text widget (an HTML widget's <style> applies where the frontend renders it):
+# label and text on one line, cut with an ellipsis, tabular digits; the stripes only while needed.
+_CSS_LINE = (
     "<style>.quiv-bar .widget-html-content{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;"
-    "font-variant-numeric:tabular-nums}"
-    f".quiv-bar .quiv-indeterminate .progress-bar{{width:100%!important;{_STRIPES};"
+    "font-variant-numeric:tabular-nums}</style>"
+)
+_CSS_STRIPES = (
+    f"<style>.quiv-bar .quiv-indeterminate .progress-bar{{width:100%!important;{_STRIPES};"
     "animation:quiv-bar-stripes 1s linear infinite}"
     f".quiv-bar.quiv-skipped .progress-bar{{{_STRIPES}}}"
     "@keyframes quiv-bar-stripes{from{background-position:16px 0}to{background-position:0 0}}</style>"
@@ -258,8 +260,9 @@ def _text_html(state: st.BarState) -> str:
         text = f'{numbers} <span style="{style}" title="{title}">{shown}</span>'.lstrip()
     elif shown:
         text = f"{numbers} {shown}".strip()
+    text += _CSS_LINE
     if state.status in (st.RUNNING, st.SKIPPED) and (state.total is None or state.status == st.SKIPPED):
-        text += _CSS  # the stripes (and the one-line text) need our rules
+        text += _CSS_STRIPES
     return text
 
 

@@ -12,8 +12,9 @@ error (``broken``), a skipped bar, and a dashboard with two tasks. Asserted from
 4. After saving and reloading the page, every finished bar still shows, and no output says
    "Error displaying widget".
 
-Screenshots: ``tests/artifacts/lab-render-running.png`` (bars running), ``lab-render-look.png`` (finished), ``lab-render-dashboard.png`` (a job running),
-``lab-render-dashboard-stopped.png`` (after ``%quiv stop``) and ``lab-render-reloaded.png``.
+Screenshots (``tests/artifacts/``): ``lab-render-running.png`` (bars running), ``lab-render-look.png`` (finished),
+``lab-render-dashboard.png`` (a job running), ``lab-render-dashboard-stopped.png`` (after ``%quiv stop``) and
+``lab-render-reloaded.png``.
 """
 
 from __future__ import annotations
