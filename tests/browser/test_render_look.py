@@ -1,4 +1,5 @@
-"""How bars and the dashboard look in JupyterLab at the default width, and that finished bars survive a reload.
+"""How bars and the dashboard look at the default width (JupyterLab and Notebook 7), and that finished bars survive a
+save and reload.
 
 ``fixtures/render_look.ipynb`` runs a bar with progress (``train``), one without (``quiet``), one failing with a long
 error (``broken``), a skipped bar, and a dashboard with two tasks. Asserted from the DOM:
@@ -12,9 +13,9 @@ error (``broken``), a skipped bar, and a dashboard with two tasks. Asserted from
 4. After saving and reloading the page, every finished bar still shows, and no output says
    "Error displaying widget".
 
-Screenshots (``tests/artifacts/``): ``lab-render-running.png`` (bars running), ``lab-render-look.png`` (finished),
-``lab-render-dashboard.png`` (a job running), ``lab-render-dashboard-stopped.png`` (after ``%quiv stop``) and
-``lab-render-reloaded.png``.
+Screenshots (``tests/artifacts/``; ``<app>`` is ``lab`` or ``notebook7``): ``<app>-render-running.png`` (bars
+running), ``<app>-render-look.png`` (finished), ``<app>-render-dashboard.png`` (a job running),
+``<app>-render-dashboard-stopped.png`` (after ``%quiv stop``) and ``<app>-render-reloaded.png``.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def _wait(nb, what: str, read, timeout: float = 60.0):
     return value
 
 
-def test_bars_and_dashboard_read_well_and_survive_a_reload(lab_page):
-    nb = lab_page(NOTEBOOK)
+@pytest.mark.parametrize("app", ["lab", "notebook7"])
+def test_bars_and_dashboard_read_well_and_survive_a_reload(request, app):
+    nb = request.getfixturevalue("lab_page" if app == "lab" else "notebook_page")(NOTEBOOK)
     page = nb.page
     train, quiet, broken = (nb.cell_index(f"%quiv run {n}", exact=True) for n in ("train", "quiet", "broken"))
     skipped = nb.cell_index("skipped = quiv_nb.bar")
@@ -68,7 +70,7 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(lab_page):
         if bars and "quiv-running" in bars[0]["classes"]:
             seen.append((bars[0]["x"], bars[0]["width"], bars[0]["text"]))
             if len(seen) == 5:
-                nb.screenshot("lab-render-running")  # train part-way, quiet striped, broken running
+                nb.screenshot(f"{app}-render-running")  # train part-way, quiet striped, broken running
         page.wait_for_timeout(50)
     assert len({text for _, _, text in seen}) >= 3, f"too few live redraws seen: {len(seen)}"
     assert {(x, width) for x, width, _ in seen} == {(seen[0][0], BAR_WIDTH)}, "the running bar moved or resized"
@@ -87,7 +89,7 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(lab_page):
     long_error = finals["broken"]
     assert "…" in long_error["text"] and any(t.count("retry later") == 20 for t in long_error["titles"])
     assert "quiv-skipped" in finals["skipped"]["classes"] and "upstream 'transform' failed" in finals["skipped"]["text"]
-    nb.screenshot("lab-render-look")
+    nb.screenshot(f"{app}-render-look")
 
     # 3. Dashboard rows on one line.
     dash = nb.cell(dashboard).locator(".quiv-dash")
@@ -107,7 +109,7 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(lab_page):
     assert len(rows) == 3 and all(r["oneLine"] and r["height"] < 48 and not r["overflow"] for r in rows), rows
     text = export.locator(".quiv-dash-progress-text").evaluate("e => [e.scrollWidth, e.clientWidth, e.textContent]")
     assert text[0] <= text[1] + 1 and "/600" in text[2], f"progress text cut: {text}"
-    nb.screenshot("lab-render-dashboard", element=dash)
+    nb.screenshot(f"{app}-render-dashboard", element=dash)
 
     # States after `%quiv stop`: every row says stopped, none says running or shows a next run.
     page.evaluate(
@@ -117,7 +119,7 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(lab_page):
     _wait(nb, "every row stopped", lambda: dash.locator(".quiv-dash-row.quiv-dash-status-stopped").count() == 3)
     cells = dash.locator(".quiv-dash-row .quiv-dash-next, .quiv-dash-row .quiv-dash-progress-text").all_text_contents()
     assert all(c.strip() in ("—", "") for c in cells), cells
-    nb.screenshot("lab-render-dashboard-stopped", element=dash)
+    nb.screenshot(f"{app}-render-dashboard-stopped", element=dash)
 
     # 4. Save, reload: the finished bars are still there, and nothing failed to render.
     page.keyboard.press("Control+s")
@@ -135,4 +137,4 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(lab_page):
     broken_widgets = [e for e in nb.error_outputs(stderr=False) if "widget" in e.lower()]
     bar_cells = {train, quiet, broken, skipped}
     assert [e for e in broken_widgets if int(e.split(":")[0].split()[1]) in bar_cells] == []
-    nb.screenshot("lab-render-reloaded")
+    nb.screenshot(f"{app}-render-reloaded")
