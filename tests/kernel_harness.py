@@ -158,6 +158,28 @@ class KernelSession:
             if cid in opened and (model_name is None or s.get("_model_name") == model_name)
         }
 
+    def static_bars(self, msg_id: str) -> dict[str, str]:
+        """display id -> the text/html a finished quiv_nb bar shown under cell `msg_id` was replaced with.
+
+        A finished bar's display is updated to a static rendering (`quiv-bar quiv-static quiv-<status>`) and its
+        widget models are closed; bars still live are not included.
+        """
+        shown = {
+            m["content"].get("transient", {}).get("display_id")
+            for m in self.messages(parent=msg_id, msg_type="display_data")
+            if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+        }
+        finals: dict[str, str] = {}
+        for m in self.messages(msg_type="update_display_data"):
+            display_id = m["content"].get("transient", {}).get("display_id")
+            if display_id in shown:
+                html = m["content"]["data"].get("text/html", "")
+                if "quiv-static" in html:
+                    finals[display_id] = html
+                else:
+                    finals.pop(display_id, None)  # live again: a new run of the same bar
+        return finals
+
     def close_comm(self, comm_id: str) -> None:
         """Close a comm from the client side, as a frontend does when it drops a widget.
 

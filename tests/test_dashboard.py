@@ -478,3 +478,23 @@ def test_progress_is_read_from_a_bar_state_by_duck_typing():
     assert read_progress(SimpleNamespace(state=lambda: {"value": 1, "total": 2}), job, now).fraction == 0.5
     assert read_progress(SimpleNamespace(state=lambda: 1 / 0), job, now) == (None, "running 3s")  # never raises
     assert read_progress(object(), job, now) == (None, "running 3s")
+
+
+def test_an_empty_dashboard_says_how_to_add_a_task_instead_of_a_bare_header(sched, dashes):
+    d = dashes(sched)
+    assert find(d.widget, "quiv-dash-table").children == ()
+    assert "No tasks yet" in find(d.widget, "quiv-dash-recent").value
+    tid = sched.add_task("first", lambda: None, interval=300, delay=300)
+    wait_for(lambda: row(d, tid), what="the first row")
+    assert "quiv-dash-header" in classes(find(d.widget, "quiv-dash-table").children[0])
+    assert "No tasks yet" not in find(d.widget, "quiv-dash-recent").value
+
+
+def test_pause_and_resume_share_one_place(sched, dashes):
+    tid = sched.add_task("ticker", lambda: None, interval=300, delay=300)
+    d = dashes(sched)
+    r = row(d, tid)
+    assert "quiv-dash-hidden" in classes(cell(r, "resume")) and "quiv-dash-hidden" not in classes(cell(r, "pause"))
+    cell(r, "pause").click()
+    wait_for(lambda: "quiv-dash-hidden" in classes(cell(r, "pause")), what="pause hidden")
+    assert "quiv-dash-hidden" not in classes(cell(r, "resume"))

@@ -339,10 +339,9 @@ def test_base_exceptions_in_handlers_leave_the_kernel_alive(clean: KernelSession
         tb = kernel.value(f"quiv_nb.get_scheduler().get_job(jid_{name}).traceback")
         assert name in tb and message.split(":")[0] in tb
 
-    # Each bar ends red with its error.
+    # Each bar ends red with its error (its display becomes the static final rendering).
     def red_bars() -> int:
-        bars = [kernel.widgets_opened_by(m, "FloatProgressModel") for m in cells.values()]
-        return sum(1 for b in bars for s in b.values() if s.get("bar_style") == "danger")
+        return sum(1 for m in cells.values() for html in kernel.static_bars(m).values() if "quiv-failed" in html)
 
     kernel.wait_for(lambda: red_bars() == len(expected), timeout=20, what="four red bars")
 
@@ -440,9 +439,7 @@ def test_bar_widgets_closed_while_the_job_runs(clean: KernelSession, closer: str
     assert kernel.value("quiv_nb.render.pump.get_pump()._thread.is_alive()") is True
     nxt = kernel.run("%quiv run quick").msg_id
     kernel.wait_for(
-        lambda: any(
-            s.get("bar_style") == "success" for s in kernel.widgets_opened_by(nxt, "FloatProgressModel").values()
-        ),
+        lambda: any("quiv-completed" in html for html in kernel.static_bars(nxt).values()),
         timeout=20,
         what="the next bar to end green",
     )

@@ -387,7 +387,8 @@ FINALS = hs.tuples(
     hs.none() | hs.floats(allow_nan=True, allow_infinity=True),
 )
 
-_OWN_MARKUP = re.compile(r'<span style="[^"<>]*"(?: title="[^"<>]*")?>|</span>')
+# The bar's own markup: status spans, and the constant <style> block of striped (indeterminate / skipped) bars.
+_OWN_MARKUP = re.compile(r'<span style="[^"<>]*"(?: title="[^"<>]*")?>|</span>|<style>[^<]*</style>')
 
 
 def _make(kind: str) -> Any:

@@ -26,6 +26,10 @@ def flood(_progress_hook, seconds=2.0):
     _progress_hook(step=i, total=i)
     return i
 
+def quiet():
+    time.sleep(0.3)
+    return 'ok'
+
 def nasty(_progress_hook):
     _progress_hook(step=1, total=2, stage='<script>alert(1)</script>', note='<b>bold</b>')
     time.sleep(0.3)
@@ -56,18 +60,62 @@ def _bar_widgets(kernel: KernelSession, msg_id: str) -> dict[str, str]:
     return found
 
 
-def _final(kernel: KernelSession, comm_id: str, key: str, expected: object, timeout: float = 20) -> None:
-    kernel.wait_for(lambda: kernel.widget_states().get(comm_id, {}).get(key) == expected, timeout, f"{key}={expected}")
+def _final(kernel: KernelSession, msg_id: str, status: str, timeout: float = 20) -> dict[str, str]:
+    """The static final rendering that replaced the bar displayed under cell `msg_id` (its mime bundle).
+
+    A finished bar's display is updated (same display id) to HTML plus text/plain that need no
+    widget model, and the bar's widget models are closed: a saved notebook shows the outcome.
+    """
+    shown = [
+        m["content"]["transient"]["display_id"]
+        for m in kernel.messages(parent=msg_id, msg_type="display_data")
+        if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+    ]
+    assert shown, "no widget displayed under the cell"
+
+    def final() -> dict[str, str] | None:
+        for m in kernel.messages(msg_type="update_display_data"):
+            data = m["content"]["data"]
+            if m["content"]["transient"]["display_id"] == shown[0] and f"quiv-{status}" in data.get("text/html", ""):
+                return data
+        return None
+
+    data = kernel.wait_for(final, timeout, f"the static final rendering ({status})")
+    assert "application/vnd.jupyter.widget-view+json" not in data
+    return data
+
+
+def _closed(kernel: KernelSession, bar: dict[str, str]) -> None:
+    kernel.wait_for(lambda: not set(bar.values()) & set(kernel.widget_states()), 10, "the bar's widget models closed")
 
 
 def test_run_bar_reaches_its_total_and_ends_green_under_its_cell(kernel):
     cell = kernel.run("%quiv run steps --bar widget")
     bar = _bar_widgets(kernel, cell.msg_id)
-    _final(kernel, bar["progress"], "bar_style", "success")
-    state = kernel.widget_states()[bar["progress"]]
-    assert state["value"] == state["max"] == 20
-    # The text widget's update follows the bar's in the same redraw.
-    kernel.wait_for(lambda: "20/20" in kernel.widget_states()[bar["text"]]["value"], 10, "20/20 in the text")
+    data = _final(kernel, cell.msg_id, "completed")
+    assert "20/20" in data["text/html"] and "width:100.0%" in data["text/html"]
+    assert "20/20" in data["text/plain"] and data["text/plain"].endswith("done")
+    _closed(kernel, bar)
+
+
+def test_a_bar_without_progress_is_indeterminate_and_ends_with_its_duration_and_result(kernel):
+    cell = kernel.run("%quiv run quiet --bar widget")
+    bar = _bar_widgets(kernel, cell.msg_id)
+    kernel.wait_for(
+        lambda: (
+            any(
+                "quiv-indeterminate" in m["content"]["data"]["state"].get("_dom_classes", ())
+                for _, m in kernel.widget_updates(bar["progress"])
+            )
+            or "quiv-indeterminate" in kernel.widget_states().get(bar["progress"], {}).get("_dom_classes", ())
+        ),
+        10,
+        "the striped indeterminate bar",
+    )
+    data = _final(kernel, cell.msg_id, "completed")
+    assert "done in " in data["text/plain"] and data["text/plain"].endswith("→ 'ok'")
+    assert "it/s" not in data["text/plain"] and "0it" not in data["text/html"]
+    _closed(kernel, bar)
 
 
 def test_bar_updates_keep_arriving_while_another_cell_sleeps(kernel):
@@ -93,23 +141,69 @@ def test_bar_updates_keep_arriving_while_another_cell_sleeps(kernel):
 def test_a_hook_flood_sends_a_few_dozen_messages_and_shows_the_final_value(kernel):
     cell = kernel.run("%quiv run flood --bar widget")
     bar = _bar_widgets(kernel, cell.msg_id)
-    _final(kernel, bar["progress"], "bar_style", "success")
+    data = _final(kernel, cell.msg_id, "completed")
     calls = kernel.run("print(quiv_nb.get_scheduler().get_job(_quiv_last_job).result)")
     total_calls = int(calls.stdout.strip())
     assert total_calls > 10_000
     messages = [m for _, m in kernel.widget_updates() if m["content"]["comm_id"] in bar.values()]
     print(f"{len(messages)} widget messages for {total_calls} hook calls")
     assert len(messages) <= 60, f"{len(messages)} widget messages for {total_calls} hook calls"
-    state = kernel.widget_states()[bar["progress"]]
-    assert state["value"] == state["max"] == total_calls
+    assert f"{total_calls}/{total_calls}" in data["text/plain"]
 
 
 def test_payload_and_error_text_is_escaped(kernel):
     cell = kernel.run("%quiv run nasty --bar widget")
     bar = _bar_widgets(kernel, cell.msg_id)
-    _final(kernel, bar["progress"], "bar_style", "danger")
-    kernel.wait_for(lambda: "failed" in kernel.widget_states()[bar["text"]]["value"], 10, "failure text")
-    texts = [kernel.widget_states()[bar[k]]["value"] for k in ("label", "text")]
-    joined = " ".join(texts)
+    live = " ".join(m["content"]["data"]["state"].get("value", "") for _, m in kernel.widget_updates(bar["label"]))
+    joined = _final(kernel, cell.msg_id, "failed")["text/html"] + live
+    assert "failed" in joined
     assert "<script" not in joined and "<img" not in joined and "<b>" not in joined
-    assert "&lt;img" in joined or "&lt;script" in joined
+    assert "&lt;img" in joined and "&lt;script" in joined
+
+
+def test_many_bars_ending_at_once_all_become_static_and_close_their_models(kernel):
+    cell = kernel.run(
+        "_q = quiv_nb.get_scheduler()\n"
+        "_many = [_q.add_task(f'many{i}', quiet, run_once=True, progress_callback=quiv_nb.bar('widget'))"
+        " for i in range(40)]"
+    )
+    shown = {
+        m["content"]["transient"]["display_id"]: m["content"]["data"]["application/vnd.jupyter.widget-view+json"]
+        for m in kernel.messages(parent=cell.msg_id, msg_type="display_data")
+        if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+    }
+    assert len(shown) == 40
+
+    def finals() -> set[str]:
+        return {
+            m["content"]["transient"]["display_id"]
+            for m in kernel.messages(msg_type="update_display_data")
+            if "quiv-completed" in m["content"]["data"].get("text/html", "")
+        } & set(shown)
+
+    kernel.wait_for(lambda: len(finals()) == 40, 60, "40 static final bars")
+    boxes = {view["model_id"] for view in shown.values()}
+    kernel.wait_for(lambda: not boxes & set(kernel.widget_states()), 10, "every bar's widget models closed")
+
+
+def test_the_next_run_of_a_recurring_bar_opens_fresh_widgets_in_the_same_display(kernel):
+    cell = kernel.run("%quiv add ticking quiet --every 1 --bar widget")
+    try:
+        shown = [
+            m["content"]["transient"]["display_id"]
+            for m in kernel.messages(parent=cell.msg_id, msg_type="display_data")
+            if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+        ]
+        assert shown
+
+        def kinds() -> list[str]:
+            out = []
+            for m in kernel.messages(msg_type="update_display_data"):
+                if m["content"]["transient"]["display_id"] == shown[0]:
+                    data = m["content"]["data"]
+                    out.append("widget" if "application/vnd.jupyter.widget-view+json" in data else "static")
+            return out
+
+        kernel.wait_for(lambda: "static,widget,static" in ",".join(kinds()), 20, "static, live again, static")
+    finally:
+        kernel.run("%quiv remove ticking")

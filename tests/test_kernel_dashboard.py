@@ -125,11 +125,11 @@ def test_dashboard_lists_tasks_and_its_buttons_act_on_the_scheduler(kernel):
         timeout=10,
         what="patient cancelled",
     )
-    # The patient job's own bar ends in the cancelled style.
+    # The patient job's own bar ends in the cancelled style: its display becomes the static final rendering.
     kernel.wait_for(
         lambda: any(
-            "quiv-cancelled" in s.get("_dom_classes", ()) and "quiv-bar" in s.get("_dom_classes", ())
-            for s in kernel.widget_states().values()
+            "quiv-bar quiv-static quiv-cancelled" in m["content"]["data"].get("text/html", "")
+            for m in kernel.messages(msg_type="update_display_data")
         ),
         timeout=10,
         what="cancelled bar",

@@ -673,3 +673,57 @@ def test_text_repr():
     b = detached("text", file=io.StringIO(), desc="x")
     assert repr(b).startswith("x: 0it [00:00") and repr(b).endswith("waiting")
     assert b._repr_mimebundle_() == {"text/plain": repr(b)}
+
+
+def test_static_final_rendering_needs_no_widget_and_escapes_everything():
+    from quiv_nb.render import state as st
+    from quiv_nb.render.widget import BAR_WIDTH, static_html
+
+    running = st.apply(st.start(st.new_state("<train>"), 0.0), (), {"step": 3, "total": 4})
+    failed = st.finish(running, "failed", "ValueError: " + "<x>" * 100, now=2.0)
+    html = static_html(failed)
+    assert html.startswith('<div class="quiv-bar quiv-static quiv-failed"') and f"width:{BAR_WIDTH}px" in html
+    assert "width:75.0%" in html and "&lt;train&gt;" in html and "<x>" not in html
+    assert html.count("&lt;x&gt;") > 100  # the shown error is shortened; the title holds all of it
+    assert "<script" not in html and "application/vnd.jupyter" not in html
+    skipped = st.finish(st.start(st.new_state("load"), 0.0), "skipped", "upstream 'extract' failed", now=0.0)
+    html = static_html(skipped)
+    assert "quiv-skipped" in html and "linear-gradient" in html and "skipped: upstream" in html
+    done = st.finish(st.start(st.new_state("quiet"), 0.0), "completed", now=1.5, result="'ok'")
+    assert st.format_meter(done) == "quiet: done in 1.5s → 'ok'"
+    assert "done in 1.5s → 'ok'" in static_html(done) and "it/s" not in static_html(done)
+
+
+def test_a_skipped_widget_bar_is_grey_and_striped_with_its_reason():
+    b = detached()
+    b.quiv_job_finished(job(status="skipped", error="upstream 'extract' failed", duration=None))
+    b.pump_draw()
+    assert b._box._dom_classes == ("quiv-bar", "quiv-skipped")
+    assert (b._progress.value, b._progress.max, b._progress.style.bar_color) == (1.0, 1.0, CANCELLED_COLOUR)
+    assert "skipped: upstream 'extract' failed" in b._text.value and "linear-gradient" in b._text.value
+
+
+def test_a_bar_without_progress_is_indeterminate_then_says_done_with_the_result():
+    b = detached(desc="quiet")
+    b.quiv_job_started(job())
+    b.pump_draw()
+    assert b._progress._dom_classes == ("quiv-indeterminate",) and "quiv-bar-stripes" in b._text.value
+    assert b._text.value.startswith("running…") and "it/s" not in b._text.value
+    finished = job(status="completed", duration=1.5)
+    finished.result = "ok"
+    b.quiv_job_finished(finished)
+    b.pump_draw()
+    assert b._progress._dom_classes == () and b._progress.bar_style == "success"
+    assert b._text.value.startswith("done in 1.5s → 'ok'<style>") and repr(b) == "quiet: done in 1.5s → 'ok'"
+    assert "quiv-bar-stripes" not in b._text.value
+
+
+def test_a_long_error_is_shortened_with_the_full_text_on_hover():
+    b = detached(total=4)
+    b.quiv_job_started(job())
+    b.quiv_progress("job-1", (1,), {})
+    b.quiv_job_finished(job(status="failed", error="RuntimeError: " + "x" * 280))
+    b.pump_draw()
+    shown = b._text.value.split(">", 1)[1]
+    assert "x" * 280 not in shown and "…" in shown and 'title="failed: RuntimeError: ' + "x" * 280 in b._text.value
+    assert b._label.layout.flex == "0 0 auto" and b._progress.layout.width == b._progress.layout.min_width

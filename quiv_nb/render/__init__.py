@@ -2,7 +2,7 @@
 
 Pass it as `progress_callback` to `quiv_nb.Quiv.add_task` (each job gets a fresh run of the bar)
 or to any scheduler that calls `callback(*args, **payload)`. Handlers report with the payload
-conventions of DESIGN §3 (`step`, `total`, `pct`, `stage`, extra keys as a postfix). Recording a
+conventions of docs/design.md (`step`, `total`, `pct`, `stage`, extra keys as a postfix). Recording a
 payload costs O(1) on the worker; one render pump thread per process (`pump.py`) draws every bar
 at most ~10 times a second within a shared message budget. ipywidgets and tqdm load here only
 when a bar of that kind is created.

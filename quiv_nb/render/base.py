@@ -23,6 +23,7 @@ import time
 from typing import Any, ClassVar
 
 from . import state as st
+from .format import short_repr
 from .pump import get_pump
 
 __all__ = ["BarRenderer"]
@@ -46,7 +47,7 @@ class _Run:
         self.prev = prev  # the run before, while its final state may still be undrawn
         self.args: tuple[Any, ...] = ()
         self.kw: dict[Any, Any] = {}
-        self.final: tuple[str, str, float | None] | None = None  # (status, message, duration)
+        self.final: tuple[str, str, float | None, str] | None = None  # (status, message, duration, result repr)
 
     @property
     def active(self) -> bool:
@@ -111,7 +112,9 @@ class BarRenderer:
     def quiv_job_finished(self, job: Any) -> None:
         """Close the run of `job` with its outcome; the final state is always drawn."""
         try:
-            final = (str(job.status), job.error_message or "", job.duration_seconds)
+            result = getattr(job, "result", None)
+            final = (str(job.status), job.error_message or "", job.duration_seconds,
+                     short_repr(result) if result is not None else "")  # fmt: skip
             with self._lock:
                 run = self._run
                 if run.job_id != job.job_id:
@@ -181,7 +184,7 @@ class BarRenderer:
         if run.job_id is None and st.rewound(state, new):
             new = st.apply(st.start(self._blank, now), run.args, kw)
         final = run.final
-        new = st.finish(new, final[0], final[1], now, final[2]) if final is not None else st.tick(new, now)
+        new = st.finish(new, *final[:2], now, *final[2:]) if final is not None else st.tick(new, now)
         self._state = new
         sent = self._render(new, final is not None)
         if final is not None:

@@ -26,7 +26,7 @@ __all__ = ["BURST", "RATE", "Drawable", "RenderPump", "get_pump"]
 
 _log = logging.getLogger("quiv_nb")
 
-RATE = 250.0  # messages per second for all drawables together (DESIGN §3: <= 300)
+RATE = 250.0  # messages per second for all drawables together (the server limits iopub to 1,000)
 BURST = 25.0  # tokens the bucket may hold: a short burst after a quiet spell
 _EXIT_FLUSH = 0.5  # seconds the pump may still draw at interpreter exit
 

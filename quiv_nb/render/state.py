@@ -6,7 +6,7 @@ with the job's outcome, then format it (`format_meter` for a text line, `format_
 `format_title` for the pieces of a widget bar). Every function takes the current time as an
 argument and returns a new frozen state, so all of it is tested without a frontend or a clock.
 
-Payload conventions (DESIGN §3): value = `step` (or `progress`, `n`); `total`; `pct` alone means
+Payload conventions (docs/design.md): value = `step` (or `progress`, `n`); `total`; `pct` alone means
 value = pct of 100 (of `total` when one is known); label = `stage` or `desc` or `message`; any
 other scalar key shows as a postfix `key=value`. A single positional number is the step, two are
 `(step, total)`, a single positional string is the label and a single positional mapping is read
@@ -24,6 +24,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import date, time, timedelta
 from typing import Any
+
+from ..units import format_duration
 
 __all__ = [
     "FINAL",
@@ -51,15 +53,16 @@ TOTAL_KEY = "total"
 PCT_KEY = "pct"
 
 IDLE, RUNNING = "idle", "running"
-COMPLETED, FAILED, CANCELLED = "completed", "failed", "cancelled"
-FINAL = frozenset({COMPLETED, FAILED, CANCELLED})
+COMPLETED, FAILED, CANCELLED, SKIPPED = "completed", "failed", "cancelled", "skipped"
+FINAL = frozenset({COMPLETED, FAILED, CANCELLED, SKIPPED})
 
 MAX_LABEL = 60  # characters of a label (desc or payload label)
 MAX_KEY = 24  # characters of a postfix key
 MAX_VALUE = 40  # characters of a postfix value
 MAX_POSTFIX_ITEMS = 8  # postfix entries shown; later keys are dropped
 MAX_KEYS_SCANNED = 64  # payload keys looked at per apply, so a huge mapping costs O(1)
-MAX_MESSAGE = 300  # characters of an error / cancel message
+MAX_MESSAGE = 300  # characters of an error / cancel message in a bar's line
+MAX_DETAIL = 1000  # characters of the same message kept for a hover title
 SMOOTHING = 0.3  # weight of the newest rate sample (tqdm's default)
 MIN_RATE_WINDOW = 0.05  # seconds: a shorter sampling window is too noisy to update the rate
 
@@ -78,8 +81,10 @@ class BarState:
     total: float | None = None  # > 0, finite, or None when unknown
     label: str = ""  # the payload's label (`stage` / `desc` / `message`)
     postfix: tuple[tuple[str, str], ...] = ()  # (key, formatted value), in payload order
-    status: str = IDLE  # idle | running | completed | failed | cancelled
-    message: str = ""  # the error or cancel reason of a final state
+    status: str = IDLE  # idle | running | completed | failed | cancelled | skipped
+    message: str = ""  # the error, cancel or skip reason of a final state
+    result: str = ""  # a short repr of a completed job's result ("" for None)
+    detail: str = ""  # `message` at more length (MAX_DETAIL), for a hover title
     started: float | None = None  # clock reading at the start of the run
     elapsed: float = 0.0  # seconds since `started` at the last tick (the job's duration once final)
     rate: float | None = None  # units per second, smoothed (the average rate once final)
@@ -88,6 +93,11 @@ class BarState:
     @property
     def is_final(self) -> bool:
         return self.status in FINAL
+
+    @property
+    def reported(self) -> bool:
+        """True once the run reported any progress number, total or postfix (else its bar is indeterminate)."""
+        return self.total is not None or self.value > 0 or bool(self.postfix)
 
     @property
     def fraction(self) -> float | None:
@@ -215,11 +225,12 @@ def tick(state: BarState, now: float) -> BarState:
 
 
 def finish(state: BarState, status: Any, message: Any = "", now: float | None = None,
-           duration: float | None = None) -> BarState:  # fmt: skip
-    """The final state of a run: `status` is "completed", "failed" or "cancelled".
+           duration: float | None = None, result: str = "") -> BarState:  # fmt: skip
+    """The final state of a run: `status` is "completed", "failed", "cancelled" or "skipped".
 
     `duration` (the job's own) is preferred over `now - started` for the elapsed time. A
-    completed bar with a known total shows full; the rate becomes the run's average.
+    completed bar with a known total shows full; the rate becomes the run's average. `result`
+    is a short repr of the job's result, shown after a completed bar ("done in 1.5s → 'ok'").
     """
     status = str(status)
     if status not in FINAL:
@@ -234,8 +245,10 @@ def finish(state: BarState, status: Any, message: Any = "", now: float | None = 
     if status == COMPLETED and state.total is not None and value < state.total:
         value = state.total
     rate = value / elapsed if elapsed > 0 and value > 0 else state.rate
-    return replace(state, status=status, message=clean_text(message or "", MAX_MESSAGE), value=value,
-                   elapsed=elapsed, rate=rate)  # fmt: skip
+    result = clean_text(result, MAX_VALUE) if status == COMPLETED and result else ""
+    detail = clean_text(message or "", MAX_DETAIL)
+    return replace(state, status=status, message=clean_text(message or "", MAX_MESSAGE), detail=detail, value=value,
+                   elapsed=elapsed, rate=rate, result=result)  # fmt: skip
 
 
 def rewound(before: BarState, after: BarState) -> bool:
@@ -264,15 +277,24 @@ def format_postfix(state: BarState) -> str:
 
 
 def format_status(state: BarState) -> str:
-    """What a final (or idle) state adds after the numbers: `done`, `failed: …`, `cancelled: …`."""
-    if state.status == COMPLETED:
-        return "done"
+    """What a final (or idle) state adds after the numbers: `done`, `failed: …`, `cancelled: …`, `skipped: …`.
+
+    A run that reported no progress has no numbers to show: its status says how long it took
+    (`done in 1.5s → 'ok'`, `failed after 2s: …`).
+    """
+    took = "" if state.reported else format_duration(state.elapsed)
+    if state.status == COMPLETED:  # numbers say how it went; without them, the duration and the result do
+        return (f"done in {took} → {state.result}" if state.result else f"done in {took}") if took else "done"
+    if state.status == FAILED and took:
+        return f"failed after {took}: {state.message}" if state.message else f"failed after {took}"
     if state.status == FAILED:
         return f"failed: {state.message}" if state.message else "failed"
     if state.status == CANCELLED:
         if not state.message or state.message.lower().startswith("cancelled"):
             return state.message or "cancelled"
         return f"cancelled: {state.message}"
+    if state.status == SKIPPED:
+        return f"skipped: {state.message}" if state.message else "skipped"
     if state.status == IDLE:
         return "waiting"
     return ""
@@ -307,13 +329,17 @@ def format_meter(state: BarState, width: int | None = None, ascii: bool = False,
     title = format_title(state)
     prefix = f"{title}: " if title else ""
     stats = format_stats(state, percent=False)
-    if state.total is None:
+    if state.is_final and not state.reported:  # no numbers to show: "train: done in 1.5s → 'ok'"
+        line = f"{prefix}{format_status(state)}"
+    elif state.total is None:
         line = f"{prefix}{stats}"
     else:
         line = f"{prefix}{_percent(state):3.0f}%|{_bar(state.fraction or 0.0, bar_width, ascii)}| {stats}"
     status = format_status(state)
-    if status:
+    if status and (state.reported or not state.is_final):
         line = f"{line} {status}"
+    if ascii:
+        line = line.replace("→", "->")
     if width is not None and width > 0 and len(line) > width:
         line = line[: max(0, width - 1)] + ("~" if ascii else "…")
     return line

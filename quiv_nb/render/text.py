@@ -23,7 +23,7 @@ from .base import BarRenderer
 
 __all__ = ["TextBar", "TqdmBar"]
 
-_COLOURS = {st.COMPLETED: "green", st.FAILED: "red", st.CANCELLED: "yellow"}
+_COLOURS = {st.COMPLETED: "green", st.FAILED: "red", st.CANCELLED: "yellow", st.SKIPPED: "white"}
 
 
 def _isatty(file: Any) -> bool:

@@ -2,28 +2,44 @@
 
 Layout: an `HBox` of an `HTML` label, a `FloatProgress` and an `HTML` text with
 `pct value/total [elapsed<eta, rate, postfix]` (tqdm.notebook's layout, with the percentage
-moved to the right so the label widget is only sent when the label changes). It is displayed in
-the output of the cell that creates it. Each redraw sets each widget inside `hold_sync()` and
-only if one of its traits changed, so a running bar costs two messages per redraw (bar and text)
-and `pump_draw` returns the number actually sent. All payload text is HTML-escaped.
+moved to the right so the label widget is only sent when the label changes). Every bar has the
+same fixed width (`BAR_WIDTH`), the label is never cut (it keeps its natural width), and the
+text uses tabular digits and takes the rest of the line, clipped with an ellipsis: a changing
+text never moves or resizes the bar. Each redraw sets each widget inside `hold_sync()` and only
+if one of its traits changed, so a running bar costs two messages per redraw (bar and text) and
+`pump_draw` returns the number actually sent. All payload text is HTML-escaped.
 
-Styles, and how a browser test finds them (`.quiv-bar` is on the HBox, the status class next
-to it; `.progress-bar` is the FloatProgress's inner bar):
+A run that reports no progress (no total) draws an indeterminate bar: full, striped and moving;
+it ends with "done in 1.5s → 'ok'" (a short repr of the result).
+
+Finished bars survive saving. A bar displayed by `bar()` itself (in a kernel, or `display=True`)
+has a display id: when a run ends, that display is replaced by a static rendering of the final
+bar (`static_html`, inline styles only, plus the text/plain line) and the widget models are
+closed, so a saved, reopened, exported or GitHub-rendered notebook shows the outcome and no
+"Error displaying widget: model not found"; the next run of the same renderer opens fresh
+widgets in the same place. A bar you place yourself (`display=False`, `bar.widget`) stays a live
+widget and shows its final state in the widgets.
+
+Styles, and how a browser test finds them (`.quiv-bar` is on the HBox and on the static
+rendering's root, the status class next to it; `.progress-bar` is the FloatProgress's inner bar):
 
 =========  ===============================  ============================================
 status     widgets                          DOM
 =========  ===============================  ============================================
-running    bar_style "" (or "info", full,   `.quiv-bar.quiv-running`
-           while the total is unknown)
+running    bar_style "" (or "info", full,   `.quiv-bar.quiv-running` (the progress widget
+           striped, while the total is      has `.quiv-indeterminate` while the total is
+           unknown)                         unknown)
 completed  bar_style "success", value=max   `.quiv-bar.quiv-completed .progress-bar-success`
 failed     bar_style "danger", the error    `.quiv-bar.quiv-failed .progress-bar-danger`,
            in red in the text               text contains `failed: <escaped error>`
 cancelled  bar_style "warning" drawn grey   `.quiv-bar.quiv-cancelled .progress-bar-warning`
            (style.bar_color "#9e9e9e")      (inline `background-color: rgb(158, 158, 158)`),
                                             text contains `cancelled`
+skipped    as cancelled, striped            `.quiv-bar.quiv-skipped`, text `skipped: <reason>`
 =========  ===============================  ============================================
 
-Frontends without widgets (a saved notebook, nbconvert, a terminal) see the text/plain line.
+A static final rendering is `div.quiv-bar.quiv-static.quiv-<status>`. A shortened error has the
+full text in its `title` (hover).
 """
 
 from __future__ import annotations
@@ -36,13 +52,34 @@ from typing import Any
 from . import state as st
 from .base import BarRenderer
 
-__all__ = ["WidgetBar", "in_kernel"]
+__all__ = ["BAR_WIDTH", "WidgetBar", "in_kernel", "static_html"]
 
+BAR_WIDTH = 320  # px: every bar is this wide, as tqdm.notebook's are
 CANCELLED_COLOUR = "#9e9e9e"
-_BAR_STYLES = {st.COMPLETED: "success", st.FAILED: "danger", st.CANCELLED: "warning"}
+_GREY = frozenset({st.CANCELLED, st.SKIPPED})
+_BAR_STYLES = {st.COMPLETED: "success", st.FAILED: "danger", st.CANCELLED: "warning", st.SKIPPED: "warning"}
 _ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f)"
 _MUTED_STYLE = "color: var(--jp-ui-font-color2, #757575)"
 _MAX_SHOWN = 120  # characters of an error shown in the text; the hover title has all of `state.message`
+_STRIPES = (
+    "background-image:linear-gradient(45deg,rgba(255,255,255,.35) 25%,transparent 25%,transparent 50%,"
+    "rgba(255,255,255,.35) 50%,rgba(255,255,255,.35) 75%,transparent 75%,transparent);background-size:16px 16px"
+)
+# Sent inside the text widget (an HTML widget's <style> applies where the frontend renders it):
+# label and text on one line, cut with an ellipsis, tabular digits; the stripes only while needed.
+_CSS_LINE = (
+    "<style>.quiv-bar .widget-html-content{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;"
+    "font-variant-numeric:tabular-nums}</style>"
+)
+_CSS_STRIPES = (
+    f"<style>.quiv-bar .quiv-indeterminate .progress-bar{{width:100%!important;{_STRIPES};"
+    "animation:quiv-bar-stripes 1s linear infinite}"
+    f".quiv-bar.quiv-skipped .progress-bar{{{_STRIPES}}}"
+    "@keyframes quiv-bar-stripes{from{background-position:16px 0}to{background-position:0 0}}</style>"
+)
+# Fill colours of the static rendering: JupyterLab's light-theme values of the variables
+# ipywidgets uses (a saved notebook may be shown where no variable is defined).
+_FILL = {st.COMPLETED: "#388e3c", st.FAILED: "#d32f2f", st.CANCELLED: CANCELLED_COLOUR, st.SKIPPED: CANCELLED_COLOUR}
 
 
 def in_kernel() -> bool:
@@ -79,27 +116,31 @@ class WidgetBar(BarRenderer):
 
     def __init__(self, *, display: bool | None = None, **options: Any) -> None:
         super().__init__(**options)
-        w = _widgets()
-        idle = self._state
-        self._label = w.HTML(_title_html(idle), layout=w.Layout(flex="0 1 auto", overflow="hidden"))
-        self._progress = w.FloatProgress(min=0.0, **_progress_traits(idle), layout=w.Layout(flex="1 1 auto"))
-        self._text = w.HTML(_text_html(idle), layout=w.Layout(flex="0 1 auto", overflow="hidden"))
-        self._box = w.HBox(
-            [self._label, self._progress, self._text],
-            layout=w.Layout(width="100%"),
-            _dom_classes=("quiv-bar", f"quiv-{idle.status}"),
-        )
+        self._build(self._state)
         self._handle: Any = None
+        self._static = False  # the display shows a static final rendering; the widgets are closed
         if display if display is not None else in_kernel():
             from IPython.display import display as show
 
-            # A display id lets each final draw refresh the text/plain copy too, so a saved
-            # notebook (or a frontend without widgets) shows how the job ended, not "waiting".
+            # A display id lets a final draw replace the widget with its static rendering.
             self._handle = show(self, display_id=True)
+
+    def _build(self, state: st.BarState) -> None:
+        """Create the widgets showing `state` (on creation, and for a run after a static final)."""
+        w = _widgets()
+        self._label = w.HTML(_title_html(state), layout=w.Layout(flex="0 0 auto"))
+        progress_layout = w.Layout(width=f"{BAR_WIDTH}px", min_width=f"{BAR_WIDTH}px", flex="0 0 auto")
+        self._progress = w.FloatProgress(min=0.0, **_progress_traits(state), layout=progress_layout)
+        self._text = w.HTML(_text_html(state), layout=w.Layout(flex="1 1 0", min_width="0", overflow="hidden"))
+        self._box = w.HBox(
+            [self._label, self._progress, self._text],
+            layout=w.Layout(width="100%", overflow="hidden"),
+            _dom_classes=_box_classes(state),
+        )
 
     @property
     def widget(self) -> Any:
-        """The displayed `HBox` (to place it in your own layout)."""
+        """The displayed `HBox` (to place it in your own layout; create the bar with `display=False` then)."""
         return self._box
 
     def _view(self, state: st.BarState, final: bool) -> list[tuple[Any, dict[str, Any]]]:
@@ -107,14 +148,22 @@ class WidgetBar(BarRenderer):
         return [
             (self._label, {"value": _title_html(state)}),
             (self._progress, _progress_traits(state)),
-            (self._progress.style, {"bar_color": CANCELLED_COLOUR if state.status == st.CANCELLED else None}),
+            (self._progress.style, {"bar_color": CANCELLED_COLOUR if state.status in _GREY else None}),
             (self._text, {"value": _text_html(state)}),
-            (self._box, {"_dom_classes": ("quiv-bar", f"quiv-{state.status}")}),
+            (self._box, {"_dom_classes": _box_classes(state)}),
             (self._box.layout, {"display": "none" if final and not self._leave else None}),
         ]
 
     def _render(self, state: st.BarState, final: bool) -> int:
         sent = 0
+        if self._handle is not None:
+            if final:
+                return self._show_static(state)
+            if self._static:  # a new run after a static final: fresh widgets in the same display
+                self._build(state)
+                self._static = False
+                self._handle.update(self)
+                return len(self._models()) + 1
         for widget, values in self._view(state, final):
             changed = {k: v for k, v in values.items() if getattr(widget, k) != v}
             if changed:
@@ -122,23 +171,41 @@ class WidgetBar(BarRenderer):
                     for name, value in changed.items():
                         setattr(widget, name, value)
                 sent += 1
-        if final and self._handle is not None:
-            self._handle.update(self)
-            sent += 1
         return sent
+
+    def _show_static(self, state: st.BarState) -> int:
+        """Replace the display with the static final bar, then close the widget models (pump thread)."""
+        bundle = {"text/html": static_html(state), "text/plain": st.format_meter(state)} if self._leave else {}
+        self._handle.update(bundle or {"text/plain": ""}, raw=True)
+        self._static = True
+        models = self._models()
+        for widget in models:  # after the update: the frontend drops the view before the model
+            widget.close()
+        return 1 + len(models)
+
+    def _models(self) -> list[Any]:
+        """Every widget model this bar opened: the four widgets and their layouts and styles."""
+        parts = (self._box, self._label, self._progress, self._text)
+        extra = [getattr(p, attr, None) for p in parts for attr in ("layout", "style")]
+        return [*parts, *(e for e in extra if e is not None)]
 
     def close(self) -> None:
         """Stop drawing and close the widgets (their views disappear)."""
         super().close()
-        parts = (self._label, self._progress, self._text)
-        for widget in (self._box, *parts, self._progress.style, self._box.layout, *(p.layout for p in parts)):
+        for widget in self._models():
             widget.close()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
+        if self._static:
+            return {"text/html": static_html(self._state), "text/plain": self.line}
         box_repr = self._box._repr_mimebundle_  # ipywidgets 8 sets it to None when the widget is closed
         data = dict(box_repr(**kwargs) or {}) if callable(box_repr) else {}
         data["text/plain"] = self.line
         return data
+
+
+def _box_classes(state: st.BarState) -> tuple[str, ...]:
+    return ("quiv-bar", f"quiv-{state.status}")
 
 
 def _title_html(state: st.BarState) -> str:
@@ -146,23 +213,83 @@ def _title_html(state: st.BarState) -> str:
 
 
 def _progress_traits(state: st.BarState) -> dict[str, Any]:
-    """FloatProgress traits: `max` before `value` (a value above the old max would be clipped)."""
+    """FloatProgress traits: `max` before `value` (a value above the old max would be clipped).
+
+    The class `quiv-indeterminate` (stripes that move) sits on the progress widget, so it
+    changes in the same message as the value when a total becomes known.
+    """
     style = _BAR_STYLES.get(state.status, "")
+    plain = {"_dom_classes": ()}
+    if state.status == st.SKIPPED:
+        return {"max": 1.0, "value": 1.0, "bar_style": style, **plain}  # a grey, striped full bar
     if state.total is not None:
-        return {"max": state.total, "value": min(state.value, state.total), "bar_style": style}
+        return {"max": state.total, "value": min(state.value, state.total), "bar_style": style, **plain}
     if state.status == st.IDLE:
-        return {"max": 1.0, "value": 0.0, "bar_style": ""}
-    return {"max": 1.0, "value": 1.0, "bar_style": style or "info"}  # unknown total: a full bar
+        return {"max": 1.0, "value": 0.0, "bar_style": "", **plain}
+    moving = {"_dom_classes": ("quiv-indeterminate",)} if state.status == st.RUNNING else plain
+    return {"max": 1.0, "value": 1.0, "bar_style": style or "info", **moving}  # unknown total: a full bar
+
+
+def _text_parts(state: st.BarState) -> tuple[str, str, str, str]:
+    """(escaped numbers, escaped status as shown, the status with the whole message for a title, its style)."""
+    numbers = st.format_stats(state)
+    if not state.reported and state.status != st.IDLE:
+        # Nothing counted: no "0it [00:00, ?it/s]". The stripes move while it runs (the pump redraws only on
+        # payloads, so an elapsed time here would stand still); the final status says how long it took.
+        numbers = "" if state.is_final else "running…"
+    full = st.format_status(replace(state, message=state.detail or state.message))
+    shown = st.format_status(replace(state, message=st.clean_text(state.message, _MAX_SHOWN)))
+    if state.status == st.FAILED:
+        return _esc(numbers), _esc(shown), full, _ERROR_STYLE
+    if state.status in (st.CANCELLED, st.SKIPPED, st.IDLE):
+        return _esc(numbers), _esc(shown), full, _MUTED_STYLE
+    return _esc(numbers), _esc(shown), "", ""
+
+
+def _esc(text: str) -> str:
+    """Escape text for element content (quotes stay readable: `done → 'ok'`)."""
+    return html.escape(text, quote=False)
 
 
 def _text_html(state: st.BarState) -> str:
-    """The escaped right-hand text: numbers, then the status of a final state."""
-    text = html.escape(st.format_stats(state))
-    status = st.format_status(state)
-    if state.status == st.FAILED:
-        shown = st.format_status(replace(state, message=st.clean_text(state.message, _MAX_SHOWN)))
-        title = html.escape(state.message, quote=True)
-        return f'{text} <span style="{_ERROR_STYLE}" title="{title}">{html.escape(shown)}</span>'
-    if state.status in (st.CANCELLED, st.IDLE):
-        return f'{text} <span style="{_MUTED_STYLE}">{html.escape(status)}</span>'
+    """The escaped right-hand text: numbers, then the status of a final state (full text on hover)."""
+    numbers, shown, full, style = _text_parts(state)
+    text = numbers
+    if style:
+        title = html.escape(full, quote=True)
+        text = f'{numbers} <span style="{style}" title="{title}">{shown}</span>'.lstrip()
+    elif shown:
+        text = f"{numbers} {shown}".strip()
+    text += _CSS_LINE
+    if state.status in (st.RUNNING, st.SKIPPED) and (state.total is None or state.status == st.SKIPPED):
+        text += _CSS_STRIPES
     return text
+
+
+def static_html(state: st.BarState) -> str:
+    """A self-contained HTML rendering of a bar (inline styles, no script, no widget model).
+
+    What a saved notebook shows for a finished bar: the label, a `BAR_WIDTH` bar filled in the
+    status colour (striped when skipped), and the text with the full error on hover.
+    """
+    fraction = state.fraction
+    if fraction is None or state.status == st.SKIPPED:
+        fraction = 1.0 if state.status != st.IDLE else 0.0
+    fill = _FILL.get(state.status, "#1976d2")
+    style_name = _BAR_STYLES.get(state.status)  # the widget's classes too, so one selector finds both renderings
+    bar_class = f" progress-bar-{style_name}" if style_name else ""
+    stripes = f";{_STRIPES}" if state.status == st.SKIPPED else ""
+    numbers, shown, full, style = _text_parts(state)
+    text = f'{numbers} <span style="{style}">{shown}</span>'.strip() if style else f"{numbers} {shown}".strip()
+    title = html.escape(full or st.format_meter(state), quote=True)
+    label = _title_html(state)
+    return (
+        f'<div class="quiv-bar quiv-static quiv-{html.escape(state.status)}" style="white-space:nowrap;'
+        'overflow:hidden;text-overflow:ellipsis;line-height:24px;font-variant-numeric:tabular-nums">'
+        + (f'<span style="margin-right:6px">{label}</span>' if label else "")
+        + f'<span style="display:inline-block;vertical-align:middle;width:{BAR_WIDTH}px;height:18px;'
+        'background:#e0e0e0;margin-right:6px">'
+        f'<span class="progress-bar{bar_class}" style="display:block;height:100%;width:{fraction * 100:.1f}%;'
+        f'background-color:{fill}{stripes}"></span></span>'
+        f'<span title="{title}">{text}</span></div>'
+    )

@@ -1,0 +1,336 @@
+"""The dashboard's view: row views → HTML and ipywidgets, one batched update per changed widget.
+
+`DashboardView.draw(snapshot, message)` turns what `dash_model` collected into widget traits.
+Rows are rebuilt (`box.children` reassigned) only when the set of tasks changes; otherwise each
+changed widget gets one `hold_sync` update and an unchanged widget gets nothing. All text is
+HTML-escaped here. The DOM classes browser tests use are listed in `dashboard.py`.
+
+Width: one row is ~1,060 px (seven fixed columns and the buttons, Pause and Resume sharing one
+place), so at JupyterLab's default width a row never wraps; a narrower output scrolls the table
+sideways instead of breaking rows onto two lines.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Callable
+
+from ..controls import answer_on_sender_shell
+from ..models import Job
+from ..units import format_duration
+from .dash_rows import RowView, Snapshot
+from .format import TOOLTIP, clip, format_outcome
+
+__all__ = ["DashboardView"]
+
+SHORT = 60  # characters of a result or error shown in a cell (the full text is the tooltip)
+_ELLIPSIS = "display:block;white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
+_NUMS = "font-variant-numeric:tabular-nums"  # digits of equal width: changing numbers do not shift text
+_COLORS = {
+    "active": "#2e7d32",
+    "running": "#1565c0",
+    "paused": "#757575",
+    "stopped": "#757575",
+    "completed": "#2e7d32",
+    "failed": "#c62828",
+    "cancelled": "#757575",
+    "skipped": "#757575",
+    "scheduled": "#1565c0",
+}
+COLUMNS = (  # (part, title, css width)
+    ("name", "task", "120px"),
+    ("status", "status", "180px"),
+    ("interval", "schedule", "104px"),
+    ("last", "last run", "140px"),
+    ("next", "next run", "70px"),
+    ("progress", "progress", "72px"),
+    ("progress_text", "", "160px"),
+)
+# Scoped to the dashboard; an HTML widget's <style> applies where the frontend renders it
+# (JupyterLab, Notebook 7, VS Code). Without it the bar of a job of unknown progress is plain full.
+_CSS = (
+    "<style>.quiv-dash .quiv-dash-indeterminate .progress-bar{width:100%!important;"
+    "background-image:linear-gradient(45deg,rgba(255,255,255,.35) 25%,transparent 25%,transparent 50%,"
+    "rgba(255,255,255,.35) 50%,rgba(255,255,255,.35) 75%,transparent 75%,transparent);"
+    "background-size:16px 16px;animation:quiv-dash-stripes 1s linear infinite}"
+    "@keyframes quiv-dash-stripes{from{background-position:16px 0}to{background-position:0 0}}"
+    ".quiv-dash .quiv-dash-hidden{display:none!important}.quiv-dash .quiv-dash-table{overflow-x:auto}"
+    ".quiv-dash .quiv-dash-row button{padding:0 8px;min-width:0}</style>"
+)
+BUTTONS = (  # (part, label, tooltip, action)
+    ("cancel", "Cancel", "Cancel the running job (sets its stop event)", "cancel"),
+    ("pause", "Pause", "Stop scheduling this task", "pause"),
+    ("resume", "Resume", "Resume scheduling this task", "resume"),
+    ("run", "Run now", "Run this task now, outside its schedule", "run"),
+)
+_EMPTY_HTML = (
+    '<div style="padding:6px 0;color:var(--jp-ui-font-color2,#616161)">No tasks yet. Add one with '
+    "<code>%quiv add NAME FUNC --every 10s</code>, <code>%%quiv every 10s</code> on a cell, or "
+    "<code>quiv_nb.get_scheduler().add_task(...)</code>; it shows up here at once.</div>"
+)
+
+
+def _esc(text: Any) -> str:
+    """HTML-escape any value's text (quotes too, so it is safe inside attributes)."""
+    return html.escape(str(text), quote=True)
+
+
+def _span(text: str, *, title: str = "", style: str = _ELLIPSIS) -> str:
+    attr = f' title="{_esc(clip(title, TOOLTIP))}"' if title else ""
+    return f'<span style="{style}"{attr}>{_esc(text)}</span>'
+
+
+def status_html(view: RowView) -> str:
+    color = _COLORS.get(view.status, "inherit")
+    out = f'<span style="font-weight:600;color:{color}">{_esc(view.status)}</span>'
+    if view.last_status:
+        color = _COLORS.get(view.last_status, "inherit")
+        title = view.last_error or f"last job {view.last_status}"
+        tip = _esc(clip(title, TOOLTIP))
+        out += f' <span style="color:{color}" title="{tip}">· last {_esc(view.last_status)}</span>'
+    return f'<span style="{_ELLIPSIS}">{out}</span>'
+
+
+def last_html(view: RowView) -> str:
+    if not view.last_status:
+        return _span("—")
+    color = _COLORS.get(view.last_status, "inherit") if view.last_status != "completed" else "inherit"
+    outcome = clip(view.last_outcome, SHORT)
+    body = _esc(view.last_when)
+    if outcome:
+        body += f' · <span style="color:{color}">{_esc(outcome)}</span>'
+    return f'<span style="{_ELLIPSIS}" title="{_esc(clip(view.last_outcome, TOOLTIP))}">{body}</span>'
+
+
+def row_traits(view: RowView) -> dict[str, dict[str, Any]]:
+    """Per widget of a row, the trait values it should have for `view`."""
+    classes = ["quiv-dash-row", f"quiv-dash-task-{view.task_id}", f"quiv-dash-status-{view.status}"]
+    if view.last_status:
+        classes.append(f"quiv-dash-last-{view.last_status}")
+    running = view.running
+    # Pause and Resume share one place: the one that does not apply is hidden (and disabled).
+    hide_pause = view.can_resume and not view.can_pause
+    pause_classes = ("quiv-dash-pause", "quiv-dash-hidden") if hide_pause else ("quiv-dash-pause",)
+    resume_classes = ("quiv-dash-resume",) if view.can_resume else ("quiv-dash-resume", "quiv-dash-hidden")
+    return {
+        "box": {"_dom_classes": tuple(classes)},
+        "name": {"value": _span(view.name, title=f"{view.name} · task {view.task_id}")},
+        "status": {"value": status_html(view)},
+        "interval": {"value": _span(view.interval, title=view.interval)},
+        "last": {"value": last_html(view)},
+        "next": {"value": _span(view.next_run, style=f"{_ELLIPSIS};{_NUMS}")},
+        "progress": {  # unknown progress: a full bar, striped and moving where our CSS applies
+            "value": view.progress if view.progress is not None else 1.0 if running else 0.0,
+            "bar_style": "info" if running else "",
+            "_dom_classes": ("quiv-dash-progress", "quiv-dash-indeterminate")
+            if running and view.progress is None
+            else ("quiv-dash-progress",),
+        },
+        "progress_text": {"value": _span(view.progress_text, title=view.progress_text, style=f"{_ELLIPSIS};{_NUMS}")},
+        "cancel": {"disabled": not view.can_cancel},
+        "pause": {"disabled": not view.can_pause, "_dom_classes": pause_classes},
+        "resume": {"disabled": not view.can_resume, "_dom_classes": resume_classes},
+        "run": {"disabled": not view.can_run},
+    }
+
+
+def recent_html(recent: list[Job]) -> str:
+    if not recent:
+        return ""
+    rows = []
+    for job in recent:
+        ended = job.ended_at.astimezone().strftime("%H:%M:%S") if job.ended_at is not None else "—"
+        duration = format_duration(job.duration_seconds) if job.duration_seconds is not None else "—"
+        outcome = format_outcome(job)
+        color = _COLORS.get(str(job.status), "inherit")
+        rows.append(
+            f'<tr class="quiv-dash-job quiv-dash-job-{_esc(job.status)}" data-job-id="{_esc(job.job_id)}">'
+            f'<td style="padding:0 8px 0 0">{_esc(clip(job.task_name, 40))}</td>'
+            f'<td style="padding:0 8px 0 0;color:{color}">{_esc(job.status)}</td>'
+            f'<td style="padding:0 8px 0 0;{_NUMS}">{ended}</td>'
+            f'<td style="padding:0 8px 0 0;{_NUMS}">{duration}</td>'
+            f'<td title="{_esc(clip(outcome, TOOLTIP))}">{_esc(clip(outcome, SHORT))}</td></tr>'
+        )
+    return (
+        '<details open><summary style="cursor:pointer">recent jobs</summary>'
+        '<table class="quiv-dash-recent-table" style="font-size:90%;border-collapse:collapse">'
+        + "".join(rows)
+        + "</table></details>"
+    )
+
+
+def message_html(kind: str, text: str) -> str:
+    if not text:
+        return ""
+    color = {"error": "#c62828", "warn": "#e65100"}.get(kind, "#555")
+    return f'<span style="color:{color}">{_esc(text)}</span>'
+
+
+# ---------------------------------------------------------------------- widgets
+
+
+class _Shared:
+    """Layouts and styles shared by every row: one widget model each instead of one per cell."""
+
+    def __init__(self) -> None:
+        import ipywidgets as w
+        from ipywidgets.widgets.widget_int import ProgressStyle  # these two are not exported at the top level (8.1)
+        from ipywidgets.widgets.widget_string import HTMLStyle
+
+        self.columns = {
+            part: w.Layout(width=width, min_width=width, flex="0 0 auto", overflow="hidden")
+            for part, _, width in COLUMNS
+        }
+        self.button_layout = w.Layout(width="auto", flex="0 0 auto")  # as wide as its label
+        # one line per row, always: a narrow output scrolls the table (`plain` below) sideways
+        self.row_layout = w.Layout(align_items="center", flex_flow="row nowrap", border_bottom="1px solid #e0e0e0")
+        self.plain = w.Layout()  # the boxes and the title, message and recent-jobs lines
+        self.html_style = HTMLStyle()
+        self.progress_style = ProgressStyle()
+        self.button_style = w.ButtonStyle()
+
+    def close(self) -> None:
+        """Close them; `Widget.close()` of a widget leaves its layout and style open."""
+        for widget in (*self.columns.values(), self.button_layout, self.row_layout, self.plain):
+            widget.close()
+        for widget in (self.html_style, self.progress_style, self.button_style):
+            widget.close()
+
+
+class _Row:
+    """The widgets of one task row; `apply` sends one update per widget whose traits changed."""
+
+    def __init__(self, view: RowView, shared: _Shared, on_click: Callable[[str, str], None]) -> None:
+        import ipywidgets as w
+
+        traits = row_traits(view)
+        self.task_id = view.task_id
+        self.parts: dict[str, Any] = {}
+        for part, _, _ in COLUMNS:
+            layout = shared.columns[part]
+            if part == "progress":
+                self.parts[part] = w.FloatProgress(
+                    min=0.0, max=1.0, layout=layout, style=shared.progress_style, **traits[part]
+                )
+            else:
+                classes = (f"quiv-dash-{part.replace('_', '-')}",)
+                self.parts[part] = w.HTML(layout=layout, style=shared.html_style, _dom_classes=classes, **traits[part])
+        for part, label, tooltip, action in BUTTONS:
+            values = {"_dom_classes": (f"quiv-dash-{part}",), **traits[part]}
+            button = w.Button(
+                description=label, tooltip=tooltip, layout=shared.button_layout, style=shared.button_style, **values
+            )
+            button.on_click(lambda _b, action=action, task_id=view.task_id: on_click(action, task_id))
+            answer_on_sender_shell(button)  # clicks act while a cell is busy (quiv_nb.controls)
+            self.parts[part] = button
+        children = [self.parts[p] for p, _, _ in COLUMNS] + [self.parts[p] for p, _, _, _ in BUTTONS]
+        self.parts["box"] = self.box = w.HBox(children=children, layout=shared.row_layout, **traits["box"])
+        self._applied = traits
+
+    @property
+    def opened(self) -> int:
+        """Comm-open messages its creation sent (one per widget)."""
+        return len(self.parts)
+
+    def apply(self, view: RowView) -> int:
+        traits = row_traits(view)
+        sent = 0
+        for part, values in traits.items():
+            old = self._applied[part]
+            changed = {k: v for k, v in values.items() if old.get(k) != v}
+            if changed:
+                sent += update(self.parts[part], changed)
+        self._applied = traits
+        return sent
+
+    def close(self) -> int:
+        for widget in self.parts.values():
+            widget.close()
+        return len(self.parts)
+
+
+def update(widget: Any, values: dict[str, Any]) -> int:
+    """Set traits in one batched message; returns the number of messages (0 or 1)."""
+    with widget.hold_sync():
+        for key, value in values.items():
+            setattr(widget, key, value)
+    return 1
+
+
+class DashboardView:
+    """The dashboard's widgets: a title, a status line, the table of rows and the recent jobs."""
+
+    def __init__(self, on_click: Callable[[str, str], None]) -> None:
+        import ipywidgets as w
+
+        self._on_click = on_click
+        self._shared = shared = _Shared()
+        self._rows: dict[str, _Row] = {}
+        self._applied: dict[str, Any] = {}
+        self._table_set = False  # the table's children were assigned at least once
+        html_kw = {"layout": shared.plain, "style": shared.html_style}
+        self._title = w.HTML(_dom_classes=("quiv-dash-title",), **html_kw)
+        self._msg = w.HTML(_dom_classes=("quiv-dash-message",), **html_kw)
+        header = [
+            w.HTML(f"<b>{_esc(title)}</b>", layout=shared.columns[part], style=shared.html_style)
+            for part, title, _ in COLUMNS
+        ]
+        self._header = w.HBox(header, layout=shared.plain, _dom_classes=("quiv-dash-header",))
+        self._table = w.VBox([], layout=shared.plain, _dom_classes=("quiv-dash-table",))
+        self._recent = w.HTML(_dom_classes=("quiv-dash-recent",), **html_kw)
+        parts = [self._title, self._msg, self._table, self._recent]
+        self.root = w.VBox(parts, layout=shared.plain, _dom_classes=("quiv-dash",))
+
+    def draw(self, snap: Snapshot, message: tuple[str, str]) -> int:
+        """Bring the widgets to `snap` and the status line to `message`; returns the messages sent."""
+        sent = 0
+        ids = [r.task_id for r in snap.rows]
+        if ids != list(self._rows) or not self._table_set:
+            rows: dict[str, _Row] = {}
+            for view in snap.rows:
+                row = self._rows.pop(view.task_id, None)
+                if row is None:
+                    row = _Row(view, self._shared, self._on_click)
+                    sent += row.opened
+                else:
+                    sent += row.apply(view)
+                rows[view.task_id] = row
+            gone, self._rows = self._rows, rows
+            # no header over an empty table: the empty state below says what to do instead
+            self._table.children = (self._header, *(row.box for row in rows.values())) if rows else ()
+            self._table_set = True
+            sent += 1
+            for row in gone.values():  # after the table stopped referencing them
+                sent += row.close()
+        else:
+            for view in snap.rows:
+                sent += self._rows[view.task_id].apply(view)
+
+        kind, text = message
+        msg_classes = ("quiv-dash-message", f"quiv-dash-message-{kind}") if text else ("quiv-dash-message",)
+        recent = recent_html(snap.recent)
+        wanted = {
+            "title": {"value": f"{_CSS}<b>quiv_nb</b> · {_esc(snap.title)}"},
+            "msg": {"value": message_html(kind, text), "_dom_classes": msg_classes},
+            "recent": {"value": recent if snap.rows else _EMPTY_HTML + recent},
+            "root": {"_dom_classes": ("quiv-dash",) if snap.live else ("quiv-dash", "quiv-dash-stopped")},
+        }
+        widgets = {"title": self._title, "msg": self._msg, "recent": self._recent, "root": self.root}
+        for part, values in wanted.items():
+            old = self._applied.get(part, {})
+            changed = {k: v for k, v in values.items() if old.get(k) != v}
+            if changed:
+                sent += update(widgets[part], changed)
+            self._applied[part] = values
+        return sent
+
+    def close(self) -> None:
+        """Close every widget, layouts and styles too."""
+        for row in self._rows.values():
+            row.close()
+        self._rows.clear()
+        for widget in (self._title, self._msg, *self._header.children, self._header, self._table):
+            widget.close()
+        self._recent.close()
+        self.root.close()
+        self._shared.close()
