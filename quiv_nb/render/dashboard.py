@@ -199,7 +199,8 @@ class Dashboard:
         self._pump.request(self)
 
     def _on_click(self, action: str, task_id: str) -> None:
-        """A button was pressed (kernel shell thread): act, then redraw; never raises."""
+        """A button was pressed (the kernel thread that handled the click: the main shell, or a subshell while a cell
+        is busy — see quiv_nb.controls): act, then redraw; never raises."""
         self._model.click(action, task_id)
         self._mark_dirty()
 
