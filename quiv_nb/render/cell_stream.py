@@ -40,6 +40,7 @@ from .output_area import (
     DisplayQueue,
     FailureRepeats,
     TokenBucket,
+    _split_lines,
     display_size,
     elision_marker,
     send_display,
@@ -98,15 +99,19 @@ class CellStream:
     def job_text(self, job_id: str, stream: str, text: str) -> None:
         with self._lock:
             text_queue = self._text
-            text_queue.append((next(self._seq), stream, text))
+            if text.find("\n") == len(text) - 1:  # the common case: one whole line
+                text_queue.append((next(self._seq), stream, text))
+                self._lines += 1
+            else:  # line by line, so a flood in one write is trimmed like one in many
+                lines = _split_lines(text)
+                text_queue.extend((next(self._seq), stream, line) for line in lines)
+                self._lines += len(lines)
             self._chars += len(text)
-            self._lines += text.count("\n") or 1
             while (self._lines > MAX_LINES or self._chars > MAX_CHARS) and len(text_queue) > 1:
                 _, _, dropped = text_queue.popleft()
-                lines = dropped.count("\n") or 1
                 self._chars -= len(dropped)
-                self._lines -= lines
-                self._elided += lines
+                self._lines -= 1
+                self._elided += 1
         self._request(False)
 
     def job_ended(self, job_id: str) -> None:
@@ -186,9 +191,9 @@ class CellStream:
                 groups.append(["display", a, b, 0])
             elif groups and groups[-1][0] == "stream" and groups[-1][1] == a:
                 groups[-1][2].append(b)
-                groups[-1][3] += b.count("\n") or 1
+                groups[-1][3] += 1
             else:
-                groups.append(["stream", a, [b], b.count("\n") or 1])
+                groups.append(["stream", a, [b], 1])
         out: list[_Out] = [(k, a, "".join(b) if k == "stream" else b) for k, a, b, _ in groups]
         lines = [n for *_, n in groups]
         # Too many messages (streams alternating line by line): keep the latest, elide the oldest text.
