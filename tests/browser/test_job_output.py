@@ -79,6 +79,8 @@ def _check(nb, app: str) -> None:
     errors = nb.error_outputs()
     assert errors and all(e.startswith(f"cell {BOOM}: ") for e in errors), errors  # only boom's stderr
     nb.screenshot(f"{app}-job-output")
+    for name, cell in (("boom", BOOM), ("tick", TICK), ("sleep", SLEEP)):
+        nb.screenshot(f"{app}-job-output-{name}", cell=cell)
 
 
 def test_job_output_in_lab(lab_page):
