@@ -184,6 +184,32 @@ def test_recurring_task_shows_its_latest_run_in_one_area_and_counts_repeated_fai
         kernel.run("quiv_nb.get_scheduler().remove_task(rid)")
 
 
+def test_a_jobs_lines_arrive_before_its_bar_turns_final(kernel):
+    kernel.run("def counted():\n    for i in range(300):\n        print('counted', i)\n")
+    adder = kernel.run("%quiv run counted")  # a widget bar
+    (progress_id,) = kernel.wait_for(
+        lambda: kernel.widgets_opened_by(adder.msg_id, "FloatProgressModel"), timeout=30, what="the bar"
+    )
+
+    def final_at() -> int | None:
+        for i, m in enumerate(kernel.messages()):
+            content = m["content"]
+            if (
+                m["msg_type"] == "comm_msg"
+                and content.get("comm_id") == progress_id
+                and content.get("data", {}).get("state", {}).get("bar_style") == "success"
+            ):
+                return i
+        return None
+
+    final = kernel.wait_for(final_at, timeout=30, what="the bar's final state")
+    log = kernel.messages()
+    streams = [i for i, m in enumerate(log) if m["msg_type"] == "stream" and "counted" in m["content"]["text"]]
+    assert max(streams) < final  # every line was in the cell before the bar said the job completed
+    text = "".join(log[i]["content"]["text"] for i in streams)
+    assert text == "".join(f"counted {i}\n" for i in range(300))
+
+
 def test_rerunning_a_quiv_run_cell_sends_the_running_jobs_further_output_to_the_new_cell(kernel):
     kernel.run("step = threading.Event()\ndef talker():\n    print('first')\n    step.wait(30)\n    print('second')\n")
     first = kernel.run("%quiv run talker --bar none")
