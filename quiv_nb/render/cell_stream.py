@@ -97,6 +97,10 @@ class CellStream:
             self._displays.new_run()
 
     def job_text(self, job_id: str, stream: str, text: str) -> None:
+        """Record `text` for the next send (O(1) for one line); on the job's thread, never sends.
+
+        Not filtered by job id: a one-off task's jobs (its retries) run one after another into one cell.
+        """
         with self._lock:
             text_queue = self._text
             if text.find("\n") == len(text) - 1:  # the common case: one whole line
@@ -115,9 +119,11 @@ class CellStream:
         self._request(False)
 
     def job_ended(self, job_id: str) -> None:
+        """The body returned: send what it printed now, on its thread, before the scheduler hears of it."""
         self.flush_now()
 
     def job_failed(self, job_id: str, headline: str, traceback: str) -> None:
+        """The scheduler's failure record (on the thread that logs it): sent at once as a stderr stream."""
         with self._lock:
             text = self._repeats.describe(headline, traceback, repeat_traceback=False)
             self._failures.append((next(self._seq), text))
@@ -155,6 +161,7 @@ class CellStream:
     # ------------------------------------------------------------------ drawing (pump thread)
 
     def pump_draw(self) -> int:
+        """Send what is pending if the byte budget allows (else ask again); returns the messages sent."""
         with self._send_lock:
             with self._lock:
                 size = self._pending_size()
