@@ -10,8 +10,8 @@ its output has drained (at least 3 s).
 
 Variants, in the same round:
 - idle kernel: no flood, the same pings (the machine's floor, for reading the latency columns);
-- quiv_nb: the body as a run-once task of the kernel's scheduler (its output goes to the task's
-  output area in the adding cell, budgeted, with an elision marker);
+- quiv_nb: the body as a run-once task of the kernel's scheduler (its new lines go to the adding
+  cell as stream messages, coalesced and budgeted, the oldest elided under a marker when it floods);
 - bare thread (the peer): the same body in a `threading.Thread` started from a cell (ipykernel's own
   OutStream, which sends everything).
 
@@ -133,7 +133,7 @@ def run_variant(variant: str, lines: int) -> Measure:
         m.msgs_max, m.bytes_max = max(bins_n.values(), default=0), max(bins_b.values(), default=0)
         m.msgs_total, m.bytes_total = len(out), sum(bins_b.values())
         if variant == "quiv_nb":
-            m.lines_shown = sum(text.count("flood line") for text in ks.output_areas(start.msg_id).values())
+            m.lines_shown = sum(text.count("flood line") for _, text in ks.cell_streams(start.msg_id))
         elif variant == "thread":
             streams = [msg["content"]["text"] for msg in out if msg["msg_type"] == "stream"]
             m.lines_shown = sum(text.count("flood line") for text in streams)

@@ -18,6 +18,7 @@ from _queue import SimpleQueue  # what queue.SimpleQueue is, without importing `
 from collections import deque
 from concurrent.futures import Executor, Future
 from contextlib import ExitStack, nullcontext
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager, Protocol, runtime_checkable
 
@@ -100,8 +101,24 @@ def register_context_capturer(capturer: Callable[[], Callable[[], ContextManager
         _context_capturers.append(capturer)
 
 
-def capture_job_contexts() -> tuple[Callable[[], ContextManager[Any]], ...]:
+_adding_recurring: ContextVar[bool] = ContextVar("quiv_nb_adding_recurring", default=False)
+
+
+def adding_recurring_task() -> bool:
+    """For a capturer: True if the task being added runs more than once (not `run_once`)."""
+    return _adding_recurring.get()
+
+
+def capture_job_contexts(recurring: bool = False) -> tuple[Callable[[], ContextManager[Any]], ...]:
     """Collect the contexts to re-enter around this task's jobs, on the adding thread."""
+    token = _adding_recurring.set(recurring)
+    try:
+        return _capture_job_contexts()
+    finally:
+        _adding_recurring.reset(token)
+
+
+def _capture_job_contexts() -> tuple[Callable[[], ContextManager[Any]], ...]:
     if "ipykernel" in sys.modules and "quiv_nb.kernel" not in sys.modules:
         # In a kernel the output-routing hook lives in kernel.py; load it on first need so a
         # plain `quiv_nb.Quiv()` in a notebook routes output too, without importing IPython

@@ -15,8 +15,9 @@ import threading
 from typing import Any, Callable, ContextManager
 
 from .dispatch import in_worker, register_loop_resolver
-from .execution import register_context_capturer
-from .output import current_route, route_current_job
+from .execution import adding_recurring_task, register_context_capturer
+from .output import current_route, route_current_job, route_of
+from .render.cell_stream import CellStream
 from .render.output_area import OutputArea
 from .scheduler import Quiv
 
@@ -30,6 +31,7 @@ __all__ = [
     "cell_id",
     "cell_source",
     "request_id",
+    "follow_job_output",
     "SHUTDOWN_TIMEOUT",
 ]
 
@@ -165,12 +167,18 @@ class _CellSink:
     def parent(self) -> dict[str, Any]:
         return self._parent
 
+    def reparent(self, parent: dict[str, Any]) -> None:
+        self._parent = parent  # one reference swap: a send on another thread uses the old or the new
+
     def send(self, msg_type: str, content: dict[str, Any]) -> None:
         self._session.send(self._socket, msg_type, content, parent=self._parent, ident=self._topic)
 
     def forward(self, msg: dict[str, Any]) -> None:
         msg["parent_header"] = dict(self._parent.get("header", self._parent))
         self._session.send(self._socket, msg, ident=self._topic)
+
+
+_CellRoute = OutputArea | CellStream  # a recurring task's area, or a one-off job's stream
 
 
 class _RouteToCell:
@@ -183,7 +191,7 @@ class _RouteToCell:
 
     __slots__ = ("_area", "_publisher")
 
-    def __init__(self, area: OutputArea, publisher: Any) -> None:
+    def __init__(self, area: _CellRoute, publisher: Any) -> None:
         self._area = area
         self._publisher = publisher
 
@@ -201,17 +209,19 @@ class _RouteToCell:
 
 
 def _capture_cell_parent() -> Callable[[], ContextManager[Any]] | None:
-    """On the thread adding a task: an output area in the cell it runs in, for the task's jobs.
+    """On the thread adding a task: the route to the cell it runs in, for the task's jobs.
 
-    A task added by a running job goes to that job's cell. Returns None outside a kernel or when
-    no cell is running (the jobs' output then goes to the real streams, line-whole).
+    A one-off task's jobs stream their lines into the cell (`CellStream`: it reads like a cell that
+    printed); a recurring task gets one area showing its latest run (`OutputArea`: the cell does not
+    grow run after run). A task added by a running job goes to that job's cell. Returns None outside
+    a kernel or when no cell is running (the jobs' output then goes to the real streams, line-whole).
     """
     shell = ipython()
     kernel = getattr(shell, "kernel", None)
     if kernel is None:
         return None
     inherited = current_route()
-    if isinstance(inherited, OutputArea) and isinstance(inherited.sink, _CellSink):
+    if isinstance(inherited, (OutputArea, CellStream)) and isinstance(inherited.sink, _CellSink):
         parent = inherited.sink.parent
     else:
         parent = kernel.get_parent("shell")
@@ -220,8 +230,23 @@ def _capture_cell_parent() -> Callable[[], ContextManager[Any]] | None:
     publisher = getattr(shell, "display_pub", None)
     if not hasattr(publisher, "register_hook"):
         publisher = None
-    area = OutputArea(_CellSink(kernel, parent, getattr(publisher, "topic", None) or b"display_data"))
+    sink = _CellSink(kernel, parent, getattr(publisher, "topic", None) or b"display_data")
+    area = OutputArea(sink) if adding_recurring_task() else CellStream(sink)
     return lambda: _RouteToCell(area, publisher)
+
+
+def follow_job_output(job_id: str) -> bool:
+    """Send a running job's further output to the cell running now (a re-attached `%quiv run`).
+
+    On the kernel thread, inside a cell. Returns False when the job has no cell route (it ended
+    long ago, or it runs outside a kernel); raises nothing.
+    """
+    route = route_of(job_id)
+    parent = getattr(getattr(ipython(), "kernel", None), "get_parent", lambda *_: None)("shell")
+    if not isinstance(route, (OutputArea, CellStream)) or not isinstance(route.sink, _CellSink) or not parent:
+        return False
+    route.reparent(parent)
+    return True
 
 
 def _kernel_loop_resolver() -> asyncio.AbstractEventLoop | None:

@@ -43,6 +43,7 @@ __all__ = [
     "failure_headline",
     "install",
     "route_current_job",
+    "route_of",
     "trim_traceback",
     "uninstall",
 ]
@@ -351,6 +352,12 @@ def route_current_job(route: OutputRoute) -> None:
         while len(_routes) > _ROUTED_JOBS_KEPT:  # jobs that ended without a failure record
             _routes.popitem(last=False)
     route.job_started(out.job_id)
+
+
+def route_of(job_id: str) -> OutputRoute | None:
+    """The route a recent job's output goes to (None: the console, or long forgotten); any thread."""
+    with _routes_lock:
+        return _routes.get(job_id)
 
 
 def current_route() -> OutputRoute | None:

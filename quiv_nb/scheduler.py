@@ -445,7 +445,7 @@ class Quiv:
         task.timeout, task.max_retries, task.retry_backoff = timeout, max_retries, retry_backoff
         task.paused, task.gen, task.next_due = False, 0, None
         task.active_job, task.failures, task.last_job_id = None, 0, None
-        task.contexts = capture_job_contexts()
+        task.contexts = capture_job_contexts(recurring=not run_once)
 
         effects: list[Effect] = []
         with self._lock:

@@ -193,7 +193,7 @@ class KernelSession:
             return len(self.log)
 
     def output_areas(self, msg_id: str) -> dict[str, str]:
-        """display_id -> latest text/plain of each updatable display under a cell (job output areas)."""
+        """display_id -> latest text/plain of each updatable display under a cell (recurring tasks' areas)."""
         areas: dict[str, str] = {}
         for m in self.messages(parent=msg_id):
             if m["msg_type"] in ("display_data", "update_display_data"):
@@ -202,8 +202,17 @@ class KernelSession:
                     areas[display_id] = m["content"]["data"]["text/plain"]
         return areas
 
+    def cell_streams(self, msg_id: str, name: str | None = None) -> list[tuple[str, str]]:
+        """(name, text) of each stream message under a cell, in arrival order (a one-off job's lines)."""
+        return [
+            (m["content"]["name"], m["content"]["text"])
+            for m in self.messages(parent=msg_id, msg_type="stream")
+            if name is None or m["content"]["name"] == name
+        ]
+
     def cell_text(self, msg_id: str) -> str:
-        """All text a person sees under a cell: its streams, then its output areas' current text."""
+        """All text a person sees under a cell: its streams (with one-off jobs' lines), then its output
+        areas' current text (recurring tasks)."""
         streams = _stream(self.messages(parent=msg_id), "stdout") + _stream(self.messages(parent=msg_id), "stderr")
         return streams + "".join(self.output_areas(msg_id).values())
 

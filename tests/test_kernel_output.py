@@ -1,8 +1,10 @@
 """A job's output in a real kernel: under the cell that added its task, whole lines, in order, budgeted.
 
-Read from the iopub messages a frontend gets: each task's output area is a display (display_data,
-then update_display_data with the same transient display_id) whose parent header is the adding
-cell's execute request. Runs on ipykernel 6.29 and 7.x alike (CI runs this file in both venvs).
+Read from the iopub messages a frontend gets, with the adding cell's execute request as parent
+header: a one-off job's lines are `stream` messages (stdout / stderr, its failure in stderr); a
+recurring task's output is one area (display_data, then update_display_data with the same transient
+display_id) showing its latest run. Runs on ipykernel 6.29 and 7.x alike (CI runs this file in both
+venvs).
 """
 
 from __future__ import annotations
@@ -17,12 +19,13 @@ pytestmark = pytest.mark.kernel
 
 SETUP = """
 %load_ext quiv_nb
-import threading, time, logging
+import threading, time, logging, sys
 import quiv_nb
 """
 
 LINES = 500
 JOBS = 20
+ELIDED = re.compile(r"^… (\d+) lines elided \(see %quiv log (\S+)\)$")
 
 
 @pytest.fixture(scope="module")
@@ -34,48 +37,40 @@ def _areas(kernel: KernelSession, msg_id: str) -> dict[str, str]:
     return {k: v for k, v in kernel.output_areas(msg_id).items() if k.startswith("quiv-out-") and "-d" not in k[9:]}
 
 
-def _area_updates(kernel: KernelSession, msg_id: str) -> list[str]:
-    """Every text an output area under the cell showed, in arrival order."""
-    return [
-        m["content"]["data"]["text/plain"]
-        for m in kernel.messages(parent=msg_id)
-        if m["msg_type"] in ("display_data", "update_display_data")
-        and str((m["content"].get("transient") or {}).get("display_id", "")).startswith("quiv-out-")
-    ]
-
-
 def test_twenty_concurrent_jobs_lines_arrive_whole_under_their_own_cells_in_order(kernel):
     kernel.run(
         f"q = quiv_nb.Quiv(pool_size={JOBS + 2}); q.start()\n"
         f"gate = threading.Barrier({JOBS}, timeout=60)\n"
+        "tids = []\n"
         "def chatty(k):\n"
         "    gate.wait()  # all jobs print at the same time\n"
         f"    for i in range({LINES}):\n"
         "        print(f'J{k:02d} L{i:03d}', 'x' * (k % 7), f'end{k:02d}')\n"
     )
-    cells = [kernel.run(f"q.add_task('chatty{k}', chatty, run_once=True, args=({k},))").msg_id for k in range(JOBS)]
+    cells = [
+        kernel.run(f"tids.append(q.add_task('chatty{k}', chatty, run_once=True, args=({k},)))").msg_id
+        for k in range(JOBS)
+    ]
     try:
-        expected = {
-            k: "".join(f"J{k:02d} L{i:03d} {'x' * (k % 7)} end{k:02d}\n" for i in range(LINES)) for k in range(JOBS)
-        }
-        kernel.wait_for(
-            lambda: all(list(_areas(kernel, c).values()) == [expected[k]] for k, c in enumerate(cells)),
-            timeout=120,
-            what="every job's 500 lines in its own cell's area",
-        )
+        # Waiting for the jobs in a cell: once it is idle, every line has arrived (a job's lines are sent
+        # before its outcome reaches the scheduler, so before wait_for_task returns). No polling here.
+        kernel.run("for t in tids:\n    q.wait_for_task(t, timeout=120)")
         line = re.compile(r"^J(\d\d) L(\d\d\d) x* end(\d\d)$")
         for k, cell in enumerate(cells):
-            for text in _area_updates(kernel, cell):  # every intermediate state, not only the last
-                numbers = []
+            numbers = []
+            messages = kernel.cell_streams(cell)
+            assert messages, f"cell {k}: no stream messages"
+            for name, text in messages:
+                assert name == "stdout"
+                assert text.endswith("\n"), f"cell {k}: a message ends mid-line: {text[-30:]!r}"
                 for row in text.splitlines():
                     match = line.match(row)
                     assert match, f"cell {k}: not a whole line of a job: {row!r}"
                     assert int(match.group(1)) == int(match.group(3)) == k, f"cell {k} shows {row!r}"
                     numbers.append(int(match.group(2)))
-                assert numbers == list(range(numbers[0], numbers[0] + len(numbers))) if numbers else True
-            # Nothing of any job leaked into the cell's streams (where ipykernel's own routing would put it).
-            assert "J" not in kernel.cell_text(cell).replace(expected[k], "")
-        # Job.output has every line too.
+            assert numbers == list(range(LINES)), f"cell {k}: lines missing, repeated or out of order"
+            assert len(messages) < LINES / 10  # coalesced: a few messages, not one per line
+            assert _areas(kernel, cell) == {}  # a one-off job streams; it has no area
         outputs = kernel.value("sorted(len(j.output.splitlines()) for j in q.get_all_jobs())")
         assert outputs == [LINES] * JOBS
     finally:
@@ -106,38 +101,71 @@ def test_failure_lands_under_its_cell_trimmed_while_another_cell_sleeps(kernel):
         "fid = quiv_nb.get_scheduler().add_task('explode', explode, run_once=True)\n"
     )
     sleeper = kernel.submit("go.set(); time.sleep(2); print('slept')")
-    kernel.wait_for(lambda: "boom in job" in kernel.cell_text(adder.msg_id), timeout=30, what="the failure")
+    kernel.wait_for(
+        lambda: "boom in job" in "".join(t for _, t in kernel.cell_streams(adder.msg_id, "stderr")),
+        timeout=30,
+        what="the failure in the adding cell's stderr stream",
+    )
     slept = kernel.result(sleeper, timeout=30)
-    text = kernel.cell_text(adder.msg_id)
-    assert "about to fail" in text
-    assert "failed: ValueError: boom in job" in text
-    assert 'in explode\n    raise ValueError("boom in job")' in text.replace("'", '"')
-    assert "quiv_nb/execution.py" not in text and "frame hidden" in text
+    assert kernel.cell_streams(adder.msg_id, "stdout") == [("stdout", "about to fail\n")]
+    (failure,) = [text for _, text in kernel.cell_streams(adder.msg_id, "stderr")]
+    assert failure.startswith("quiv_nb: job ") and "failed: ValueError: boom in job\n" in failure
+    assert 'in explode\n    raise ValueError("boom in job")' in failure.replace("'", '"')
+    assert "quiv_nb/execution.py" not in failure and "frame hidden" in failure
     assert "boom" not in kernel.cell_text(slept.msg_id) and "slept" in slept.stdout
     full = "[j for j in quiv_nb.get_scheduler().get_all_jobs() if j.task_name == 'explode'][-1].traceback"
     assert kernel.value(f"'quiv_nb/execution.py' in {full}") is True
 
 
+def _shown_and_elided(texts: list[str], job_id: str) -> tuple[list[str], int]:
+    """The lines a cell shows from stream texts, and the lines its elision markers count."""
+    shown, elided = [], 0
+    for text in texts:
+        assert text.endswith("\n")
+        for row in text.splitlines():
+            match = ELIDED.match(row)
+            if match:
+                assert match.group(2) == job_id
+                elided += int(match.group(1))
+            else:
+                shown.append(row)
+    return shown, elided
+
+
 def test_a_flood_is_elided_in_the_cell_but_kept_whole_in_the_job_log(kernel):
+    # One write of 5,000 lines: more than a cell gets at once, whatever the machine's speed.
     adder = kernel.run(
-        "def flood(n):\n    for i in range(n):\n        print('flood line', i)\n"
+        "def flood(n):\n    sys.stdout.write(''.join(f'flood line {i}\\n' for i in range(n)))\n"
         "jid = quiv_nb.get_scheduler().wait_for_task(\n"
         "    quiv_nb.get_scheduler().add_task('flood', flood, run_once=True, args=(5000,)), timeout=60).job_id\n"
     )
     job_id = kernel.value("jid")
-    kernel.wait_for(lambda: "flood line 4999" in kernel.cell_text(adder.msg_id), timeout=30, what="the last line")
-    (text,) = _areas(kernel, adder.msg_id).values()
-    lines = text.splitlines()
-    assert lines[0] == f"… 4000 lines elided (see %quiv log {job_id})"
-    assert lines[1:] == [f"flood line {i}" for i in range(4000, 5000)]
+    texts = [text for _, text in kernel.cell_streams(adder.msg_id, "stdout")]
+    lines = "".join(f"flood line {i}\n" for i in range(4000, 5000))
+    assert texts == [f"… 4000 lines elided (see %quiv log {job_id})\n" + lines]
     assert kernel.value("quiv_nb.get_scheduler().get_job(jid).output.splitlines()") == [
         f"flood line {i}" for i in range(5000)
     ]
-    # A few redraws, not one message per line.
-    assert len(_area_updates(kernel, adder.msg_id)) < 50
 
 
-def test_recurring_failure_shows_one_traceback_and_a_repeat_count(kernel):
+def test_a_print_loop_flood_shows_each_line_at_most_once_and_counts_the_rest(kernel):
+    total = 30_000
+    adder = kernel.run(
+        "def pflood(n):\n    for i in range(n):\n        print('pflood line', i)\n"
+        "pjid = quiv_nb.get_scheduler().wait_for_task(\n"
+        f"    quiv_nb.get_scheduler().add_task('pflood', pflood, run_once=True, args=({total},)), timeout=120).job_id\n"
+    )
+    job_id = kernel.value("pjid")
+    texts = [text for _, text in kernel.cell_streams(adder.msg_id, "stdout")]
+    shown, elided = _shown_and_elided(texts, job_id)
+    numbers = [int(row.split()[-1]) for row in shown]
+    assert numbers == sorted(set(numbers)) and numbers[-1] == total - 1  # in order, none twice, the last there
+    assert len(shown) + elided == total  # every line shown or counted
+    assert len(texts) < 200  # coalesced
+    assert kernel.value("len(quiv_nb.get_scheduler().get_job(pjid).output.splitlines())") == total
+
+
+def test_recurring_task_shows_its_latest_run_in_one_area_and_counts_repeated_failures(kernel):
     adder = kernel.run(
         "runs = []\n"
         "def flaky():\n    runs.append(1)\n    print('run', len(runs))\n    raise KeyError('same')\n"
@@ -151,8 +179,48 @@ def test_recurring_failure_shows_one_traceback_and_a_repeat_count(kernel):
         assert text.count("Traceback (most recent call last)") == 1
         assert text.count("KeyError: 'same'") == 2  # the headline and the traceback's last line
         assert text.startswith("run 3\n")  # the latest run's output only, not every run's
+        assert kernel.cell_streams(adder.msg_id) == []  # a recurring task does not stream
     finally:
         kernel.run("quiv_nb.get_scheduler().remove_task(rid)")
+
+
+def test_a_jobs_lines_arrive_before_its_bar_turns_final(kernel):
+    kernel.run("def counted():\n    for i in range(300):\n        print('counted', i)\n")
+    adder = kernel.run("%quiv run counted")  # a widget bar
+    (progress_id,) = kernel.wait_for(
+        lambda: kernel.widgets_opened_by(adder.msg_id, "FloatProgressModel"), timeout=30, what="the bar"
+    )
+
+    def final_at() -> int | None:
+        for i, m in enumerate(kernel.messages()):
+            content = m["content"]
+            if (
+                m["msg_type"] == "comm_msg"
+                and content.get("comm_id") == progress_id
+                and content.get("data", {}).get("state", {}).get("bar_style") == "success"
+            ):
+                return i
+        return None
+
+    final = kernel.wait_for(final_at, timeout=30, what="the bar's final state")
+    log = kernel.messages()
+    streams = [i for i, m in enumerate(log) if m["msg_type"] == "stream" and "counted" in m["content"]["text"]]
+    assert max(streams) < final  # every line was in the cell before the bar said the job completed
+    text = "".join(log[i]["content"]["text"] for i in streams)
+    assert text == "".join(f"counted {i}\n" for i in range(300))
+
+
+def test_rerunning_a_quiv_run_cell_sends_the_running_jobs_further_output_to_the_new_cell(kernel):
+    kernel.run("step = threading.Event()\ndef talker():\n    print('first')\n    step.wait(30)\n    print('second')\n")
+    first = kernel.run("%quiv run talker --bar none")
+    kernel.wait_for(lambda: "first\n" in kernel.cell_text(first.msg_id), timeout=30, what="the first line")
+    again = kernel.run("%quiv run talker --bar none")  # the same cell again: re-attaches
+    assert "still running" in kernel.cell_text(again.msg_id)
+    kernel.run("step.set()")
+    kernel.wait_for(
+        lambda: ("stdout", "second\n") in kernel.cell_streams(again.msg_id), timeout=30, what="the line in the new cell"
+    )
+    assert "second" not in kernel.cell_text(first.msg_id)
 
 
 def test_display_from_a_job_goes_to_its_cell_and_a_rerun_replaces_it(kernel):

@@ -20,7 +20,8 @@ from conftest import WAIT
 from quiv_nb import Quiv
 from quiv_nb import output as out
 from quiv_nb.joblog import JobLog
-from quiv_nb.render.output_area import MAX_LINES, OutputArea, _ByteBudget
+from quiv_nb.render.cell_stream import MAX_MESSAGES, CellStream
+from quiv_nb.render.output_area import MAX_LINES, OutputArea, TokenBucket
 from quiv_nb.render.pump import RenderPump
 
 
@@ -154,6 +155,12 @@ class _Recorder:
     def forward(self, msg: dict[str, Any]) -> None:
         self.sent.append((msg["msg_type"], msg["content"]))
 
+    def reparent(self, parent: dict[str, Any]) -> None:
+        self.sent.append(("reparent", parent))
+
+    def streams(self) -> list[tuple[str, str]]:
+        return [(c["name"], c["text"]) for kind, c in self.sent if kind == "stream"]
+
 
 def test_a_routed_failure_goes_to_its_route_and_not_the_console(console: Any, monkeypatch: Any) -> None:
     _, stderr = console()
@@ -162,7 +169,7 @@ def test_a_routed_failure_goes_to_its_route_and_not_the_console(console: Any, mo
         logging.getLogger(), "handlers", [logging.StreamHandler(sys.stderr), logging.StreamHandler(kept)]
     )
     pump, sink = RenderPump(), _Recorder()
-    area = OutputArea(sink, pump=pump, budget=_ByteBudget(rate=1e9))
+    area = OutputArea(sink, pump=pump, budget=TokenBucket(1e9, 1e9))
     try:
         with out.capture("job-9", JobLog()):
             out.route_current_job(area)
@@ -218,7 +225,7 @@ def test_trim_traceback_hides_machinery_frames_and_says_so() -> None:
 
 def test_area_shows_the_latest_run_elides_a_flood_and_counts_repeated_failures() -> None:
     pump, sink = RenderPump(), _Recorder()
-    area = OutputArea(sink, pump=pump, budget=_ByteBudget(rate=1e9))
+    area = OutputArea(sink, pump=pump, budget=TokenBucket(1e9, 1e9))
     try:
         area.job_started("j1")
         area.job_text("j1", "stdout", "".join(f"l{i}\n" for i in range(MAX_LINES + 5)))
@@ -267,3 +274,106 @@ def test_a_callback_the_job_schedules_on_another_loop_is_not_the_jobs_output(con
         runner.join(WAIT)
         loop.close()
     assert stdout.getvalue() == "from the loop\n" and log.text() == ""
+
+
+def test_one_off_stream_sends_new_whole_lines_in_order_and_everything_by_the_jobs_end() -> None:
+    pump, sink = RenderPump(), _Recorder()
+    stream = CellStream(sink, pump=pump, budget=TokenBucket(1e9, 1e9))
+    log = JobLog()
+    try:
+        with out.capture("job-1", log):
+            out.route_current_job(stream)
+            for i in range(300):
+                print("line", i)
+                if i == 150:
+                    print("warning", i, file=sys.stderr)
+            print("partial ", end="")
+            print("end")  # one line, though print wrote it in pieces
+            # Ended by the capture's exit: what is pending is sent on this thread, before it returns.
+        sent_at_end = list(sink.streams())
+        assert pump.flush(WAIT)
+    finally:
+        pump.shutdown()
+    assert sink.streams() == sent_at_end  # nothing was left for the pump
+    text = {"stdout": "", "stderr": ""}
+    for name, chunk in sent_at_end:
+        assert chunk.endswith("\n"), chunk[-40:]  # whole lines only
+        text[name] += chunk
+    assert text["stdout"] == "".join(f"line {i}\n" for i in range(300)) + "partial end\n"
+    assert text["stderr"] == "warning 150\n"
+    # stderr arrived between the lines it was written between.
+    names = [name for name, _ in sent_at_end]
+    cut = names.index("stderr")
+    assert sent_at_end[cut - 1][1].endswith("line 150\n") and sent_at_end[cut + 1][1].startswith("line 151\n")
+    assert log.text().count("\n") == 302
+
+
+def test_one_off_stream_elides_a_flood_keeps_the_log_and_sends_its_failure_as_stderr() -> None:
+    pump, sink = RenderPump(), _Recorder()
+    stream = CellStream(sink, pump=pump, budget=TokenBucket(1e9, 1e9))
+    log = JobLog()
+    try:
+        with out.capture("job-2", log):
+            out.route_current_job(stream)
+            for i in range(MAX_LINES + 500):  # faster than any pump draw: the oldest wait too long
+                print("flood", i)
+        tb = 'Traceback (most recent call last):\n  File "/u.py", line 3, in f\n    1 / 0\nZeroDivisionError: x\n'
+        logging.getLogger("quiv_nb").error(
+            "quiv_nb: job %s of task %r failed:\n%s", "job-2", "t", tb, extra={"quiv_job_id": "job-2"}
+        )
+        assert pump.flush(WAIT)
+    finally:
+        pump.shutdown()
+    shown = "".join(chunk for name, chunk in sink.streams() if name == "stdout").splitlines()
+    elided = [row for row in shown if row.startswith("…")]
+    assert len(elided) >= 1 and all(row.endswith("(see %quiv log job-2)") for row in elided)
+    kept = [row for row in shown if not row.startswith("…")]
+    count = sum(int(row.split()[1]) for row in elided)
+    assert len(kept) + count == MAX_LINES + 500  # every line is shown or counted, none twice
+    assert kept[-MAX_LINES:] == [f"flood {i}" for i in range(500, MAX_LINES + 500)]
+    assert log.text().splitlines() == [f"flood {i}" for i in range(MAX_LINES + 500)]
+    name, failure = sink.streams()[-1]
+    assert name == "stderr" and failure == "quiv_nb: job job-2 of task 't' failed: ZeroDivisionError: x\n" + tb
+
+
+def test_one_off_stream_alternating_streams_keeps_the_latest_lines_in_a_few_messages() -> None:
+    pump, sink = RenderPump(), _Recorder()
+    stream = CellStream(sink, pump=pump, budget=TokenBucket(1e9, 1e9))
+    try:
+        stream.job_started("job-3")
+        for i in range(40):
+            stream.job_text("job-3", "stdout" if i % 2 else "stderr", f"l{i}\n")
+        stream.flush_now()
+    finally:
+        pump.shutdown()
+    sent = sink.streams()
+    assert len(sent) == MAX_MESSAGES
+    assert sent[0][1].startswith(f"… {40 - MAX_MESSAGES} lines elided (see %quiv log job-3)\n")
+    assert [chunk.splitlines()[-1] for _, chunk in sent] == [f"l{i}" for i in range(40 - MAX_MESSAGES, 40)]
+
+
+def test_one_off_stream_follows_a_reparent_and_shows_displays_in_call_order() -> None:
+    pump, sink = RenderPump(), _Recorder()
+    stream = CellStream(sink, pump=pump, budget=TokenBucket(1e9, 1e9))
+    try:
+        stream.job_started("job-4")
+        stream.job_text("job-4", "stdout", "before\n")
+        msg = {"header": {"msg_type": "display_data"}, "msg_type": "display_data", "content": {"data": {"x": "1"}}}
+        stream.display_message(msg)
+        stream.job_text("job-4", "stdout", "after\n")
+        stream.flush_now()
+        stream.reparent({"header": {"msg_id": "cell-2"}})
+        again = {"header": {"msg_type": "display_data"}, "msg_type": "display_data", "content": {"data": {"x": "2"}}}
+        stream.job_started("job-4")
+        stream.display_message(again)
+        stream.job_ended("job-4")
+    finally:
+        pump.shutdown()
+    kinds = [(kind, c.get("text") or c.get("data") or c.get("header")) for kind, c in sink.sent]
+    assert kinds == [
+        ("stream", "before\n"),
+        ("display_data", {"x": "1"}),
+        ("stream", "after\n"),
+        ("reparent", {"msg_id": "cell-2"}),
+        ("display_data", {"x": "2"}),  # created in the new cell, not an update of the old one's
+    ]

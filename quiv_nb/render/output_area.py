@@ -1,8 +1,9 @@
-"""A task's output area in a notebook cell: its latest run's lines, then its failure, redrawn by the pump.
+"""A recurring task's output area in a notebook cell: its latest run's lines, then its failure, redrawn by the pump.
 
-One `OutputArea` per task added from a cell (made by `quiv_nb.kernel`, which supplies the `CellSink`
-that sends messages with that cell's parent header). It is the `OutputRoute` of the task's jobs
-(`quiv_nb.output`) and a pump `Drawable`:
+One `OutputArea` per recurring task added from a cell (made by `quiv_nb.kernel`, which supplies the
+`CellSink` that sends messages with that cell's parent header; one-off jobs stream instead, see
+`quiv_nb.render.cell_stream`). It is the `OutputRoute` of the task's jobs (`quiv_nb.output`) and a
+pump `Drawable`:
 
 - Text is one display (`display_data` with a transient `display_id`, then `update_display_data`)
   holding the current run's newest lines: at most `MAX_LINES` / `MAX_CHARS`, with
@@ -10,16 +11,19 @@ that sends messages with that cell's parent header). It is the `OutputRoute` of 
   previous run's text (older runs stay in their job logs), so a recurring task's cell does not grow.
   Each job's lines land only in its own area, whole, in order; stdout and stderr keep their order.
 - A failure adds a headline and the traceback with the machinery frames trimmed. When the next run
-  fails the same way the traceback is not repeated: the headline carries a count instead.
+  fails the same way the headline carries a count ("[the same failure N runs in a row]").
 - `display(...)` calls in the job (rich objects, matplotlib figures) are forwarded as they are, with
   the cell's parent header; their k-th display of a run replaces the previous run's k-th (display ids),
   and `clear_output()` starts counting again (it is not sent: it would clear the whole cell).
 
 Budget: at most one redraw per `min_interval` per area, within the pump's shared message budget
-(with the bars), and all areas together within `BYTE_RATE` bytes per second, so a job printing in a
+(with the bars), and all routes together within `BYTE_RATE` bytes per second, so a job printing in a
 hot loop can trip neither the server's iopub limits (1,000 msg/s, 1 MB/s) nor the frontend. A final
 state (end of a run, a failure) is always drawn. Writers only record state (O(1) amortised) and
 call `pump.request`; messages are sent on the pump thread only.
+
+The pieces both routes share (the sink protocol, token buckets, the display queue, the failure
+repeat count, the elision marker) live here too.
 """
 
 from __future__ import annotations
@@ -29,12 +33,24 @@ import threading
 import time
 import uuid
 from collections import deque
-from typing import Any, Protocol
+from typing import Any, Iterator, Protocol
 
 from ..output import trim_traceback
 from .pump import RenderPump, get_pump
 
-__all__ = ["BYTE_RATE", "MAX_CHARS", "MAX_LINES", "CellSink", "OutputArea"]
+__all__ = [
+    "BYTE_RATE",
+    "MAX_CHARS",
+    "MAX_LINES",
+    "CellSink",
+    "DisplayQueue",
+    "FailureRepeats",
+    "OutputArea",
+    "TokenBucket",
+    "display_size",
+    "elision_marker",
+    "send_display",
+]
 
 MAX_LINES = 1000  # lines of the current run an area shows
 MAX_CHARS = 64 * 1024  # characters of the current run an area shows
@@ -44,7 +60,8 @@ MAX_PENDING_DISPLAYS = 32  # display() calls queued per area beyond which the ol
 
 
 class CellSink(Protocol):
-    """Sends to one cell (the kernel binding implements it). Called on the pump thread only."""
+    """Sends to one cell (the kernel binding implements it). Thread-safe: the pump thread sends, and a
+    one-off job's end flushes from the job's own thread."""
 
     def send(self, msg_type: str, content: dict[str, Any]) -> None:
         """Send a new message of `msg_type` with the cell's parent header."""
@@ -54,35 +71,121 @@ class CellSink(Protocol):
         """Send a message built elsewhere (a display publisher's), re-parented to the cell."""
         ...
 
+    def reparent(self, parent: dict[str, Any]) -> None:
+        """Send to another cell from now on (`parent`: that cell's execute request)."""
+        ...
 
-class _ByteBudget:
-    """A token bucket of bytes shared by every area (used on the pump thread only)."""
 
-    def __init__(self, rate: float = BYTE_RATE, burst: float = BYTE_BURST) -> None:
+class TokenBucket:
+    """A thread-safe token bucket (bytes or messages) shared by every route of a kind."""
+
+    def __init__(self, rate: float, burst: float) -> None:
         self.rate, self.burst = rate, burst
         self._tokens, self._at = burst, time.monotonic()
+        self._lock = threading.Lock()
 
-    def take(self, size: int) -> bool:
-        """Spend `size` bytes if they are there (or the bucket is full: one oversized message may pass)."""
-        now = time.monotonic()
-        self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-        self._at = now
-        if self._tokens >= size or self._tokens >= self.burst:
+    def take(self, size: float) -> bool:
+        """Spend `size` if it is there (or the bucket is full: one oversized message may pass); any thread."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= size or self._tokens >= self.burst:
+                self._tokens -= size
+                return True
+            return False
+
+    def spend(self, size: float) -> None:
+        """Spend `size` even if it is not there (a final flush): later takes wait for the debt."""
+        with self._lock:
             self._tokens -= size
-            return True
-        return False
 
 
-_BYTES = _ByteBudget()
+_BYTES = TokenBucket(BYTE_RATE, BYTE_BURST)
 _ids = itertools.count()
 
 
+class DisplayQueue:
+    """A route's pending `display(...)` messages, newest state per display id; the owner locks it.
+
+    A display without an id gets one per (route, position in the run), so a recurring task's k-th
+    display replaces the previous run's k-th and the live-plot idiom (`clear_output(wait=True)`,
+    then `display`) updates one display. `clear_output` is never sent: it would clear the whole cell
+    (its bars, other tasks' output).
+    """
+
+    def __init__(self, key: str) -> None:
+        self._key = key
+        # (sequence number, message, the type to send it as or None)
+        self._queue: deque[tuple[int, dict[str, Any], str | None]] = deque(maxlen=MAX_PENDING_DISPLAYS)
+        self._index = 0  # display() calls in the current run (slot k: the k-th without its own id)
+        self._slots_made = 0  # display slots created in the cell so far
+
+    def add(self, msg: dict[str, Any], seq: int = 0) -> bool:
+        """Record a display publisher's message; False if there is nothing to send (clear_output)."""
+        msg_type = msg.get("header", {}).get("msg_type") or msg.get("msg_type")
+        if msg_type == "clear_output":
+            self._index = 0
+            return False
+        force: str | None = None
+        content = msg.setdefault("content", {})
+        if msg_type == "display_data":
+            transient = content.get("transient") or {}
+            if "display_id" not in transient:
+                slot = self._index
+                content["transient"] = {**transient, "display_id": f"{self._key}-d{slot}"}
+                # Decided here, in call order: an earlier message created the slot's display.
+                if slot < self._slots_made:
+                    force = "update_display_data"
+                self._slots_made = max(self._slots_made, slot + 1)
+            self._index += 1
+        display_id = (content.get("transient") or {}).get("display_id")
+        if display_id is not None:  # a newer state of a display still queued supersedes it
+            for i, (_, pending, pending_force) in enumerate(self._queue):
+                if (pending.get("content", {}).get("transient") or {}).get("display_id") == display_id:
+                    del self._queue[i]
+                    if (pending_force or pending["header"]["msg_type"]) == "display_data":
+                        force = "display_data"  # the queued one would have created it: this one must
+                    break
+        self._queue.append((seq, msg, force))
+        return True
+
+    def new_run(self) -> None:
+        self._index = 0
+
+    def new_cell(self) -> None:
+        """The route now sends to another cell: the next display of each slot creates it there."""
+        self._slots_made = 0
+
+    def head(self) -> tuple[int, dict[str, Any], str | None] | None:
+        return self._queue[0] if self._queue else None
+
+    def pop(self) -> tuple[int, dict[str, Any], str | None]:
+        return self._queue.popleft()
+
+    def drain(self) -> list[tuple[int, dict[str, Any], str | None]]:
+        """Everything queued, oldest first; the queue is empty afterwards."""
+        items = list(self._queue)
+        self._queue.clear()
+        return items
+
+    def __iter__(self) -> Iterator[tuple[int, dict[str, Any], str | None]]:
+        return iter(self._queue)
+
+
+def send_display(sink: CellSink, msg: dict[str, Any], force: str | None) -> None:
+    """Forward a queued display message as the type `DisplayQueue` decided."""
+    if force is not None:
+        msg["msg_type"] = msg["header"]["msg_type"] = force
+    sink.forward(msg)
+
+
 class OutputArea:
-    """One task's output area in one cell. Route methods run on job threads; `pump_draw` on the pump."""
+    """A recurring task's output area in one cell. Route methods run on job threads; `pump_draw` on the pump."""
 
     min_interval = 0.25  # seconds between redraws: a few messages per second per area at most
 
-    def __init__(self, sink: CellSink, *, pump: RenderPump | None = None, budget: _ByteBudget | None = None) -> None:
+    def __init__(self, sink: CellSink, *, pump: RenderPump | None = None, budget: TokenBucket | None = None) -> None:
         self._sink = sink
         self._pump = pump
         self._budget = budget or _BYTES
@@ -93,13 +196,9 @@ class OutputArea:
         self._chars = 0
         self._total = 0  # lines the run wrote
         self._failure = ""  # the failure block under the lines
-        self._fail_sig: str | None = None  # the trimmed traceback of the last failure
-        self._fail_count = 0  # runs in a row that failed that way
+        self._repeats = FailureRepeats()
         self._failed_job: str | None = None
-        # (message, the type to send it as or None): at most one per display id, the newest state
-        self._displays: deque[tuple[dict[str, Any], str | None]] = deque(maxlen=MAX_PENDING_DISPLAYS)
-        self._display_index = 0  # display() calls in the current run (slot k: the k-th without its own id)
-        self._slots_made = 0  # display slots created in the cell so far
+        self._displays = DisplayQueue(self._key)
         self._dirty = False
         self._shown = False  # the text display exists in the cell
         self.messages_sent = 0  # for tests and benchmarks (pump thread only)
@@ -110,12 +209,12 @@ class OutputArea:
     def job_started(self, job_id: str) -> None:
         with self._lock:
             if self._failed_job is None or self._failed_job != self._job:
-                self._fail_sig, self._fail_count = None, 0  # the previous run did not fail: start counting anew
+                self._repeats.reset()  # the previous run did not fail: start counting anew
             self._job = job_id
             self._lines.clear()
             self._chars = self._total = 0
             self._failure = ""
-            self._display_index = 0
+            self._displays.new_run()
             # Not dirty: the previous run's text stays until this run writes or ends (no flicker).
 
     def job_text(self, job_id: str, stream: str, text: str) -> None:
@@ -148,16 +247,10 @@ class OutputArea:
         self._request(True)
 
     def job_failed(self, job_id: str, headline: str, traceback: str) -> None:
-        trimmed = trim_traceback(traceback)
         with self._lock:
             if job_id != self._job:
                 return
-            if trimmed == self._fail_sig:
-                self._fail_count += 1
-                self._failure = f"{headline}  [the same failure {self._fail_count} runs in a row]\n{trimmed}"
-            else:
-                self._fail_sig, self._fail_count = trimmed, 1
-                self._failure = f"{headline}\n{trimmed}"
+            self._failure = self._repeats.describe(headline, traceback)
             self._failed_job = job_id
             self._dirty = True
         self._request(True)
@@ -165,41 +258,22 @@ class OutputArea:
     def display_message(self, msg: dict[str, Any]) -> None:
         """A display publisher's message from the job (display_data, update_display_data, clear_output).
 
-        Returns None, which tells the publisher the message was taken. A display without an id gets
-        one per (area, position in the run), so a recurring task's plots replace the last run's.
+        Returns None, which tells the publisher the message was taken.
         """
-        msg_type = msg.get("header", {}).get("msg_type") or msg.get("msg_type")
-        if msg_type == "clear_output":
-            # Not sent: it would clear the whole cell (its bars, other tasks' areas). The live-plot idiom
-            # `clear_output(wait=True); display(fig)` still works: the next display replaces slot 0.
-            with self._lock:
-                self._display_index = 0
-            return None
         with self._lock:
-            force: str | None = None  # the message type to send it as (None: as built)
-            content = msg.setdefault("content", {})
-            if msg_type == "display_data":
-                transient = content.get("transient") or {}
-                if "display_id" not in transient:
-                    slot = self._display_index
-                    content["transient"] = {**transient, "display_id": f"{self._key}-d{slot}"}
-                    # Decided here, in call order: an earlier message created the slot's display.
-                    if slot < self._slots_made:
-                        force = "update_display_data"
-                    self._slots_made = max(self._slots_made, slot + 1)
-                self._display_index += 1
-            display_id = (content.get("transient") or {}).get("display_id")
-            if display_id is not None:  # a newer state of a display still queued supersedes it
-                for i, (pending, pending_force) in enumerate(self._displays):
-                    if (pending.get("content", {}).get("transient") or {}).get("display_id") == display_id:
-                        del self._displays[i]
-                        creates = pending_force or pending["header"]["msg_type"]
-                        if creates == "display_data":
-                            force = "display_data"  # the queued one would have created it: this one must
-                        break
-            self._displays.append((msg, force))
-        self._request(False)
+            queued = self._displays.add(msg)
+        if queued:
+            self._request(False)
         return None
+
+    def reparent(self, parent: dict[str, Any]) -> None:
+        """Show this area in another cell from now on (`parent`: its execute request); any thread."""
+        with self._lock:
+            self._sink.reparent(parent)
+            self._displays.new_cell()
+            self._shown = False
+            self._dirty = True
+        self._request(True)
 
     # ------------------------------------------------------------------ drawing (pump thread)
 
@@ -207,19 +281,18 @@ class OutputArea:
         sent = 0
         while True:
             with self._lock:  # peek, spend and pop at once: a newer state may supersede the head meanwhile
-                if not self._displays:
+                head = self._displays.head()
+                if head is None:
                     break
-                msg, force = self._displays[0]
-                size = _size(msg)
+                _, msg, force = head
+                size = display_size(msg)
                 affordable = self._budget.take(size)
                 if affordable:
-                    self._displays.popleft()
+                    self._displays.pop()
             if not affordable:
                 self._request(False)
                 return sent
-            if force is not None:
-                msg["msg_type"] = msg["header"]["msg_type"] = force
-            self._sink.forward(msg)
+            send_display(self._sink, msg, force)
             sent += 1
             self.messages_sent += 1
             self.bytes_sent += size
@@ -242,7 +315,7 @@ class OutputArea:
     def _compose(self) -> str:
         """The area's text from the recorded state (with the lock held)."""
         elided = self._total - len(self._lines)
-        head = f"… {elided} lines elided (see %quiv log {self._job})\n" if elided > 0 else ""
+        head = elision_marker(elided, self._job) if elided > 0 else ""
         body = "".join(self._lines)
         if self._failure and body and not body.endswith("\n"):
             body += "\n"
@@ -264,6 +337,36 @@ class OutputArea:
         return f"<OutputArea {self._key} job={self._job}>"
 
 
+class FailureRepeats:
+    """The failure text of a task's runs: the trimmed traceback, or a repeat count when the run before
+    failed the same way. The owner locks it."""
+
+    def __init__(self) -> None:
+        self._signature: str | None = None  # the trimmed traceback of the last failure
+        self._count = 0  # runs in a row that failed that way
+
+    def reset(self) -> None:
+        self._signature, self._count = None, 0
+
+    def describe(self, headline: str, traceback: str, *, repeat_traceback: bool = True) -> str:
+        """Headline and trimmed traceback; when the run before failed the same way the headline says
+        "[the same failure N runs in a row]" (and the traceback follows only if `repeat_traceback`:
+        an area replaces the last run's, a stream would add another)."""
+        trimmed = trim_traceback(traceback)
+        if trimmed == self._signature:
+            self._count += 1
+            return f"{headline}  [the same failure {self._count} runs in a row]\n" + (
+                trimmed if repeat_traceback else ""
+            )
+        self._signature, self._count = trimmed, 1
+        return f"{headline}\n{trimmed}"
+
+
+def elision_marker(count: int, job_id: str | None) -> str:
+    """The line shown in place of `count` lines a cell did not get."""
+    return f"… {count} lines elided (see %quiv log {job_id})\n"
+
+
 def _split_lines(text: str) -> list[str]:
     """`text` cut after each newline (only "\\n": a carriage return stays inside its line)."""
     parts = text.split("\n")
@@ -273,7 +376,7 @@ def _split_lines(text: str) -> list[str]:
     return lines
 
 
-def _size(msg: dict[str, Any]) -> int:
+def display_size(msg: dict[str, Any]) -> int:
     """Roughly how many bytes a display message carries (its data values)."""
     data = msg.get("content", {}).get("data", {})
     return 200 + sum(len(v) if isinstance(v, str) else len(str(v)) for v in data.values())

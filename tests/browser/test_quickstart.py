@@ -134,10 +134,11 @@ def _check_quickstart(nb, shot: str) -> dict[str, int]:
     _final_bar(nb, flaky, "failed", "danger", RED)
     nb.cell(flaky).locator(".quiv-bar", has_text="source returned no rows").wait_for(state="attached", timeout=30_000)
 
-    # 5. Errors: only flaky_source's failure, in its own cell's output area (not a stderr stream anywhere), with
-    # the user's frame and without quiv_nb's.
+    # 5. Errors: only flaky_source's failure, as a stderr stream in its own cell (a one-off job's failure), with
+    # the user's frame and without quiv_nb's; nothing in any other cell.
     errors = nb.error_outputs()
     assert [e for e in errors if not e.startswith(f"cell {flaky}: ")] == [], errors
+    assert any("source returned no rows" in e for e in errors), errors  # the stderr stream under flaky_source
     failure = nb.cell(flaky).locator(".jp-OutputArea-output", has_text="Traceback (most recent call last)")
     failure.wait_for(state="attached", timeout=30_000)
     text = failure.inner_text()

@@ -1,7 +1,8 @@
 """`%quiv run FUNC`: run once now, with a live bar in this cell.
 
 Re-running the same cell while the job it started still runs does not start a second one: it
-shows the running job's live bar again and says so (`--new` starts another).
+shows the running job's live bar again, sends the job's further output to the cell, and says so
+(`--new` starts another).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 from IPython.core.magic_arguments import argument, magic_arguments
 
-from ...kernel import cell_id, cell_source
+from ...kernel import cell_id, cell_source, follow_job_output
 from ..callexpr import parse_call
 from ..context import Context, make_bar, say
 from ..handle import JobHandle, show_bar
@@ -38,6 +39,7 @@ def run(ctx: Context, opts: argparse.Namespace) -> JobHandle:
         )
         if running.bar is not None:
             show_bar(running.bar)
+        follow_job_output(str(running))  # its further lines come here: the old cell's output is gone
         ctx.last_job = str(running)
         return JobHandle(str(running), running.bar)
     extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify)
