@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import sys
 import threading
 import traceback
 from _queue import SimpleQueue  # what queue.SimpleQueue is, without importing `queue` (~1.5 ms)
@@ -23,6 +22,7 @@ from typing import Any, Callable, ContextManager, Protocol, runtime_checkable
 
 from .dispatch import is_async_callable, new_worker_loop, worker_scope
 from .errors import ConfigurationError
+from .hooks import context_capturers
 from .joblog import JobLog
 
 __all__ = [
@@ -87,27 +87,13 @@ class StopEvent(threading.Event):
             callback()
 
 
-# Called on the thread that adds a task; each returns a context-manager factory to wrap that
-# task's job bodies, or None. kernel.py registers one that sends a job's output to the cell
-# that added its task. Kept generic so the core never imports IPython.
-_context_capturers: list[Callable[[], Callable[[], ContextManager[Any]] | None]] = []
-
-
-def register_context_capturer(capturer: Callable[[], Callable[[], ContextManager[Any]] | None]) -> None:
-    """Add a capturer (idempotent)."""
-    if capturer not in _context_capturers:
-        _context_capturers.append(capturer)
-
-
 def capture_job_contexts() -> tuple[Callable[[], ContextManager[Any]], ...]:
-    """Collect the contexts to re-enter around this task's jobs, on the adding thread."""
-    if "ipykernel" in sys.modules and "quiv_nb.kernel" not in sys.modules:
-        # In a kernel the output-routing hook lives in kernel.py; load it on first need so a
-        # plain `quiv_nb.Quiv()` in a notebook routes output too, without importing IPython
-        # anywhere else.
-        import quiv_nb.kernel  # noqa: F401
+    """Collect the contexts to re-enter around this task's jobs, on the adding thread.
+
+    The capturers come from `hooks` (kernel.py registers the one that routes output to the cell).
+    """
     found = []
-    for capturer in tuple(_context_capturers):
+    for capturer in context_capturers():
         try:
             context = capturer()
         except Exception:

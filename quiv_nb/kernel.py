@@ -1,8 +1,21 @@
-"""The only module that touches ipykernel internals.
+"""The only module that detects and touches IPython and ipykernel.
 
 It binds the kernel's one scheduler to the kernel's event loop, sends each job's output to the
-cell that added its task, and shuts the scheduler down when the kernel exits. Every
-version-dependent branch is here and names the version it is for.
+cell that added its task, and quiesces quiv_nb when the kernel exits. Every version-dependent
+branch is here and names the version it is for. The package imports this module as soon as it
+is imported inside a kernel, so a plain `quiv_nb.Quiv()` in a notebook routes output too; the
+core learns about the kernel only through the registries in `hooks` that this module fills.
+
+Kernel exit (docs/design.md, "Kernel exit"): ipykernel's own atexit handlers stop its IOPub
+thread and close its zmq sockets. A thread of ours that sends on iopub meanwhile (the render
+pump drawing the final state of a job abandoned at shutdown) races that close: once the IOPub
+thread is gone, `IOPubThread.schedule` sends from the caller's thread on a socket the main
+thread is closing, and just before it is gone a send on the caller's event pipe blocks in libzmq
+while the main thread closes that pipe; libzmq then aborts the process with
+`Assertion failed: pfd.revents & POLLIN (src/signaler.cpp)`. So our exit handler, registered
+after ipykernel's and therefore run before them (atexit is last-in, first-out), shuts the
+scheduler down, then runs every `hooks.register_before_exit` step (the pump draws what is queued,
+refuses new draws and joins its thread) while every socket is still open.
 """
 
 from __future__ import annotations
@@ -15,8 +28,8 @@ import sys
 import threading
 from typing import Any, Callable, ContextManager, Iterator
 
-from .dispatch import in_worker, register_loop_resolver
-from .execution import register_context_capturer
+from .dispatch import in_worker
+from .hooks import before_exit_steps, register_context_capturer, register_loop_resolver
 from .scheduler import Quiv
 
 __all__ = [
@@ -32,6 +45,7 @@ __all__ = [
 _log = logging.getLogger("quiv_nb")
 
 SHUTDOWN_TIMEOUT = 3.0  # seconds a kernel exit waits for jobs to honour their stop event
+QUIESCE_TIMEOUT = 2.0  # seconds a kernel exit gives each `hooks.register_before_exit` step
 
 _lock = threading.Lock()
 _scheduler: Quiv | None = None
@@ -40,17 +54,28 @@ _atexit_registered = False
 
 
 def ipython() -> Any:
-    """The running IPython shell, or None; never imports IPython if nothing else has."""
-    if "IPython" not in sys.modules:
+    """The running IPython shell, or None; never imports IPython if nothing else has. Any thread."""
+    module = sys.modules.get("IPython")
+    if module is None:
         return None
-    from IPython import get_ipython
-
-    return get_ipython()
+    try:
+        return module.get_ipython()
+    except Exception:  # a half-imported or stubbed IPython: not a shell we can use
+        return None
 
 
 def in_kernel() -> bool:
-    """True inside a Jupyter kernel (a shell with a kernel attached), where widgets can show."""
-    return getattr(ipython(), "kernel", None) is not None
+    """True inside an IPython kernel (Jupyter, VS Code, Colab), where widgets can show. Any thread.
+
+    Checked like tqdm.autonotebook: a `ZMQInteractiveShell` (by class name, so ipykernel is never
+    imported here), or any shell with a kernel attached.
+    """
+    shell = ipython()
+    if shell is None:
+        return False
+    if any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__):
+        return True
+    return getattr(shell, "kernel", None) is not None
 
 
 def kernel_loop() -> asyncio.AbstractEventLoop | None:
@@ -70,18 +95,14 @@ def get_scheduler() -> Quiv:
     Re-running a cell (or `%load_ext`) returns the same object. Outside a kernel it is a plain
     started `Quiv` (callbacks then run on the worker or on the loop that calls the scheduler).
     """
-    global _scheduler, _atexit_registered
+    global _scheduler
     with _lock:
         if _scheduler is not None and not _scheduler._stopped:
             return _scheduler
         loop = None if in_worker() else asyncio._get_running_loop()
         _scheduler = Quiv(main_loop=loop or kernel_loop(), executor=_executor)
         _scheduler.start()
-        if not _atexit_registered:
-            # Daemon threads never block interpreter exit, so this is what lets jobs that
-            # honour their stop event end cleanly when the kernel shuts down or restarts.
-            atexit.register(_shutdown_at_exit)
-            _atexit_registered = True
+        _register_exit_handler()
         return _scheduler
 
 
@@ -109,11 +130,42 @@ def current_scheduler() -> Quiv | None:
     return scheduler if scheduler is not None and not scheduler._stopped else None
 
 
-def _shutdown_at_exit() -> None:
+def _register_exit_handler() -> None:
+    """Register `_quiesce_at_exit` once (any thread).
+
+    Daemon threads never block interpreter exit, so this is what lets jobs that honour their stop
+    event end cleanly when the kernel shuts down or restarts. Registered after ipykernel's own
+    handlers (it runs at kernel start, before any cell), so it runs before them.
+    """
+    global _atexit_registered
+    if not _atexit_registered:
+        _atexit_registered = True
+        atexit.register(_quiesce_at_exit)
+
+
+def _quiesce_at_exit() -> None:
+    """At interpreter exit, on the main thread: stop everything of ours that sends on iopub.
+
+    Order matters: the scheduler first (its last act finalizes abandoned jobs, which requests
+    their bars' final draws), then the exit steps (the pump draws those and stops), then a flush
+    of the kernel's streams, so buffered job output still reaches the cell. All of it runs while
+    ipykernel's IOPub thread and sockets are alive; afterwards no thread of ours sends.
+    """
     try:
         reset_scheduler(SHUTDOWN_TIMEOUT)
     except Exception:  # at exit there is nobody left to tell but the log
         _log.exception("quiv_nb: shutdown at kernel exit failed")
+    for step in before_exit_steps():
+        try:
+            if step(QUIESCE_TIMEOUT) is False:
+                _log.warning("quiv_nb: %r did not quiesce within %.1fs at kernel exit", step, QUIESCE_TIMEOUT)
+        except Exception:
+            _log.exception("quiv_nb: quiescing %r at kernel exit failed", step)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # a closed or replaced stream: nothing left to flush
+            pass
 
 
 # ---------------------------------------------------------------------- output routing
@@ -154,3 +206,7 @@ def _kernel_loop_resolver() -> asyncio.AbstractEventLoop | None:
 
 register_context_capturer(_capture_cell_parent)
 register_loop_resolver(_kernel_loop_resolver)
+if in_kernel():
+    # Imported by the package inside a kernel: quiesce at exit even if only plain `Quiv()`s
+    # and bars are used (their bars draw on the process-wide pump too).
+    _register_exit_handler()

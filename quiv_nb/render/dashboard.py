@@ -59,7 +59,6 @@ import html
 import logging
 import math
 import reprlib
-import sys
 import threading
 import time
 import weakref
@@ -68,6 +67,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple
 
 from ..errors import JobNotFoundError, QuivError
+from ..kernel import in_kernel, ipython
 from ..models import Event, Job, JobStatus, Task, TaskStatus
 from .pump import get_pump
 
@@ -652,7 +652,7 @@ class Dashboard:
         dashboard, which IPython then displays again as the cell's result: that second display in
         the same execution is skipped. Displaying it in a later cell adds another view.
         """
-        shell = _shell()
+        shell = ipython()
         key = (id(shell), getattr(shell, "execution_count", None))
         if shell is not None and self._shown == key:
             return
@@ -889,15 +889,6 @@ def _renderer_of(sched: Any, task_id: str) -> Any:
     return getattr(records.get(task_id), "callback", None)
 
 
-def _shell() -> Any:
-    """The running IPython shell, or None; never imports IPython if nothing else has."""
-    if "IPython" not in sys.modules:
-        return None
-    from IPython import get_ipython
-
-    return get_ipython()
-
-
 _open: weakref.WeakKeyDictionary[Any, Dashboard] = weakref.WeakKeyDictionary()
 _open_lock = threading.Lock()
 
@@ -924,6 +915,6 @@ def dashboard(scheduler: Any = None, *, show: bool = True) -> Dashboard:
         if dash is None or dash.closed:
             dash = Dashboard(scheduler)
             _open[scheduler] = dash
-    if show and getattr(_shell(), "kernel", None) is not None:
+    if show and in_kernel():
         dash._show()
     return dash

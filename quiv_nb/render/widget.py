@@ -29,10 +29,10 @@ Frontends without widgets (a saved notebook, nbconvert, a terminal) see the text
 from __future__ import annotations
 
 import html
-import sys
 from dataclasses import replace
 from typing import Any
 
+from ..kernel import in_kernel  # the one kernel detector (re-exported for render/__init__)
 from . import state as st
 from .base import BarRenderer
 
@@ -43,25 +43,6 @@ _BAR_STYLES = {st.COMPLETED: "success", st.FAILED: "danger", st.CANCELLED: "warn
 _ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f)"
 _MUTED_STYLE = "color: var(--jp-ui-font-color2, #757575)"
 _MAX_SHOWN = 120  # characters of an error shown in the text; the hover title has all of `state.message`
-
-
-def in_kernel() -> bool:
-    """True inside an IPython kernel (Jupyter, VS Code, Colab), checked like tqdm.autonotebook.
-
-    Never imports IPython: if it is not imported yet, this is not a kernel.
-    """
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return False
-    try:
-        shell = ipython.get_ipython()
-    except Exception:
-        return False
-    if shell is None:
-        return False
-    if any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__):
-        return True
-    return getattr(shell, "kernel", None) is not None
 
 
 def _widgets() -> Any:
