@@ -524,3 +524,68 @@ def test_kernel_restart_with_running_jobs_lets_the_old_process_exit_promptly() -
         assert session.value("__import__('quiv_nb').get_scheduler().get_all_tasks()") == []
     finally:
         session.shutdown()
+
+
+# Observes, in the kernel under test, every iopub send (`IOPubThread.schedule`) made by a quiv_nb
+# thread, and when the quiv_nb exit handler has returned. Registered before quiv_nb is imported,
+# so its atexit marker runs right after quiv_nb's handler (atexit is last-in, first-out) and
+# still before ipykernel's own (registered at kernel start). Everything it needs is bound as
+# default arguments: IPython clears the user namespace during its own atexit handler.
+EXIT_PROBE = """
+import atexit, os, threading
+from ipykernel.iostream import IOPubThread
+_probe_fd = os.open({path!r}, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+_probe_done = []
+
+def _probe_schedule(self, f, _orig=IOPubThread.schedule, _done=_probe_done, _fd=_probe_fd, _w=os.write,
+                    _current=threading.current_thread):
+    name = _current().name
+    if name.startswith('quiv_nb'):
+        _w(_fd, (('LATE ' if _done else 'send ') + name + '\\n').encode())
+    return _orig(self, f)
+
+def _probe_mark(_done=_probe_done, _fd=_probe_fd, _w=os.write):
+    _done.append(True)
+    _w(_fd, b'EXIT-HANDLER-DONE\\n')
+
+IOPubThread.schedule = _probe_schedule
+atexit.register(_probe_mark)
+"""
+
+
+@pytest.mark.kernel
+def test_at_kernel_exit_no_quiv_thread_sends_after_the_exit_handler(tmp_path: Any) -> None:
+    """The root cause of the SIGABRT at restart (issue 9): a quiv_nb thread sending on iopub while
+    ipykernel's atexit handlers stop the IOPub thread and close its sockets.
+
+    Before the fix the render pump drew the final (cancelled) state of the job abandoned at
+    shutdown after quiv_nb's exit handler had returned, i.e. concurrently with ipykernel's
+    `IOPubThread.stop()` / `IPKernelApp.close()`: every run showed those late sends here. Now the
+    exit handler closes the pump after the scheduler: the final states are sent while the sockets
+    are open (the frontend sees both bars cancelled), and nothing of ours sends afterwards.
+    Deterministic: it checks the order of events, not how the race happens to fall.
+    """
+    probe = tmp_path / "iopub-sends.txt"
+    session = KernelSession()
+    try:
+        session.run(EXIT_PROBE.format(path=str(probe)))
+        session.run(RESTART_SETUP)
+        session.wait_for(
+            lambda: all(f"RUNNING {n}" in session.stream_text() for n in ("s1", "s2", "p1", "p2")),
+            timeout=20,
+            what="all four jobs to run",
+        )
+        popen = session.km.provisioner.process
+        session.km.shutdown_wait_time = 30
+        session.restart(now=False)
+        assert popen.wait(40) == 0
+        lines = probe.read_text().splitlines()
+        assert "EXIT-HANDLER-DONE" in lines, lines
+        assert [line for line in lines if line.startswith("LATE")] == []
+        assert any(line.startswith("send quiv_nb-render") for line in lines)  # the probe saw the pump
+        cancelled = [
+            s for s in session.widgets_of("HBoxModel").values() if "quiv-cancelled" in s.get("_dom_classes", ())
+        ]
+        assert len(cancelled) == 2  # s2 (abandoned at shutdown) and p1 (stopped): both final states arrived
+    finally:
+        session.shutdown()
