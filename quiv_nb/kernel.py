@@ -51,6 +51,7 @@ _lock = threading.Lock()
 _scheduler: Quiv | None = None
 _executor: Any = None  # what the next kernel scheduler runs jobs on (None: a local thread pool)
 _atexit_registered = False
+_watching_exit = False  # observing `shell.exit_now` (see `_register_exit_handler`)
 
 
 def ipython() -> Any:
@@ -131,16 +132,36 @@ def current_scheduler() -> Quiv | None:
 
 
 def _register_exit_handler() -> None:
-    """Register `_quiesce_at_exit` once (any thread).
+    """Register `_quiesce_at_exit` once, and in a kernel watch for the shutdown (any thread).
 
     Daemon threads never block interpreter exit, so this is what lets jobs that honour their stop
-    event end cleanly when the kernel shuts down or restarts. Registered after ipykernel's own
-    handlers (it runs at kernel start, before any cell), so it runs before them.
+    event end cleanly when the kernel shuts down or restarts. It must run before ipykernel's own
+    atexit handlers, i.e. be registered after them (atexit is last-in, first-out): true when
+    registered from a cell, since the kernel registers its handlers at start. For the rare other
+    order (quiv_nb used before an embedded kernel started), the earliest shutdown point moves it
+    last again: ipykernel's `do_shutdown` (a shutdown or restart request) and `exit` in a cell set
+    `shell.exit_now`, and by then every handler of ipykernel's is registered.
     """
-    global _atexit_registered
+    global _atexit_registered, _watching_exit
     if not _atexit_registered:
         _atexit_registered = True
         atexit.register(_quiesce_at_exit)
+    if not _watching_exit and in_kernel():
+        shell = ipython()
+        if hasattr(shell, "observe"):  # a traitlets HasTraits shell: every IPython shell is one
+            shell.observe(_exit_handler_last, names="exit_now")
+            _watching_exit = True
+
+
+def _exit_handler_last(change: Any) -> None:
+    """`shell.exit_now` changed (ipykernel 7: on its control thread): run our handler first at exit."""
+    if not change["new"]:
+        return
+    try:
+        atexit.unregister(_quiesce_at_exit)
+        atexit.register(_quiesce_at_exit)
+    except Exception:  # never raise into ipykernel's shutdown handling
+        _log.exception("quiv_nb: re-registering the kernel exit handler failed")
 
 
 def _quiesce_at_exit() -> None:

@@ -554,7 +554,8 @@ atexit.register(_probe_mark)
 
 
 @pytest.mark.kernel
-def test_at_kernel_exit_no_quiv_thread_sends_after_the_exit_handler(tmp_path: Any) -> None:
+@pytest.mark.parametrize("probe", ["before-quiv_nb", "after-quiv_nb"])
+def test_at_kernel_exit_no_quiv_thread_sends_after_the_exit_handler(tmp_path: Any, probe: str) -> None:
     """The root cause of the SIGABRT at restart (issue 9): a quiv_nb thread sending on iopub while
     ipykernel's atexit handlers stop the IOPub thread and close its sockets.
 
@@ -564,12 +565,17 @@ def test_at_kernel_exit_no_quiv_thread_sends_after_the_exit_handler(tmp_path: An
     exit handler closes the pump after the scheduler: the final states are sent while the sockets
     are open (the frontend sees both bars cancelled), and nothing of ours sends afterwards.
     Deterministic: it checks the order of events, not how the race happens to fall.
+
+    "after-quiv_nb": the probe's atexit marker is registered after quiv_nb's handler, as any
+    handler registered before the kernel's own would be; the shutdown request (`shell.exit_now`)
+    moves quiv_nb's handler last again, so it still runs first.
     """
-    probe = tmp_path / "iopub-sends.txt"
+    path = tmp_path / "iopub-sends.txt"
+    cells = [EXIT_PROBE.format(path=str(path)), RESTART_SETUP]
     session = KernelSession()
     try:
-        session.run(EXIT_PROBE.format(path=str(probe)))
-        session.run(RESTART_SETUP)
+        for cell in cells if probe == "before-quiv_nb" else reversed(cells):
+            session.run(cell)
         session.wait_for(
             lambda: all(f"RUNNING {n}" in session.stream_text() for n in ("s1", "s2", "p1", "p2")),
             timeout=20,
@@ -579,7 +585,7 @@ def test_at_kernel_exit_no_quiv_thread_sends_after_the_exit_handler(tmp_path: An
         session.km.shutdown_wait_time = 30
         session.restart(now=False)
         assert popen.wait(40) == 0
-        lines = probe.read_text().splitlines()
+        lines = path.read_text().splitlines()
         assert "EXIT-HANDLER-DONE" in lines, lines
         assert [line for line in lines if line.startswith("LATE")] == []
         assert any(line.startswith("send quiv_nb-render") for line in lines)  # the probe saw the pump
