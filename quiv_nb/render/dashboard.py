@@ -67,7 +67,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, NamedTuple
 
 from ..errors import JobNotFoundError, QuivError
-from ..kernel import in_kernel, ipython
+from ..kernel import ipython as _shell  # the running shell, from the one module that detects IPython
 from ..models import Event, Job, JobStatus, Task, TaskStatus
 from .pump import get_pump
 
@@ -652,7 +652,7 @@ class Dashboard:
         dashboard, which IPython then displays again as the cell's result: that second display in
         the same execution is skipped. Displaying it in a later cell adds another view.
         """
-        shell = ipython()
+        shell = _shell()
         key = (id(shell), getattr(shell, "execution_count", None))
         if shell is not None and self._shown == key:
             return
@@ -915,6 +915,6 @@ def dashboard(scheduler: Any = None, *, show: bool = True) -> Dashboard:
         if dash is None or dash.closed:
             dash = Dashboard(scheduler)
             _open[scheduler] = dash
-    if show and in_kernel():
+    if show and getattr(_shell(), "kernel", None) is not None:
         dash._show()
     return dash
