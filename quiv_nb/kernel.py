@@ -176,7 +176,9 @@ def _quiesce_at_exit() -> None:
         reset_scheduler(SHUTDOWN_TIMEOUT)
     except Exception:  # at exit there is nobody left to tell but the log
         _log.exception("quiv_nb: shutdown at kernel exit failed")
-    for step in before_exit_steps():
+    # Outside a kernel (a script that used `get_scheduler`) there is no socket to protect; the
+    # pump's own exit flush draws a script's last text-bar line.
+    for step in before_exit_steps() if in_kernel() else ():
         try:
             if step(QUIESCE_TIMEOUT) is False:
                 _log.warning("quiv_nb: %r did not quiesce within %.1fs at kernel exit", step, QUIESCE_TIMEOUT)
