@@ -12,7 +12,7 @@ event and jobs that honour it, with widget bars. The verdict does not depend on 
 
 The kernel's `SHUTDOWN_TIMEOUT` is set to 0.5 s so that abandoning the stubborn jobs (the path
 that draws their final bars at the very end of the exit) costs half a second, not three.
-Recorded in benchmarks/RESULTS.md: `python -m pytest tests/test_stress.py` takes ~2 minutes.
+Recorded in benchmarks/RESULTS.md: `python -m pytest tests/test_stress.py` takes 1-2.5 minutes here.
 """
 
 from __future__ import annotations
