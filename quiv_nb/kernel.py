@@ -169,8 +169,9 @@ def _quiesce_at_exit() -> None:
 
     Order matters: the scheduler first (its last act finalizes abandoned jobs, which requests
     their bars' final draws), then the exit steps (the pump draws those and stops), then a flush
-    of the kernel's streams, so buffered job output still reaches the cell. All of it runs while
-    ipykernel's IOPub thread and sockets are alive; afterwards no thread of ours sends.
+    of the kernel's streams, so buffered job output still reaches the cell, and last the streams
+    stop taking writes from job threads (abandoned handlers). All of it runs while ipykernel's
+    IOPub thread and sockets are alive; afterwards no thread of ours sends.
     """
     try:
         reset_scheduler(SHUTDOWN_TIMEOUT)
@@ -189,6 +190,33 @@ def _quiesce_at_exit() -> None:
             stream.flush()
         except Exception:  # a closed or replaced stream: nothing left to flush
             pass
+    if in_kernel():
+        # A handler abandoned at shutdown still runs on our worker thread; its prints would make
+        # that thread send on iopub (ipykernel's stream flush) while ipykernel closes it.
+        sys.stdout, sys.stderr = _JobOutputDropped(sys.stdout), _JobOutputDropped(sys.stderr)
+
+
+class _JobOutputDropped:
+    """Stands in for a kernel stream once the exit handler has run: drops what job threads write.
+
+    Job threads are those running a job body (`dispatch.in_worker()`): after the exit handler
+    only abandoned handlers still run there, and the kernel is closing the channel their output
+    would take. Every other thread writes through. ipykernel's own exit restores the process's
+    streams right after (`IPKernelApp.reset_io`).
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return len(text) if in_worker() else self._stream.write(text)
+
+    def flush(self) -> None:
+        if not in_worker():
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
 
 
 # ---------------------------------------------------------------------- output routing

@@ -535,6 +535,19 @@ def test_kernel_restart_with_running_jobs_lets_the_old_process_exit_promptly() -
         session.shutdown()
 
 
+# Appended to RESTART_SETUP by the exit-order tests: a handler that ignores its stop event and
+# keeps printing. Abandoned at shutdown, it would make its worker thread send on iopub (ipykernel's
+# stream flush) while ipykernel closes it, as the pump's final draws did.
+CHATTY_JOB = """
+def chatty():
+    while True:
+        print('tick', flush=True)
+        time.sleep(0.02)
+
+s.add_task('chatty', chatty, run_once=True)
+"""
+
+
 # Observes, in the kernel under test, every iopub send (`IOPubThread.schedule`) made by a quiv_nb
 # thread, and when the quiv_nb exit handler has returned. Registered before quiv_nb is imported,
 # so its atexit marker runs right after quiv_nb's handler (atexit is last-in, first-out) and
@@ -572,7 +585,8 @@ def test_at_kernel_exit_no_quiv_thread_sends_after_the_exit_handler(tmp_path: An
     shutdown after quiv_nb's exit handler had returned, i.e. concurrently with ipykernel's
     `IOPubThread.stop()` / `IPKernelApp.close()`: every run showed those late sends here. Now the
     exit handler closes the pump after the scheduler: the final states are sent while the sockets
-    are open (the frontend sees both bars cancelled), and nothing of ours sends afterwards.
+    are open (the frontend sees both bars cancelled), and nothing of ours sends afterwards, not
+    even a print of an abandoned handler (`CHATTY_JOB`: its later writes are dropped).
     Deterministic: it checks the order of events, not how the race happens to fall.
 
     "after-quiv_nb": the probe's atexit marker is registered after quiv_nb's handler, as any
@@ -580,7 +594,7 @@ def test_at_kernel_exit_no_quiv_thread_sends_after_the_exit_handler(tmp_path: An
     moves quiv_nb's handler last again, so it still runs first.
     """
     path = tmp_path / "iopub-sends.txt"
-    cells = [EXIT_PROBE.format(path=str(path)), RESTART_SETUP]
+    cells = [EXIT_PROBE.format(path=str(path)), RESTART_SETUP + CHATTY_JOB]
     session = KernelSession()
     try:
         for cell in cells if probe == "before-quiv_nb" else reversed(cells):

@@ -3,7 +3,8 @@
 Each test starts two busy-looping processes (both cores of a CI box; killed by PID in a
 `finally`, even when the test fails), then repeats, 20 times, a kernel exit with jobs running:
 a restart, or a graceful shutdown, of a kernel whose scheduler runs jobs that ignore their stop
-event and jobs that honour it, with widget bars. The verdict does not depend on timing:
+event (one of them printing all the time) and jobs that honour it, with widget bars. The verdict
+does not depend on timing:
 
 - every old kernel ends by itself with exit code 0 (a libzmq abort is -6, a kill -9 / -15);
 - an in-kernel probe (`EXIT_PROBE`) records every iopub send from a quiv_nb thread and the moment
@@ -24,7 +25,7 @@ from pathlib import Path
 
 import pytest
 from kernel_harness import KernelSession
-from test_faults import EXIT_PROBE, RESTART_SETUP
+from test_faults import CHATTY_JOB, EXIT_PROBE, RESTART_SETUP
 
 pytestmark = [pytest.mark.slow, pytest.mark.kernel, pytest.mark.timeout(900)]
 
@@ -50,7 +51,7 @@ def _start_jobs(session: KernelSession, probe: Path) -> None:
     """Probe first (its atexit marker must be registered before quiv_nb's), then the jobs."""
     since = session.mark()
     session.run(EXIT_PROBE.format(path=str(probe)))
-    session.run(RESTART_SETUP + "\n" + FAST_EXIT)
+    session.run(RESTART_SETUP + CHATTY_JOB + "\n" + FAST_EXIT)
     session.wait_for(
         lambda: all(f"RUNNING {n}" in session.stream_text(since=since) for n in JOBS),
         timeout=60,
