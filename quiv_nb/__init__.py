@@ -6,6 +6,7 @@ the notebook parts (`bar`, `dashboard`, `get_scheduler`, the magics) are first u
 
 from __future__ import annotations
 
+import sys as _sys
 from typing import Any
 
 from .errors import (
@@ -20,6 +21,11 @@ from .errors import (
 )
 from .models import Event, Job, JobStatus, Stats, Task, TaskStatus
 from .scheduler import Quiv
+
+if "ipykernel" in _sys.modules:
+    # Inside a kernel: kernel.py fills the core's hooks (output to the adding cell, the kernel's
+    # loop) and quiesces at exit, so a plain `Quiv()` in a notebook behaves like the kernel's own.
+    from . import kernel  # noqa: F401
 
 __version__ = "0.1.0"
 

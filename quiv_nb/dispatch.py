@@ -18,7 +18,9 @@ import weakref
 from collections import deque
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["Dispatcher", "MainLoop", "in_worker", "register_loop_resolver", "worker_scope"]
+from .hooks import loop_resolvers
+
+__all__ = ["Dispatcher", "MainLoop", "in_worker", "worker_scope"]
 
 _log = logging.getLogger("quiv_nb")
 
@@ -27,8 +29,6 @@ _log = logging.getLogger("quiv_nb")
 _worker_state = threading.local()
 # Every loop created on a worker thread; checked again on resolution in case one leaks out.
 _worker_loops: weakref.WeakSet[asyncio.AbstractEventLoop] = weakref.WeakSet()
-# Extra ways to find a main loop at dispatch time (kernel.py registers the kernel's loop).
-_resolvers: list[Callable[[], asyncio.AbstractEventLoop | None]] = []
 
 # How long one drain may hold the main loop before yielding to other callbacks (seconds). A
 # waiting probe (or the next cell) runs within about two budgets once the loop has the GIL, so
@@ -66,12 +66,6 @@ def new_worker_loop() -> asyncio.AbstractEventLoop:
     loop = asyncio.new_event_loop()
     _worker_loops.add(loop)
     return loop
-
-
-def register_loop_resolver(resolver: Callable[[], asyncio.AbstractEventLoop | None]) -> None:
-    """Add a fallback that names a main loop when no caller has revealed one (idempotent)."""
-    if resolver not in _resolvers:
-        _resolvers.append(resolver)
 
 
 def _usable(loop: asyncio.AbstractEventLoop | None) -> bool:
@@ -129,7 +123,7 @@ class MainLoop:
             self.note_caller()
             if self._loop is not None:
                 return self._loop
-        for resolver in tuple(_resolvers):
+        for resolver in loop_resolvers():  # kernel.py registers the kernel's loop
             try:
                 candidate = resolver()
             except Exception:

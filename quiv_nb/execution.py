@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import sys
 import threading
 import traceback
 from _queue import SimpleQueue  # what queue.SimpleQueue is, without importing `queue` (~1.5 ms)
@@ -24,6 +23,7 @@ from typing import Any, Callable, ContextManager, Protocol, runtime_checkable
 
 from .dispatch import is_async_callable, new_worker_loop, worker_scope
 from .errors import ConfigurationError
+from .hooks import context_capturers
 from .joblog import JobLog
 from .output import capture as capture_output
 
@@ -89,18 +89,6 @@ class StopEvent(threading.Event):
             callback()
 
 
-# Called on the thread that adds a task; each returns a context-manager factory to wrap that
-# task's job bodies, or None. kernel.py registers one that sends a job's output to the cell
-# that added its task. Kept generic so the core never imports IPython.
-_context_capturers: list[Callable[[], Callable[[], ContextManager[Any]] | None]] = []
-
-
-def register_context_capturer(capturer: Callable[[], Callable[[], ContextManager[Any]] | None]) -> None:
-    """Add a capturer (idempotent)."""
-    if capturer not in _context_capturers:
-        _context_capturers.append(capturer)
-
-
 _adding_recurring: ContextVar[bool] = ContextVar("quiv_nb_adding_recurring", default=False)
 
 
@@ -110,7 +98,11 @@ def adding_recurring_task() -> bool:
 
 
 def capture_job_contexts(recurring: bool = False) -> tuple[Callable[[], ContextManager[Any]], ...]:
-    """Collect the contexts to re-enter around this task's jobs, on the adding thread."""
+    """Collect the contexts to re-enter around this task's jobs, on the adding thread.
+
+    The capturers come from `hooks` (kernel.py registers the one that routes output to the cell);
+    they read `adding_recurring_task()` to pick the output shape for this task.
+    """
     token = _adding_recurring.set(recurring)
     try:
         return _capture_job_contexts()
@@ -119,13 +111,8 @@ def capture_job_contexts(recurring: bool = False) -> tuple[Callable[[], ContextM
 
 
 def _capture_job_contexts() -> tuple[Callable[[], ContextManager[Any]], ...]:
-    if "ipykernel" in sys.modules and "quiv_nb.kernel" not in sys.modules:
-        # In a kernel the output-routing hook lives in kernel.py; load it on first need so a
-        # plain `quiv_nb.Quiv()` in a notebook routes output too, without importing IPython
-        # anywhere else.
-        import quiv_nb.kernel  # noqa: F401
     found = []
-    for capturer in tuple(_context_capturers):
+    for capturer in context_capturers():
         try:
             context = capturer()
         except Exception:

@@ -8,7 +8,7 @@ depends on); it is applied lazily, the first time such a wait happens. Its effec
 not limited to that loop: it patches the loop's class and `asyncio.run`, and swaps in the
 pure-Python `Task`/`Future` (nest-asyncio2 1.7, Python < 3.14), as ipykernel's own use of it does.
 While such a wait blocks, widget (comm) messages are handled too, so dashboard buttons act during
-`%quiv wait`; the per-ipykernel details are in `controls.comm_messages_flow`.
+`%quiv wait`; the per-ipykernel details are in `quiv_nb.kernel.controls.comm_messages_flow`.
 """
 
 from __future__ import annotations
@@ -18,10 +18,13 @@ import concurrent.futures
 import logging
 import threading
 import weakref
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, TypeVar
 
+from .hooks import wait_helper
+
 if TYPE_CHECKING:
-    from .controls import Poll
+    from .hooks import Poll
 
 __all__ = ["POLL_INTERVAL", "block_on"]
 
@@ -64,8 +67,8 @@ def block_on(
 
     Runs on the calling thread. With `loop` (the kernel loop, running on this thread) the loop
     turns re-entrantly until `future` resolves, so main-loop callbacks keep flowing, and widget
-    (comm) messages are handled meanwhile (`controls.comm_messages_flow`), so a dashboard click
-    acts during the wait. Returns the future's result or raises its exception; raises the builtin
+    (comm) messages are handled meanwhile (the kernel package registers that through
+    `hooks.register_wait_helper`), so a dashboard click acts during the wait. Returns the future's result or raises its exception; raises the builtin
     `TimeoutError` when `timeout` passes first; a KeyboardInterrupt ends the wait, not the job.
     """
     if timeout is not None and timeout >= threading.TIMEOUT_MAX:  # else OverflowError; it means "forever"
@@ -76,9 +79,8 @@ def block_on(
         except concurrent.futures.TimeoutError:
             raise TimeoutError(f"still not done after {timeout}s") from None
 
-    from .controls import comm_messages_flow
-
-    with comm_messages_flow(loop) as poll:
+    helper = wait_helper()
+    with helper(loop) if helper is not None else nullcontext() as poll:
         task = loop.create_task(_wait(future, timeout, loop, poll))
         try:
             return loop.run_until_complete(task)

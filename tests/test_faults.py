@@ -477,6 +477,16 @@ s.add_task('p2', polite, interval=30, args=('p2',))
 
 @pytest.mark.kernel
 def test_kernel_restart_with_running_jobs_lets_the_old_process_exit_promptly() -> None:
+    """The old kernel exits by itself, code 0, although two of its jobs ignore their stop event.
+
+    Once failed with exit code -6 (libzmq: `Assertion failed: pfd.revents & POLLIN`): the render
+    pump sent a bar's final state while ipykernel was closing its iopub sockets; see
+    `test_at_kernel_exit_no_quiv_thread_sends_after_the_exit_handler` and docs/design.md ("Kernel
+    exit"). Stress record, with two CPU-spinning processes on the 2-core box:
+    `python benchmarks/stress_restart.py --runs 50` -> 50/50 runs passed (no abort), three times
+    along the fix, last on its final code in 282 s (benchmarks/RESULTS.md, "Kernel exit");
+    tests/test_stress.py repeats it in CI.
+    """
     session = KernelSession()
     try:
         session.run(RESTART_SETUP)
@@ -519,5 +529,90 @@ def test_kernel_restart_with_running_jobs_lets_the_old_process_exit_promptly() -
         # The new kernel works and starts with a fresh scheduler.
         assert session.value("__import__('os').getpid()") != pid
         assert session.value("__import__('quiv_nb').get_scheduler().get_all_tasks()") == []
+    finally:
+        session.shutdown()
+
+
+# Appended to RESTART_SETUP by the exit-order tests: a handler that ignores its stop event and
+# keeps printing. Abandoned at shutdown, it would make its worker thread send on iopub (ipykernel's
+# stream flush) while ipykernel closes it, as the pump's final draws did.
+CHATTY_JOB = """
+def chatty():
+    while True:
+        print('tick', flush=True)
+        time.sleep(0.02)
+
+s.add_task('chatty', chatty, run_once=True)
+"""
+
+
+# Observes, in the kernel under test, every iopub send (`IOPubThread.schedule`) made by a quiv_nb
+# thread, and when the quiv_nb exit handler has returned. Registered before quiv_nb is imported,
+# so its atexit marker runs right after quiv_nb's handler (atexit is last-in, first-out) and
+# still before ipykernel's own (registered at kernel start). Everything it needs is bound as
+# default arguments: IPython clears the user namespace during its own atexit handler.
+EXIT_PROBE = """
+import atexit, os, threading
+from ipykernel.iostream import IOPubThread
+_probe_fd = os.open({path!r}, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+_probe_done = []
+
+def _probe_schedule(self, f, _orig=IOPubThread.schedule, _done=_probe_done, _fd=_probe_fd, _w=os.write,
+                    _current=threading.current_thread):
+    name = _current().name
+    if name.startswith('quiv_nb'):
+        _w(_fd, (('LATE ' if _done else 'send ') + name + '\\n').encode())
+    return _orig(self, f)
+
+def _probe_mark(_done=_probe_done, _fd=_probe_fd, _w=os.write):
+    _done.append(True)
+    _w(_fd, b'EXIT-HANDLER-DONE\\n')
+
+IOPubThread.schedule = _probe_schedule
+atexit.register(_probe_mark)
+"""
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("probe", ["before-quiv_nb", "after-quiv_nb"])
+def test_at_kernel_exit_no_quiv_thread_sends_after_the_exit_handler(tmp_path: Any, probe: str) -> None:
+    """The root cause of the SIGABRT at restart (issue 9): a quiv_nb thread sending on iopub while
+    ipykernel's atexit handlers stop the IOPub thread and close its sockets.
+
+    Before the fix the render pump drew the final (cancelled) state of the job abandoned at
+    shutdown after quiv_nb's exit handler had returned, i.e. concurrently with ipykernel's
+    `IOPubThread.stop()` / `IPKernelApp.close()`: every run showed those late sends here. Now the
+    exit handler closes the pump after the scheduler: the final states are sent while the sockets
+    are open (the frontend sees both bars cancelled), and nothing of ours sends afterwards, not
+    even a print of an abandoned handler (`CHATTY_JOB`: its later writes are dropped).
+    Deterministic: it checks the order of events, not how the race happens to fall.
+
+    "after-quiv_nb": the probe's atexit marker is registered after quiv_nb's handler, as any
+    handler registered before the kernel's own would be; the shutdown request (`shell.exit_now`)
+    moves quiv_nb's handler last again, so it still runs first.
+    """
+    path = tmp_path / "iopub-sends.txt"
+    cells = [EXIT_PROBE.format(path=str(path)), RESTART_SETUP + CHATTY_JOB]
+    session = KernelSession()
+    try:
+        for cell in cells if probe == "before-quiv_nb" else reversed(cells):
+            session.run(cell)
+        session.wait_for(
+            lambda: all(f"RUNNING {n}" in session.stream_text() for n in ("s1", "s2", "p1", "p2")),
+            timeout=20,
+            what="all four jobs to run",
+        )
+        popen = session.km.provisioner.process
+        session.km.shutdown_wait_time = 30
+        session.restart(now=False)
+        assert popen.wait(40) == 0
+        lines = path.read_text().splitlines()
+        assert "EXIT-HANDLER-DONE" in lines, lines
+        assert [line for line in lines if line.startswith("LATE")] == []
+        assert any(line.startswith("send quiv_nb-render") for line in lines)  # the probe saw the pump
+        cancelled = [
+            s for s in session.widgets_of("HBoxModel").values() if "quiv-cancelled" in s.get("_dom_classes", ())
+        ]
+        assert len(cancelled) == 2  # s2 (abandoned at shutdown) and p1 (stopped): both final states arrived
     finally:
         session.shutdown()

@@ -50,12 +50,19 @@ def kernel():
 
 
 def _cancelled_bar_at(kernel: KernelSession, since: float) -> float | None:
-    """Arrival time of the first widget update after `since` that draws a bar as cancelled."""
+    """Arrival time of the first update after `since` that draws a bar as cancelled.
+
+    Either a widget update (a live bar's classes) or the static final rendering that replaces a
+    finished bar's display (`update_display_data` with `quiv-static quiv-cancelled`).
+    """
     for t, m in kernel.log_between(since):
-        if m["msg_type"] != "comm_msg" or m["content"].get("data", {}).get("method") != "update":
-            continue
-        if "quiv-cancelled" in m["content"]["data"].get("state", {}).get("_dom_classes", ()):
-            return t
+        if m["msg_type"] == "update_display_data":
+            html = m["content"].get("data", {}).get("text/html", "")
+            if "quiv-static" in html and "quiv-cancelled" in html:
+                return t
+        elif m["msg_type"] == "comm_msg" and m["content"].get("data", {}).get("method") == "update":
+            if "quiv-cancelled" in m["content"]["data"].get("state", {}).get("_dom_classes", ()):
+                return t
     return None
 
 

@@ -305,3 +305,30 @@ def test_shutdown_stops_the_thread_and_a_request_restarts_it(make_pump):
 
 def test_get_pump_is_one_per_process():
     assert get_pump() is get_pump()
+
+
+def test_close_draws_what_is_queued_then_stops_for_good(make_pump):
+    """What kernel.py runs at kernel exit: final states drawn, the thread joined, later requests dropped."""
+    pump = make_pump()
+    busy = Counter("busy", min_interval=60.0)  # drawn once, then not due again for a minute
+    pump.request(busy)
+    assert busy.drawn.wait(WAIT)
+    final, late = Counter("final"), Counter("late")
+    pump.request(busy, final=True)  # a final state skips the interval: close must still draw it
+    pump.request(final, final=True)
+    thread = pump._thread
+    assert pump.close(WAIT)
+    assert pump.closed
+    assert thread is not None and not thread.is_alive()
+    assert (len(busy.draws), len(final.draws)) == (2, 1)
+    pump.request(late, final=True)
+    assert pump._thread is None and pump.pending == 0  # no thread restarted, nothing queued
+    assert pump.flush(WAIT)  # nothing to wait for
+    assert late.draws == []
+    assert pump.close(WAIT)  # idempotent
+
+
+def test_the_process_pump_is_registered_for_kernel_exit():
+    from quiv_nb import hooks
+
+    assert get_pump().close in hooks.before_exit_steps()

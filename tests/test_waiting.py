@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 from conftest import WAIT
 
-from quiv_nb import controls, waiting
+from quiv_nb import waiting
+from quiv_nb.kernel import controls
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 from typing import Any, Callable
 
-from ..controls import answer_on_sender_shell
+from ..kernel.controls import answer_on_sender_shell
 from ..models import Job
 from ..units import format_duration
 from .dash_rows import RowView, Snapshot
@@ -221,7 +221,7 @@ class _Row:
                 description=label, tooltip=tooltip, layout=shared.button_layout, style=shared.button_style, **values
             )
             button.on_click(lambda _b, action=action, task_id=view.task_id: on_click(action, task_id))
-            answer_on_sender_shell(button)  # clicks act while a cell is busy (quiv_nb.controls)
+            answer_on_sender_shell(button)  # clicks act while a cell is busy (quiv_nb.kernel.controls)
             self.parts[part] = button
         children = [self.parts[p] for p, _, _ in COLUMNS] + [self.parts[p] for p, _, _, _ in BUTTONS]
         self.parts["box"] = self.box = w.HBox(children=children, layout=shared.row_layout, **traits["box"])

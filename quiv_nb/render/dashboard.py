@@ -57,12 +57,12 @@ typing (see `dash_model.read_progress`).
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 import time
 import weakref
 from typing import Any
 
+from ..kernel import ipython as _shell  # the running shell, from the one module that detects IPython
 from ..units import format_duration
 from .dash_model import RECENT, DashboardModel
 from .dash_rows import Progress, RowView, Snapshot, read_progress, row_view
@@ -200,7 +200,7 @@ class Dashboard:
 
     def _on_click(self, action: str, task_id: str) -> None:
         """A button was pressed (the kernel thread that handled the click: the main shell, or a subshell while a cell
-        is busy — see quiv_nb.controls): act, then redraw; never raises."""
+        is busy — see quiv_nb.kernel.controls): act, then redraw; never raises."""
         self._model.click(action, task_id)
         self._mark_dirty()
 
@@ -236,15 +236,6 @@ class Dashboard:
         if snap.state != "stopped" or left is not None:
             self._pump.request(self)  # keep visiting: the next tick, or an event, redraws
         return sent
-
-
-def _shell() -> Any:
-    """The running IPython shell, or None; never imports IPython if nothing else has."""
-    if "IPython" not in sys.modules:
-        return None
-    from IPython import get_ipython
-
-    return get_ipython()
 
 
 _open: weakref.WeakKeyDictionary[Any, Dashboard] = weakref.WeakKeyDictionary()

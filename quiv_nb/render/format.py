@@ -10,13 +10,10 @@ from __future__ import annotations
 import reprlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..models import Job, JobStatus, Task
 from ..units import format_duration
-
-if TYPE_CHECKING:
-    from .dash_model import RowView
 
 __all__ = [
     "clip",
@@ -119,8 +116,11 @@ def text_table(rows: Sequence[Sequence[Any]], limit: int = 40) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
 
 
-def format_table(title: str, rows: list[RowView], recent: list[Job], now: datetime) -> str:
-    """The plain-text dashboard (for `text/plain`, saved notebooks and non-widget frontends)."""
+def format_table(title: str, rows: Sequence[Any], recent: list[Job], now: datetime) -> str:
+    """The plain-text dashboard (for `text/plain`, saved notebooks and non-widget frontends).
+
+    `rows` are `dash_rows.RowView`s; not imported here, since dash_rows builds on this module.
+    """
     lines = [title]
     if not rows:
         lines.append(EMPTY_TEXT)

@@ -10,6 +10,9 @@ bars stay live while a notebook cell blocks the kernel's loop.
 The thread sleeps without a timeout while nothing is queued and otherwise exactly until the next
 drawable is due (or the budget refills), so an idle process pays nothing for it. At interpreter
 exit the pump gets a moment to draw what is still queued (the last line of a script's text bar).
+In a kernel, kernel.py closes the process-wide pump at exit (`close`, registered through
+`hooks.register_before_exit`) before ipykernel closes its sockets: a draw racing that close
+would send on a zmq socket being closed and can abort the kernel inside libzmq.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ import time
 import weakref
 from collections import deque
 from typing import Protocol
+
+from ..hooks import register_before_exit
 
 __all__ = ["BURST", "RATE", "Drawable", "RenderPump", "get_pump"]
 
@@ -68,6 +73,7 @@ class RenderPump:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()  # the running thread's stop flag (a new one per thread)
         self._atexit = False
+        self._closed = False  # set by `close`: requests are dropped from then on
         self.messages_sent = 0  # for benchmarks and tests (written by the pump thread only)
         self.draws = 0
 
@@ -84,7 +90,7 @@ class RenderPump:
         if slot.queued:
             return
         with self._lock:
-            if slot.queued:
+            if slot.queued or self._closed:
                 return
             slot.queued = True
             self._queue.append(drawable)
@@ -133,6 +139,32 @@ class RenderPump:
             return True
         thread.join(timeout)
         return not thread.is_alive()
+
+    def close(self, timeout: float = 2.0) -> bool:
+        """Draw what is queued, then stop for good; True if the thread ended in time.
+
+        Runs on the calling thread (kernel.py calls it on the main thread at kernel exit). Later
+        `request` calls are dropped and never start a thread, so once this returns True the pump
+        sends nothing more. Idempotent.
+        """
+        deadline = time.monotonic() + timeout
+        self.flush(timeout)  # final states still reach the frontend while its channel is open
+        with self._lock:
+            self._closed = True
+            thread, self._thread = self._thread, None
+            self._stop.set()
+            self._queue.clear()  # undrawn after `timeout`: dropped, the pump is going away
+            self._drew.notify_all()
+        self._wake.set()
+        if thread is None:
+            return True
+        thread.join(max(0.0, deadline - time.monotonic()))
+        return not thread.is_alive()
+
+    @property
+    def closed(self) -> bool:
+        """True once `close` was called."""
+        return self._closed
 
     @property
     def pending(self) -> int:
@@ -254,4 +286,5 @@ def get_pump() -> RenderPump:
         with _pump_lock:
             if _pump is None:
                 _pump = RenderPump()
+                register_before_exit(_pump.close)
     return _pump

@@ -45,10 +45,10 @@ full text in its `title` (hover).
 from __future__ import annotations
 
 import html
-import sys
 from dataclasses import replace
 from typing import Any
 
+from ..kernel import in_kernel  # the one kernel detector (re-exported for render/__init__)
 from . import state as st
 from .base import BarRenderer
 
@@ -80,25 +80,6 @@ _CSS_STRIPES = (
 # Fill colours of the static rendering: JupyterLab's light-theme values of the variables
 # ipywidgets uses (a saved notebook may be shown where no variable is defined).
 _FILL = {st.COMPLETED: "#388e3c", st.FAILED: "#d32f2f", st.CANCELLED: CANCELLED_COLOUR, st.SKIPPED: CANCELLED_COLOUR}
-
-
-def in_kernel() -> bool:
-    """True inside an IPython kernel (Jupyter, VS Code, Colab), checked like tqdm.autonotebook.
-
-    Never imports IPython: if it is not imported yet, this is not a kernel.
-    """
-    ipython = sys.modules.get("IPython")
-    if ipython is None:
-        return False
-    try:
-        shell = ipython.get_ipython()
-    except Exception:
-        return False
-    if shell is None:
-        return False
-    if any(cls.__name__ == "ZMQInteractiveShell" for cls in type(shell).__mro__):
-        return True
-    return getattr(shell, "kernel", None) is not None
 
 
 def _widgets() -> Any:

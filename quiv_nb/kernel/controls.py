@@ -30,8 +30,9 @@ import contextlib
 import contextvars
 import inspect
 import logging
-import sys
 from typing import Any, Awaitable, Callable, Iterator
+
+from .shell import ipython
 
 __all__ = ["answer_on_sender_shell", "comm_messages_flow"]
 
@@ -46,11 +47,7 @@ _warned: list[bool] = []  # the "cannot reach the stream" error is logged once p
 
 def _kernel() -> Any:
     """The running ipykernel kernel, or None (no IPython imported, or a terminal shell)."""
-    if "IPython" not in sys.modules:
-        return None
-    from IPython import get_ipython
-
-    return getattr(get_ipython(), "kernel", None)
+    return getattr(ipython(), "kernel", None)
 
 
 # ---------------------------------------------------------------------------------- route 1

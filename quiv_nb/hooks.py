@@ -1,0 +1,98 @@
+"""Registries through which the host application plugs into the core, filled from above.
+
+A leaf: it imports nothing of quiv_nb, so the core (execution.py, dispatch.py, the render pump)
+reads these lists and kernel.py fills and runs them without any module importing one above it
+(docs/design.md, "Layers"). Every function here is thread-safe for the way it is used: lists are
+only appended to (idempotently) and read as tuple snapshots.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, ContextManager
+
+if TYPE_CHECKING:
+    import asyncio
+
+__all__ = [
+    "before_exit_steps",
+    "register_wait_helper",
+    "wait_helper",
+    "context_capturers",
+    "loop_resolvers",
+    "register_before_exit",
+    "register_context_capturer",
+    "register_loop_resolver",
+]
+
+ContextCapturer = Callable[[], "Callable[[], ContextManager[Any]] | None"]
+LoopResolver = Callable[[], "asyncio.AbstractEventLoop | None"]
+ExitStep = Callable[[float], Any]
+Poll = Callable[[], Awaitable[None]]  # handle the messages waiting now (on the loop a wait runs)
+WaitHelper = Callable[["asyncio.AbstractEventLoop"], ContextManager["Poll | None"]]
+
+# Called on the thread that adds a task; each returns a context-manager factory to wrap that
+# task's job bodies, or None. kernel.py registers one that sends a job's output to the cell
+# that added its task.
+_context_capturers: list[ContextCapturer] = []
+# Extra ways to find a main loop at dispatch time (kernel.py registers the kernel's loop).
+_loop_resolvers: list[LoopResolver] = []
+# Run once by kernel.py at kernel exit (see `register_before_exit`).
+_before_exit: list[ExitStep] = []
+# Wraps a blocking wait that runs the main loop re-entrantly (see `register_wait_helper`).
+_wait_helper: list[WaitHelper] = []
+
+
+def register_context_capturer(capturer: ContextCapturer) -> None:
+    """Add a job-context capturer (idempotent). Any thread; returns None."""
+    if capturer not in _context_capturers:
+        _context_capturers.append(capturer)
+
+
+def context_capturers() -> tuple[ContextCapturer, ...]:
+    """The registered capturers, in registration order (a snapshot)."""
+    return tuple(_context_capturers)
+
+
+def register_loop_resolver(resolver: LoopResolver) -> None:
+    """Add a fallback that names a main loop when no caller has revealed one (idempotent)."""
+    if resolver not in _loop_resolvers:
+        _loop_resolvers.append(resolver)
+
+
+def loop_resolvers() -> tuple[LoopResolver, ...]:
+    """The registered loop resolvers, in registration order (a snapshot)."""
+    return tuple(_loop_resolvers)
+
+
+def register_before_exit(step: ExitStep) -> None:
+    """Add a quiesce step for kernel exit (idempotent). Any thread; returns None.
+
+    kernel.py calls `step(timeout)` once, on the main thread at interpreter exit, after the
+    kernel's scheduler has shut down and before ipykernel stops its IOPub thread and closes its
+    sockets. A step must make its threads stop sending on the kernel's channels (widget comm
+    messages, display updates, stream writes) and return once they have, within `timeout`
+    seconds; what it raises is logged and the next step still runs.
+    """
+    if step not in _before_exit:
+        _before_exit.append(step)
+
+
+def before_exit_steps() -> tuple[ExitStep, ...]:
+    """The registered exit steps, in registration order (a snapshot)."""
+    return tuple(_before_exit)
+
+
+def register_wait_helper(helper: WaitHelper) -> None:
+    """Set the context a blocking wait on the loop's own thread runs in (the last one set wins).
+
+    `waiting.block_on` enters `helper(loop)` around its re-entrant run of `loop`; the context
+    yields None, or an async `poll()` the wait awaits every few tens of milliseconds. The kernel
+    package sets one that lets widget (comm) messages in during the wait, so a dashboard click
+    acts while `%quiv wait` blocks.
+    """
+    _wait_helper[:] = [helper]
+
+
+def wait_helper() -> WaitHelper | None:
+    """The registered wait helper, or None (outside a kernel)."""
+    return _wait_helper[0] if _wait_helper else None
