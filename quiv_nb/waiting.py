@@ -68,8 +68,9 @@ def block_on(
     Runs on the calling thread. With `loop` (the kernel loop, running on this thread) the loop
     turns re-entrantly until `future` resolves, so main-loop callbacks keep flowing, and widget
     (comm) messages are handled meanwhile (the kernel package registers that through
-    `hooks.register_wait_helper`), so a dashboard click acts during the wait. Returns the future's result or raises its exception; raises the builtin
-    `TimeoutError` when `timeout` passes first; a KeyboardInterrupt ends the wait, not the job.
+    `hooks.register_wait_helper`), so a dashboard click acts during the wait. Returns the
+    future's result or raises its exception; raises the builtin `TimeoutError` when `timeout`
+    passes first; a KeyboardInterrupt ends the wait, not the job.
     """
     if timeout is not None and timeout >= threading.TIMEOUT_MAX:  # else OverflowError; it means "forever"
         timeout = None

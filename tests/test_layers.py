@@ -114,6 +114,7 @@ def test_hooks_is_a_leaf() -> None:
 def test_only_the_kernel_package_detects_ipython() -> None:
     """`get_ipython` and checks for IPython / ipykernel in sys.modules live in the kernel package alone."""
     detector = re.compile(r"get_ipython|sys\.modules(\.get)?\W+[\"'](IPython|ipykernel)")
+
     # The facade imports the kernel package once ipykernel is loaded; inside the package, shell.py detects.
     def allowed(name: str) -> bool:
         return name in ("quiv_nb", "quiv_nb.kernel") or name.startswith("quiv_nb.kernel.")
