@@ -15,7 +15,9 @@ from conftest import WAIT, Gate
 
 from quiv_nb import ConfigurationError, Quiv
 from quiv_nb.execution import StopEvent, ThreadPool
-from quiv_nb.scheduler import _handler_spec, _new_id, _YieldingRLock
+from quiv_nb.locks import YieldingRLock as _YieldingRLock
+from quiv_nb.records import new_id as _new_id
+from quiv_nb.tasks import handler_spec as _handler_spec
 
 
 def test_ids_are_unique_version_4_uuid_strings_from_any_thread() -> None:
