@@ -42,7 +42,7 @@ def as_event(event: Any) -> Event:
 class EventBus:
     """Listeners per event (add/remove/emitter are called with the scheduler lock held)."""
 
-    __slots__ = ("_dispatch", "_entries", "_listeners")
+    __slots__ = ("_dispatch", "_entries", "_listeners", "listened")
 
     def __init__(self, dispatch: Dispatcher) -> None:
         self._dispatch = dispatch
@@ -50,6 +50,10 @@ class EventBus:
         # (listener, is_async) per event, rebuilt after add/remove: `is_async_callable` costs more
         # than the rest of an event's delivery, so it is not asked again for every event.
         self._entries: dict[Event, tuple[tuple[Callable[..., Any], bool], ...]] = {}
+        # `listened(event)`: truthy if anyone listens to `event`, so callers build no snapshot nobody
+        # would see. The dict's own `get` (it returns the listener list or None): asked up to three
+        # times per job, a C call instead of a Python frame.
+        self.listened: Callable[[Event], Any] = self._listeners.get
 
     def add(self, event: Event, callback: Callable[..., Any]) -> None:
         self._listeners.setdefault(event, []).append(callback)
@@ -61,10 +65,6 @@ class EventBus:
         except ValueError:
             pass
         self._entries.pop(event, None)
-
-    def listened(self, event: Event) -> bool:
-        """Whether anyone listens to `event` (so callers build no snapshot nobody would see)."""
-        return bool(self._listeners.get(event))
 
     def emitter(self, event: Event, *payload: Any) -> Effect:
         """The effect that delivers `event` with `payload` to its current listeners."""

@@ -8,7 +8,7 @@ time, or beyond `MAX_JOBS` finished ones, are forgotten.
 from __future__ import annotations
 
 from collections import deque
-from typing import Iterator
+from typing import Callable, Iterator
 
 from .records import JobRecord
 
@@ -20,19 +20,18 @@ MAX_JOBS = 10_000  # finished jobs kept at most, whatever the retention time (re
 class JobHistory:
     """Jobs by id plus the order they finished in (scheduler lock held by every caller)."""
 
-    __slots__ = ("_done_once", "_finished", "_jobs", "retention")
+    __slots__ = ("_done_once", "_finished", "_jobs", "find", "retention")
 
     def __init__(self, retention: float) -> None:
         self.retention = retention
         self._jobs: dict[str, JobRecord] = {}
         self._finished: deque[tuple[float, str]] = deque()  # (monotonic end, job id), oldest first
         self._done_once: dict[str, str] = {}  # finished run-once task id -> its last job id
+        # `find(job_id)`: the job or None. The dict's own `get`: a C call on the per-job path.
+        self.find: Callable[[str], JobRecord | None] = self._jobs.get
 
     def add(self, job: JobRecord) -> None:
         self._jobs[job.job_id] = job
-
-    def find(self, job_id: str) -> JobRecord | None:
-        return self._jobs.get(job_id)
 
     def __iter__(self) -> Iterator[JobRecord]:
         return iter(self._jobs.values())

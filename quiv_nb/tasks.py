@@ -15,10 +15,15 @@ from .triggers import IntervalTrigger, OnceTrigger
 __all__ = ["TaskTable", "build_task", "handler_spec", "number"]
 
 
+_PLAIN_NUMBERS = (int, float)  # exact types: bool is an int subclass and is rejected below
+
+
 def number(name: str, value: Any, *, allow_none: bool, minimum: float, strict: bool) -> float | None:
     """Validate a non-bool finite number against a bound, naming the argument on failure."""
     if value is None and allow_none:
         return None
+    if type(value) in _PLAIN_NUMBERS and (value > minimum if strict else value >= minimum) and value < math.inf:
+        return float(value)  # the common case, checked first: `add_task` validates four numbers per task
     bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ConfigurationError(f"{name} must be a number of seconds {bound}, got {value!r}")
@@ -128,10 +133,12 @@ def build_task(
 class TaskTable:
     """Registered tasks by id (scheduler lock held by every caller)."""
 
-    __slots__ = ("_tasks",)
+    __slots__ = ("_tasks", "find")
 
     def __init__(self) -> None:
         self._tasks: dict[str, TaskRecord] = {}
+        # `find(task_id)`: the task or None. The dict's own `get`: a C call on the per-job path.
+        self.find: Callable[[str], TaskRecord | None] = self._tasks.get
 
     def get(self, task_id: str) -> TaskRecord:
         """The task, or `TaskNotFoundError` with a hint."""
@@ -139,9 +146,6 @@ class TaskTable:
         if task is None:
             raise TaskNotFoundError(f"no task with id {task_id!r}; see get_all_tasks() for the ids that exist")
         return task
-
-    def find(self, task_id: str) -> TaskRecord | None:
-        return self._tasks.get(task_id)
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._tasks

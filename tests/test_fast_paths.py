@@ -151,3 +151,20 @@ def test_contended_scheduler_lock_still_excludes(quiv: Quiv) -> None:
     for t in threads:
         t.join(WAIT)
     assert counter[0] == 8_000
+
+
+def test_snapshots_built_without_init_are_complete_frozen_dataclasses(quiv: Quiv) -> None:
+    import dataclasses
+
+    from quiv_nb import Job, Task
+
+    tid = quiv.add_task("t", lambda: 7, run_once=True, delay=3600)
+    task = quiv.get_task(tid)
+    assert set(vars(task)) == {f.name for f in dataclasses.fields(Task)}
+    assert task == Task(**vars(task)) and repr(task) == repr(Task(**vars(task)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        task.task_name = "other"  # type: ignore[misc]
+    job = quiv.wait_for_job(quiv.run_task_immediately(tid), timeout=WAIT)
+    assert set(vars(job)) == {f.name for f in dataclasses.fields(Job)}
+    assert job == Job(**vars(job)) and hash(job.job_id) == hash(Job(**vars(job)).job_id)
+    assert dataclasses.replace(job, result=8).result == 8 and job.result == 7
