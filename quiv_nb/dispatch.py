@@ -1,4 +1,4 @@
-"""Progress and listener dispatch: the four paths of DESIGN §3 and main-loop resolution.
+"""Progress and listener dispatch: the four paths (README, "Progress callbacks") and main-loop resolution.
 
 A worker calls `Dispatcher.deliver(...)`; it never waits on the main loop. With a main loop the
 payload goes into one FIFO per loop, drained on the loop in batches (one wake-up per batch rather
@@ -105,7 +105,7 @@ def run_in_temporary_loop(coro: Any) -> Any:
 
 
 class MainLoop:
-    """Lazily resolves the loop that callbacks run on (DESIGN §3, "main-loop resolution")."""
+    """Lazily resolves the loop that callbacks run on (README, "Progress callbacks")."""
 
     def __init__(self, explicit: asyncio.AbstractEventLoop | None = None) -> None:
         self._explicit = explicit
@@ -297,7 +297,7 @@ async def _await_awaitable(awaitable: Any) -> Any:
 
 
 class Dispatcher:
-    """Delivers progress payloads and listener events along the four paths of DESIGN §3."""
+    """Delivers progress payloads and listener events along the four paths (README, "Progress callbacks")."""
 
     def __init__(self, main_loop: MainLoop, log: logging.Logger | None = None) -> None:
         self.main_loop = main_loop

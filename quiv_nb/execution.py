@@ -44,7 +44,7 @@ __all__ = [
 _log = logging.getLogger("quiv_nb")
 
 STOP, PROGRESS, JOB_ID = "stop_event", "progress_hook", "job_id"
-# Both spellings: quiv 0.x / DESIGN (`_stop_event`) and quiv 1.x (`stop_event`).
+# Both spellings: quiv 0.x (`_stop_event`) and quiv 1.x (`stop_event`).
 INJECTED_NAMES: dict[str, str] = {
     "_stop_event": STOP,
     "stop_event": STOP,
