@@ -12,7 +12,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .dispatch import Dispatcher, noop_hook
 from .eventbus import Effect, EventBus, run_effects
@@ -21,10 +21,12 @@ from .history import JobHistory
 from .joblog import JobLog
 from .models import Event, JobStatus
 from .records import JobRecord, TaskRecord, new_id, utcnow
-from .seams import Clock, JobExecutor
 from .tasks import TaskTable
 from .timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
 from .waiters import settle
+
+if TYPE_CHECKING:
+    from .seams import Clock, JobExecutor
 
 __all__ = ["JobLifecycle", "final_state", "retry_delay"]
 
