@@ -18,7 +18,6 @@ from _queue import SimpleQueue  # what queue.SimpleQueue is, without importing `
 from collections import deque
 from concurrent.futures import Executor, Future
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager
 
 from .dispatch import is_async_callable, new_worker_loop, worker_scope
@@ -159,12 +158,57 @@ def capture_job_contexts() -> tuple[Callable[[], ContextManager[Any]], ...]:
     return tuple(found)
 
 
-@dataclass(frozen=True)
-class HandlerSpec:
+class _Value:
+    """Base of the small value classes below: equality, hash and repr from `_fields`, in order.
+
+    Not dataclasses: generating a dataclass's methods costs ~0.5-1 ms per class at import, and
+    these three are internal plain data (`HandlerSpec` and `Outcome` also cross to Dask workers).
+    """
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()  # the constructor's parameters, in order
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self._fields)})"
+
+
+class _Frozen(_Value):
+    """A `_Value` whose fields cannot be reassigned (shared instances such as `_DONE` stay intact)."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    __delattr__ = __setattr__  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), self._values()  # rebuilt through __init__: unpickling must not setattr
+
+
+_set = object.__setattr__
+
+
+class HandlerSpec(_Frozen):
     """What the scheduler learned from a handler's signature, once, at `add_task` time."""
 
+    _fields = ("is_async", "inject")
+    __slots__ = _fields
     is_async: bool
     inject: tuple[tuple[str, str], ...]  # (parameter name, kind)
+
+    def __init__(self, is_async: bool, inject: tuple[tuple[str, str], ...]) -> None:
+        _set(self, "is_async", is_async)
+        _set(self, "inject", inject)
 
 
 def observes_stop(spec: HandlerSpec) -> bool:
@@ -244,35 +288,74 @@ def _name(func: Any) -> str:
     return repr(getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or func)
 
 
-@dataclass
-class JobCall:
+def _always() -> bool:
+    return True
+
+
+class JobCall(_Value):
     """Everything an executor needs to run one job body."""
 
-    job_id: str
-    func: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    spec: HandlerSpec
-    stop_event: StopEvent
-    progress: Callable[..., None]
-    # Called on the worker just before the body; False means "cancelled while queued: skip it".
-    on_start: Callable[[], bool] = lambda: True
-    # Context managers entered around the body on the worker (e.g. route output to a cell).
-    contexts: tuple[Callable[[], ContextManager[Any]], ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-    # The job's own output log (`Job.output`); capture machinery appends what the body writes.
-    log: JobLog | None = None
+    _fields = (
+        "job_id", "func", "args", "kwargs", "spec", "stop_event", "progress", "on_start", "contexts", "extra", "log",
+    )  # fmt: skip
+    __slots__ = _fields
+
+    def __init__(
+        self,
+        job_id: str,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        spec: HandlerSpec,
+        stop_event: StopEvent,
+        progress: Callable[..., None],
+        on_start: Callable[[], bool] = _always,
+        contexts: tuple[Callable[[], ContextManager[Any]], ...] = (),
+        extra: dict[str, Any] | None = None,
+        log: JobLog | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.spec = spec
+        self.stop_event = stop_event
+        self.progress = progress
+        # Called on the worker just before the body; False means "cancelled while queued: skip it".
+        self.on_start = on_start
+        # Context managers entered around the body on the worker (e.g. route output to a cell).
+        self.contexts = contexts
+        self.extra = {} if extra is None else extra
+        # The job's own output log (`Job.output`); capture machinery appends what the body writes.
+        self.log = log
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(_Frozen):
     """How a job body ended. Plain data, so it also crosses process boundaries (Dask)."""
 
+    _fields = ("ok", "result", "error_message", "traceback", "cancelled")
+    __slots__ = _fields
     ok: bool
-    result: Any = None
-    error_message: str | None = None
-    traceback: str | None = None
-    cancelled: bool = False
+    result: Any
+    error_message: str | None
+    traceback: str | None
+    cancelled: bool
+
+    def __init__(
+        self,
+        ok: bool,
+        result: Any = None,
+        error_message: str | None = None,
+        traceback: str | None = None,
+        cancelled: bool = False,
+    ) -> None:
+        _set(self, "ok", ok)
+        _set(self, "result", result)
+        _set(self, "error_message", error_message)
+        _set(self, "traceback", traceback)
+        _set(self, "cancelled", cancelled)
 
 
 def failure(exc: BaseException) -> Outcome:
