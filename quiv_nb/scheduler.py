@@ -26,11 +26,12 @@ from .errors import (
     TaskRunningError,
 )
 from .eventbus import Effect, EventBus, as_event, run_effects
-from .execution import JobExecutor, as_job_executor
+from .execution import JobExecutor
 from .history import JobHistory
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
 from .models import Event, Job, JobStatus, Stats, Task
+from .pool import as_job_executor
 from .records import TaskRecord
 from .tasks import TaskTable, build_task, number
 from .timeline import RUN, Timeline
