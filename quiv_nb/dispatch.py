@@ -1,4 +1,4 @@
-"""Progress and listener dispatch: the four paths of DESIGN §3 and main-loop resolution.
+"""Progress and listener dispatch: the four paths (README, "Progress callbacks") and main-loop resolution.
 
 A worker calls `Dispatcher.deliver(...)`; it never waits on the main loop. With a main loop the
 payload goes into one FIFO per loop, drained on the loop in batches (one wake-up per batch rather
@@ -20,7 +20,7 @@ from typing import Any, Callable, NamedTuple
 
 from .hooks import loop_resolvers
 
-__all__ = ["Dispatcher", "MainLoop", "in_worker", "worker_scope"]
+__all__ = ["Dispatcher", "MainLoop", "in_worker", "noop_hook", "worker_scope"]
 
 _log = logging.getLogger("quiv_nb")
 
@@ -41,6 +41,11 @@ _DRAIN_BUDGET = 0.001
 # switch interval, once per loop turn: a 100k async flood's loop-lag p99 went from ~14 ms to
 # ~2 ms, at no cost in delivered throughput (benchmarks/bench_async_flood.py, bench_hooks.py).
 _BACKLOG, _PACE_EVERY, _PACE = 1000, 256, 0.0002
+
+
+def noop_hook(*args: Any, **kwargs: Any) -> None:
+    """The `_progress_hook` of a job whose task has no progress callback (executors may compare by identity)."""
+    return None
 
 
 def in_worker() -> bool:
@@ -94,7 +99,7 @@ def run_in_temporary_loop(coro: Any) -> Any:
 
 
 class MainLoop:
-    """Lazily resolves the loop that callbacks run on (DESIGN §3, "main-loop resolution")."""
+    """Lazily resolves the loop that callbacks run on (README, "Progress callbacks")."""
 
     def __init__(self, explicit: asyncio.AbstractEventLoop | None = None) -> None:
         self._explicit = explicit
@@ -213,7 +218,9 @@ class _LoopQueue:
                 continue
             (callback, _, label), args, kwargs = entry, pop(), pop()
             try:
-                callback(*args, **kwargs)
+                result = callback(*args, **kwargs)
+                if result is not None and inspect.isawaitable(result):
+                    self._await_result(result, label)
             except KeyboardInterrupt:  # a Ctrl-C landing while a callback runs is the user's: let it out
                 raise
             except BaseException:  # SystemExit too: out of a loop callback it would end the kernel
@@ -226,6 +233,18 @@ class _LoopQueue:
                         self.loop.call_soon(self._drain)
                 return
         self._forget_entries_if_idle()
+
+    def _await_result(self, awaitable: Any, label: str) -> None:
+        """A sync callback returned an awaitable (e.g. a lambda around an async def): await it on
+        this loop like an async callback's payload, behind the earlier ones, so results are
+        awaited in hook order (as quiv does) and no coroutine is left "never awaited" (loop thread)."""
+        entry = self._entries.get(id(_await_awaitable))
+        if entry is None or entry[2] != label:
+            entry = self._entries[id(_await_awaitable)] = _Entry(_await_awaitable, True, label)
+        self._async_items.extend((entry, (awaitable,), {}))
+        if not self._async_running:
+            self._async_running = True
+            self.loop.create_task(self._drain_async())
 
     # `_realign`: a KeyboardInterrupt (Ctrl-C reaches the kernel's main thread, which runs the
     # loop) can land between the pops of one payload. Whatever of it is left at the head of a
@@ -267,8 +286,12 @@ class _LoopQueue:
                     self._async_running = False
 
 
+async def _await_awaitable(awaitable: Any) -> Any:
+    return await awaitable
+
+
 class Dispatcher:
-    """Delivers progress payloads and listener events along the four paths of DESIGN §3."""
+    """Delivers progress payloads and listener events along the four paths (README, "Progress callbacks")."""
 
     def __init__(self, main_loop: MainLoop, log: logging.Logger | None = None) -> None:
         self.main_loop = main_loop
@@ -310,7 +333,9 @@ class Dispatcher:
             if is_async:
                 run_in_temporary_loop(callback(*args, **kwargs))
             else:
-                callback(*args, **kwargs)
+                result = callback(*args, **kwargs)
+                if result is not None and inspect.isawaitable(result):  # awaited here, as on a loop
+                    run_in_temporary_loop(_await_awaitable(result))
         except (KeyboardInterrupt, asyncio.CancelledError):
             raise
         except BaseException:  # as in `_LoopQueue._drain`: a callback never fails the job

@@ -1,9 +1,10 @@
-"""Running one job: which names a handler gets injected, sync vs async bodies, and the worker pool.
+"""Running one job: which names a handler gets injected, its stop event, sync vs async bodies.
 
 The scheduler hands an executor a `JobCall`; the executor runs it and resolves a future with an
 `Outcome` (never an exception), so a handler that raises anything — even `SystemExit` — becomes
 a failed job and the worker thread lives on. Executors only run bodies; timing, retries and
-bookkeeping stay in the scheduler, which is what lets `quiv_nb.dask.DaskExecutor` plug in.
+bookkeeping stay in the scheduler, which is what lets `quiv_nb.dask.DaskExecutor` plug in; the
+default executor, a pool of daemon threads, is in `quiv_nb.pool`.
 """
 
 from __future__ import annotations
@@ -13,19 +14,16 @@ import inspect
 import logging
 import threading
 import traceback
-from _queue import SimpleQueue  # what queue.SimpleQueue is, without importing `queue` (~1.5 ms)
-from collections import deque
-from concurrent.futures import Executor, Future
 from contextlib import ExitStack, nullcontext
 from contextvars import ContextVar
-from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Protocol, runtime_checkable
+from typing import Any, Callable, ContextManager
 
 from .dispatch import is_async_callable, new_worker_loop, worker_scope
 from .errors import ConfigurationError
 from .hooks import context_capturers
 from .joblog import JobLog
 from .output import capture as capture_output
+from .seams import JobExecutor  # declared with the other seams; re-exported here
 
 __all__ = [
     "INJECTED_NAMES",
@@ -33,18 +31,16 @@ __all__ = [
     "JobCall",
     "JobExecutor",
     "Outcome",
-    "PoolExecutor",
     "StopEvent",
-    "ThreadPool",
-    "as_job_executor",
     "inspect_handler",
+    "observes_stop",
     "run_call",
 ]
 
 _log = logging.getLogger("quiv_nb")
 
 STOP, PROGRESS, JOB_ID = "stop_event", "progress_hook", "job_id"
-# Both spellings: quiv 0.x / DESIGN (`_stop_event`) and quiv 1.x (`stop_event`).
+# Both spellings: quiv 0.x (`_stop_event`) and quiv 1.x (`stop_event`).
 INJECTED_NAMES: dict[str, str] = {
     "_stop_event": STOP,
     "stop_event": STOP,
@@ -56,37 +52,76 @@ INJECTED_NAMES: dict[str, str] = {
 
 
 class StopEvent(threading.Event):
-    """A `threading.Event` that can also notify listeners when set (executors mirror it remotely)."""
+    """A job's stop event: a `threading.Event` that also runs callbacks, once, when it is set.
 
-    def __init__(self) -> None:
-        # Not `super().__init__()`: the Condition it builds costs more than the rest of starting a
-        # job, and most jobs' stop events are never set or waited on. `_cond` is made on first use.
-        self._flag = False
-        self.reason: str | None = None
-        self._on_set: list[Callable[[], None]] = []
+    Every `threading.Event` method is reimplemented on this class's own lock, so nothing depends
+    on CPython's private `Event` internals (`_flag`, `_cond`); it subclasses `Event` only so
+    `isinstance(stop, threading.Event)` holds for handlers. The lock makes `set` and `on_set`
+    atomic with respect to each other: each callback runs exactly once, on the thread that set
+    the event (or, registered after that, on the registering thread). The `Condition` that
+    `wait` needs is built on first wait, on the same lock: most jobs' stop events are never
+    waited on, and building it costs more than the rest of starting a job.
+    """
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "_cond":  # dict.setdefault is atomic: racing threads all get the same Condition
-            return self.__dict__.setdefault("_cond", threading.Condition(threading.Lock()))
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    __slots__ = ("_callbacks", "_lock", "_set", "_waiters_cond", "reason")
+
+    def __init__(self) -> None:  # not `super().__init__()`: nothing of `Event`'s own state is used
+        self._lock = threading.Lock()
+        self._set = False
+        self._waiters_cond: threading.Condition | None = None
+        self._callbacks: list[Callable[[], None]] | None = None
+        self.reason: str | None = None  # why it was set first ("cancel", "timeout", ...), None if unsaid
+
+    def is_set(self) -> bool:
+        return self._set
+
+    isSet = is_set
 
     def set(self, reason: str | None = None) -> None:  # type: ignore[override]
-        if self.is_set():
-            return
-        if reason is not None and self.reason is None:
+        """Set the event (any thread); the first call records `reason` and runs the callbacks."""
+        with self._lock:
+            if self._set:
+                return
+            self._set = True
             self.reason = reason
-        super().set()
-        for callback in tuple(self._on_set):
-            try:
-                callback()
-            except Exception:
-                _log.exception("quiv_nb: a stop-event listener failed")
+            callbacks, self._callbacks = self._callbacks, None
+            if self._waiters_cond is not None:
+                self._waiters_cond.notify_all()
+        for callback in callbacks or ():
+            _run_stop_callback(callback)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._set = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set or `timeout` seconds pass; True if set (any thread)."""
+        if self._set:
+            return True
+        with self._lock:
+            if self._waiters_cond is None:
+                self._waiters_cond = threading.Condition(self._lock)
+            return self._waiters_cond.wait_for(self.is_set, timeout)
 
     def on_set(self, callback: Callable[[], None]) -> None:
-        """Call `callback()` once the event is set (at once if it already is)."""
-        self._on_set.append(callback)
-        if self.is_set():
-            callback()
+        """Call `callback()` once the event is set (at once, on this thread, if it already is)."""
+        with self._lock:
+            if not self._set:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(callback)
+                return
+        _run_stop_callback(callback)
+
+    def __repr__(self) -> str:
+        return f"<StopEvent {'set' if self._set else 'unset'}{f' ({self.reason})' if self.reason else ''}>"
+
+
+def _run_stop_callback(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:
+        _log.exception("quiv_nb: a stop-event listener failed")
 
 
 _adding_recurring: ContextVar[bool] = ContextVar("quiv_nb_adding_recurring", default=False)
@@ -123,12 +158,63 @@ def _capture_job_contexts() -> tuple[Callable[[], ContextManager[Any]], ...]:
     return tuple(found)
 
 
-@dataclass(frozen=True)
-class HandlerSpec:
+class _Value:
+    """Base of the small value classes below: equality, hash and repr from `_fields`, in order.
+
+    Not dataclasses: generating a dataclass's methods costs ~0.5-1 ms per class at import, and
+    these three are internal plain data (`HandlerSpec` and `Outcome` also cross to Dask workers).
+    """
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()  # the constructor's parameters, in order
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self._fields)})"
+
+
+class _Frozen(_Value):
+    """A `_Value` whose fields cannot be reassigned (shared instances such as `_DONE` stay intact)."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    __delattr__ = __setattr__  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), self._values()  # rebuilt through __init__: unpickling must not setattr
+
+
+_set = object.__setattr__
+
+
+class HandlerSpec(_Frozen):
     """What the scheduler learned from a handler's signature, once, at `add_task` time."""
 
+    _fields = ("is_async", "inject")
+    __slots__ = _fields
     is_async: bool
     inject: tuple[tuple[str, str], ...]  # (parameter name, kind)
+
+    def __init__(self, is_async: bool, inject: tuple[tuple[str, str], ...]) -> None:
+        _set(self, "is_async", is_async)
+        _set(self, "inject", inject)
+
+
+def observes_stop(spec: HandlerSpec) -> bool:
+    """Whether a running job of this handler can be cancelled: it takes the stop event by name,
+    or it is async (a cancel then cancels its asyncio task at its next `await`)."""
+    return spec.is_async or any(kind == STOP for _, kind in spec.inject)
 
 
 def inspect_handler(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> HandlerSpec:
@@ -202,35 +288,74 @@ def _name(func: Any) -> str:
     return repr(getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or func)
 
 
-@dataclass
-class JobCall:
+def _always() -> bool:
+    return True
+
+
+class JobCall(_Value):
     """Everything an executor needs to run one job body."""
 
-    job_id: str
-    func: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    spec: HandlerSpec
-    stop_event: StopEvent
-    progress: Callable[..., None]
-    # Called on the worker just before the body; False means "cancelled while queued: skip it".
-    on_start: Callable[[], bool] = lambda: True
-    # Context managers entered around the body on the worker (e.g. route output to a cell).
-    contexts: tuple[Callable[[], ContextManager[Any]], ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-    # The job's own output log (`Job.output`); capture machinery appends what the body writes.
-    log: JobLog | None = None
+    _fields = (
+        "job_id", "func", "args", "kwargs", "spec", "stop_event", "progress", "on_start", "contexts", "extra", "log",
+    )  # fmt: skip
+    __slots__ = _fields
+
+    def __init__(
+        self,
+        job_id: str,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        spec: HandlerSpec,
+        stop_event: StopEvent,
+        progress: Callable[..., None],
+        on_start: Callable[[], bool] = _always,
+        contexts: tuple[Callable[[], ContextManager[Any]], ...] = (),
+        extra: dict[str, Any] | None = None,
+        log: JobLog | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.spec = spec
+        self.stop_event = stop_event
+        self.progress = progress
+        # Called on the worker just before the body; False means "cancelled while queued: skip it".
+        self.on_start = on_start
+        # Context managers entered around the body on the worker (e.g. route output to a cell).
+        self.contexts = contexts
+        self.extra = {} if extra is None else extra
+        # The job's own output log (`Job.output`); capture machinery appends what the body writes.
+        self.log = log
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(_Frozen):
     """How a job body ended. Plain data, so it also crosses process boundaries (Dask)."""
 
+    _fields = ("ok", "result", "error_message", "traceback", "cancelled")
+    __slots__ = _fields
     ok: bool
-    result: Any = None
-    error_message: str | None = None
-    traceback: str | None = None
-    cancelled: bool = False
+    result: Any
+    error_message: str | None
+    traceback: str | None
+    cancelled: bool
+
+    def __init__(
+        self,
+        ok: bool,
+        result: Any = None,
+        error_message: str | None = None,
+        traceback: str | None = None,
+        cancelled: bool = False,
+    ) -> None:
+        _set(self, "ok", ok)
+        _set(self, "result", result)
+        _set(self, "error_message", error_message)
+        _set(self, "traceback", traceback)
+        _set(self, "cancelled", cancelled)
 
 
 def failure(exc: BaseException) -> Outcome:
@@ -299,116 +424,3 @@ def _run_async(call: JobCall, awaitable: Any) -> Any:
 
 async def _as_coroutine(awaitable: Any) -> Any:
     return await awaitable
-
-
-@runtime_checkable
-class JobExecutor(Protocol):
-    """Where job bodies run. `submit` returns a future that resolves to an `Outcome`."""
-
-    def submit(self, call: JobCall) -> Future[Outcome]: ...
-
-    def shutdown(self, timeout: float | None = None) -> list[str]:
-        """Stop; return the names of threads (or jobs) abandoned because they did not finish."""
-        ...
-
-
-class ThreadPool:
-    """A small pool of daemon threads.
-
-    Not `ThreadPoolExecutor`: its threads are joined at interpreter exit, so one handler that
-    ignores its stop event would hang a kernel shutdown or restart forever. Ours are daemons,
-    started lazily up to `size`, and `shutdown(timeout)` waits at most `timeout`.
-    """
-
-    def __init__(self, size: int, name: str = "quiv_nb-worker") -> None:
-        self._size = size
-        self._name = name
-        self._queue: SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        # One token per job a worker finished, at most `size`: a submit that takes one knows a
-        # worker came free and starts no thread. A deque, not a Semaphore: its append/pop are
-        # atomic, with no Python-level Condition for workers and submitters to contend on.
-        self._idle: deque[None] = deque()
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("pool is shut down")
-            self._queue.put((future, fn, args))
-            if self._idle:  # only submitters pop, under self._lock: the check holds until the pop
-                self._idle.pop()
-            elif len(self._threads) < self._size:
-                thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
-                self._threads.append(thread)
-                thread.start()
-        return future
-
-    def _work(self) -> None:
-        get, idle, size = self._queue.get, self._idle, self._size
-        while True:
-            item = get()
-            if item is None:
-                return
-            future, fn, args = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args))
-                except BaseException as exc:
-                    future.set_exception(exc)
-            del item, future, fn, args
-            if len(idle) < size:
-                idle.append(None)
-
-    @property
-    def threads(self) -> tuple[threading.Thread, ...]:
-        return tuple(self._threads)
-
-    def shutdown(self, timeout: float | None = None) -> list[str]:
-        import time
-
-        with self._lock:
-            self._closed = True
-            threads = list(self._threads)
-        for _ in threads:
-            self._queue.put(None)
-        # Called from a job (a handler or a worker-side listener shutting the scheduler down),
-        # the calling worker cannot join itself; it exits on its sentinel once that job returns.
-        me = threading.current_thread()
-        threads = [t for t in threads if t is not me]
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return [t.name for t in threads if t.is_alive()]
-
-
-class PoolExecutor:
-    """The default `JobExecutor`: job bodies on a `ThreadPool` (or any `concurrent.futures.Executor`)."""
-
-    def __init__(self, pool: ThreadPool | Executor) -> None:
-        self._pool = pool
-
-    def submit(self, call: JobCall) -> Future[Outcome]:
-        return self._pool.submit(run_call, call)
-
-    def shutdown(self, timeout: float | None = None) -> list[str]:
-        if isinstance(self._pool, ThreadPool):
-            return self._pool.shutdown(timeout)
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        return []
-
-
-def as_job_executor(executor: Any, pool_size: int) -> JobExecutor:
-    """Accept None (our pool), a `JobExecutor`, or a plain `concurrent.futures.Executor`."""
-    if executor is None:
-        return PoolExecutor(ThreadPool(pool_size))
-    if isinstance(executor, Executor):
-        return PoolExecutor(executor)
-    if isinstance(executor, JobExecutor):
-        return executor
-    raise ConfigurationError(
-        "executor must be None, a concurrent.futures.Executor, or a quiv_nb JobExecutor "
-        f"(e.g. quiv_nb.dask.DaskExecutor), got {type(executor).__name__}"
-    )

@@ -7,9 +7,11 @@ a user holding a `Job` never sees it change under them and never races the sched
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 from enum import Enum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # annotations only: `datetime` is imported on first use by the scheduler (~1 ms)
+    from datetime import datetime
 
 __all__ = ["Event", "Job", "JobStatus", "Stats", "Task", "TaskStatus"]
 
@@ -103,6 +105,10 @@ class Job:
     task_name: str = ""
     attempt: int = 0
     output: str = ""  # what the job printed or logged (the latest ~1 MiB); see `quiv_nb.joblog`
+    # `cancel_job` was called while the job was unfinished. With status "cancelled" the cancel took
+    # effect; with "completed"/"failed" the handler could not observe it and ran to its end
+    # (see `Quiv.can_cancel`).
+    cancel_requested: bool = False
 
     @property
     def id(self) -> str:
@@ -120,3 +126,4 @@ class Stats:
     tasks: int
     tasks_by_status: dict[str, int]
     jobs_retained: int
+    waiters: int = 0  # pending wait_for_*/await_* calls

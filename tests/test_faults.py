@@ -598,7 +598,7 @@ def test_at_kernel_exit_no_quiv_thread_sends_after_the_exit_handler(tmp_path: An
         for cell in cells if probe == "before-quiv_nb" else reversed(cells):
             session.run(cell)
         session.wait_for(
-            lambda: all(f"RUNNING {n}" in session.stream_text() for n in ("s1", "s2", "p1", "p2")),
+            lambda: all(f"RUNNING {n}" in session.output_text() for n in ("s1", "s2", "p1", "p2")),
             timeout=20,
             what="all four jobs to run",
         )
@@ -610,9 +610,12 @@ def test_at_kernel_exit_no_quiv_thread_sends_after_the_exit_handler(tmp_path: An
         assert "EXIT-HANDLER-DONE" in lines, lines
         assert [line for line in lines if line.startswith("LATE")] == []
         assert any(line.startswith("send quiv_nb-render") for line in lines)  # the probe saw the pump
-        cancelled = [
-            s for s in session.widgets_of("HBoxModel").values() if "quiv-cancelled" in s.get("_dom_classes", ())
-        ]
+        # A finished bar's display is replaced by its static final rendering (its widgets closed).
+        cancelled = {
+            m["content"].get("transient", {}).get("display_id")
+            for m in session.messages(msg_type="update_display_data")
+            if "quiv-static" in (html := m["content"]["data"].get("text/html", "")) and "quiv-cancelled" in html
+        }
         assert len(cancelled) == 2  # s2 (abandoned at shutdown) and p1 (stopped): both final states arrived
     finally:
         session.shutdown()

@@ -53,7 +53,7 @@ def _start_jobs(session: KernelSession, probe: Path) -> None:
     session.run(EXIT_PROBE.format(path=str(probe)))
     session.run(RESTART_SETUP + CHATTY_JOB + "\n" + FAST_EXIT)
     session.wait_for(
-        lambda: all(f"RUNNING {n}" in session.stream_text(since=since) for n in JOBS),
+        lambda: all(f"RUNNING {n}" in session.output_text(since=since) for n in JOBS),
         timeout=60,
         what="all four jobs to run",
     )

@@ -20,9 +20,9 @@ from typing import Any
 
 from distributed import Client
 
+from ..dispatch import noop_hook
 from ..errors import ConfigurationError
 from ..execution import JobCall, Outcome
-from ..scheduler import noop_hook
 from .cluster import resolve_client
 from .jobs import ClientJob, InboxItem, JobTable, TopicBatch, settle
 from .remote import ClusterOps

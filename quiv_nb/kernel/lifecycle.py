@@ -55,7 +55,7 @@ def get_scheduler() -> Quiv:
     """
     global _scheduler
     with _lock:
-        if _scheduler is not None and not _scheduler._stopped:
+        if _scheduler is not None and not _scheduler.stopped:
             return _scheduler
         loop = None if in_worker() else asyncio._get_running_loop()
         _scheduler = Quiv(main_loop=loop or kernel_loop(), executor=_executor)
@@ -85,7 +85,7 @@ def use_executor(executor: Any) -> Quiv:
 def current_scheduler() -> Quiv | None:
     """The kernel's scheduler if one exists, without creating it."""
     scheduler = _scheduler
-    return scheduler if scheduler is not None and not scheduler._stopped else None
+    return scheduler if scheduler is not None and not scheduler.stopped else None
 
 
 def register_exit_handler() -> None:

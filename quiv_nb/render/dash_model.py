@@ -150,14 +150,11 @@ class DashboardModel:
             f"can't cancel {name!r} (job {job_id[:8]}): its handler takes no stop event (_stop_event), "
             "so it runs to its end"
         )
-        can_cancel = getattr(sched, "can_cancel", None)  # offered by newer schedulers; optional here
-        if callable(can_cancel) and not can_cancel(job_id):
+        if not sched.can_cancel(job_id):
+            sched.cancel_job(job_id)  # recorded on the job (`cancel_requested`); it runs to its end
             return "warn", cannot
         if sched.cancel_job(job_id):
             return "ok", f"cancel requested for {name!r} (job {job_id[:8]})"
-        job = _get_job(sched, job_id)
-        if job is not None and not job.status.is_final:
-            return "warn", cannot  # a scheduler that refuses a cancel it cannot deliver
         return "ok", f"the job of {name!r} had already finished"
 
     # -------------------------------------------------------------- snapshots
@@ -174,7 +171,7 @@ class DashboardModel:
             stopped = {"status": "stopped", "next_run": "—", "running": False, "progress": None, "progress_text": ""}
             rows = [r._replace(**stopped, **off, **last_fields(lasts[r.task_id], now)) for r in self._views]
             return Snapshot(False, "stopped", rows, self.recent_jobs(), False, False, now)
-        state = "running" if sched.is_running else "stopped" if _stopped(sched) else "not started"
+        state = "running" if sched.is_running else "stopped" if sched.stopped else "not started"
         live = state != "stopped"
         tasks = sched.get_all_tasks()
         present = {t.task_id for t in tasks}
@@ -227,28 +224,9 @@ def _get_job(sched: Any, job_id: str) -> Job | None:
         return None
 
 
-def _stopped(sched: Any) -> bool:
-    """True once the scheduler was shut down (not merely not started yet)."""
-    stopped = getattr(sched, "stopped", None)  # the facade's read-only accessor, where it exists
-    if stopped is None:
-        stopped = getattr(sched, "_stopped", True)  # older schedulers: remove once `stopped` is on main
-    return bool(stopped() if callable(stopped) else stopped)
-
-
 def _renderer_of(sched: Any, task_id: str) -> Any:
-    """The task's progress callback, or None.
-
-    `Task` snapshots do not carry it. A scheduler may offer `progress_callback_of(task_id)`;
-    otherwise this reads its task record (one dict lookup and one attribute read, both atomic;
-    no lock needed) until the facade offers a public accessor.
-    """
-    accessor = getattr(sched, "progress_callback_of", None)
-    if callable(accessor):
-        try:
-            return accessor(task_id)
-        except QuivError:
-            return None
-    records = getattr(sched, "_tasks", None)
-    if not isinstance(records, dict):
+    """The task's progress callback, or None (`Quiv.progress_callback`: lock-free, any thread)."""
+    try:
+        return sched.progress_callback(task_id)
+    except QuivError:  # removed meanwhile
         return None
-    return getattr(records.get(task_id), "callback", None)

@@ -30,15 +30,11 @@ def cancel(ctx: Context, opts: argparse.Namespace) -> None:
     if job.status.is_final:
         say(f"quiv: job {job_id} of {job.task_name!r} already {job.status}")
         return
-    can_cancel = getattr(scheduler, "can_cancel", None)  # newer schedulers know before trying
-    if callable(can_cancel) and not can_cancel(job_id):
+    if not scheduler.can_cancel(job_id):
+        scheduler.cancel_job(job_id)  # recorded on the job (`cancel_requested`); it runs to its end
         say(_CANNOT.format(job=job_id, name=job.task_name))
         return
     if scheduler.cancel_job(job_id):
         say(f"quiv: cancel requested for job {job_id} of {job.task_name!r}")
-        return
-    job = scheduler.get_job(job_id)
-    if job.status.is_final:
-        say(f"quiv: job {job_id} of {job.task_name!r} already {job.status}")
-    else:  # still running, yet the scheduler declined: the handler cannot observe a stop
-        say(_CANNOT.format(job=job_id, name=job.task_name))
+    else:
+        say(f"quiv: job {job_id} of {job.task_name!r} already {scheduler.get_job(job_id).status}")

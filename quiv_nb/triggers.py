@@ -1,0 +1,66 @@
+"""When a task runs: trigger objects that name a task's due times on the scheduler's clock.
+
+This is the seam for calendar time and pipelines (see `quiv_nb.seams.Trigger`). The timeline asks
+a task's trigger twice:
+
+- `first_due(now)` when the task is added to a started scheduler, or when `start()` runs;
+- `next_due(previous_due, now)` each time a scheduled slot fires (before its job starts), with
+  the slot's own due time, so a recurring task keeps its phase however late the slot fired.
+
+Both take and return seconds on the scheduler's monotonic clock (`time.monotonic()`); `None`
+means "no (further) run is planned" and the task then stays registered but off the timeline,
+which is how a task fired only by events (an `after=` pipeline) or a finished run-once task
+looks. A wall-clock trigger (cron, a daily "HH:MM") converts with `time.time() - now`.
+Triggers hold no scheduler state and run under the scheduler lock: keep them pure and quick.
+"""
+
+from __future__ import annotations
+
+import math
+
+__all__ = ["IntervalTrigger", "OnceTrigger"]
+
+
+class OnceTrigger:
+    """One run, `delay` seconds after the task is added (or the scheduler starts)."""
+
+    __slots__ = ("delay",)
+
+    def __init__(self, delay: float | None = None) -> None:
+        self.delay = delay or 0.0
+
+    def first_due(self, now: float) -> float | None:
+        return now + self.delay
+
+    def next_due(self, previous_due: float, now: float) -> float | None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"OnceTrigger(delay={self.delay:g})"
+
+
+class IntervalTrigger:
+    """Every `interval` seconds, the first run after `delay` (default: at once).
+
+    Slots missed while a job overran or the machine stalled are skipped, not queued: the next
+    due time is the first slot on the original grid that is still in the future.
+    """
+
+    __slots__ = ("delay", "interval")
+
+    def __init__(self, interval: float, delay: float | None = None) -> None:
+        self.interval = interval
+        self.delay = delay or 0.0
+
+    def first_due(self, now: float) -> float | None:
+        return now + self.delay
+
+    def next_due(self, previous_due: float, now: float) -> float | None:
+        interval = self.interval
+        nxt = previous_due + interval
+        if nxt <= now:
+            nxt += math.ceil((now - nxt) / interval + 1e-9) * interval
+        return nxt
+
+    def __repr__(self) -> str:
+        return f"IntervalTrigger(interval={self.interval:g}, delay={self.delay:g})"
