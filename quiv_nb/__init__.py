@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import (
     ConfigurationError,
+    DependentTasksError,
     JobNotFoundError,
     QuivError,
     SchedulerStoppedError,
@@ -23,6 +24,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",
+    "DependentTasksError",
     "Event",
     "Job",
     "JobNotFoundError",
