@@ -852,11 +852,9 @@ _RELEASED = JobCall("", _released, (), {}, HandlerSpec(False, ()), StopEvent(), 
 
 def _scheduler_noop() -> Any:
     """The scheduler's hook for tasks without a progress callback (compared by identity)."""
-    try:
-        from .scheduler import _noop_hook
-    except ImportError:  # renamed: every job then reports, which is correct, just busier
-        return object()
-    return _noop_hook
+    from .dispatch import noop_hook
+
+    return noop_hook
 
 
 _SCHEDULER_NOOP = _scheduler_noop()

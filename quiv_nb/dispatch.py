@@ -18,7 +18,7 @@ import weakref
 from collections import deque
 from typing import Any, Callable, NamedTuple
 
-__all__ = ["Dispatcher", "MainLoop", "in_worker", "register_loop_resolver", "worker_scope"]
+__all__ = ["Dispatcher", "MainLoop", "in_worker", "noop_hook", "register_loop_resolver", "worker_scope"]
 
 _log = logging.getLogger("quiv_nb")
 
@@ -41,6 +41,11 @@ _DRAIN_BUDGET = 0.001
 # switch interval, once per loop turn: a 100k async flood's loop-lag p99 went from ~14 ms to
 # ~2 ms, at no cost in delivered throughput (benchmarks/bench_async_flood.py, bench_hooks.py).
 _BACKLOG, _PACE_EVERY, _PACE = 1000, 256, 0.0002
+
+
+def noop_hook(*args: Any, **kwargs: Any) -> None:
+    """The `_progress_hook` of a job whose task has no progress callback (executors may compare by identity)."""
+    return None
 
 
 def in_worker() -> bool:

@@ -19,11 +19,12 @@ from collections import deque
 from concurrent.futures import Executor, Future
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager, Protocol, runtime_checkable
+from typing import Any, Callable, ContextManager
 
 from .dispatch import is_async_callable, new_worker_loop, worker_scope
 from .errors import ConfigurationError
 from .joblog import JobLog
+from .seams import JobExecutor  # declared with the other seams; re-exported here
 
 __all__ = [
     "DATA_KINDS",
@@ -303,17 +304,6 @@ def _run_async(call: JobCall, awaitable: Any) -> Any:
 
 async def _as_coroutine(awaitable: Any) -> Any:
     return await awaitable
-
-
-@runtime_checkable
-class JobExecutor(Protocol):
-    """Where job bodies run. `submit` returns a future that resolves to an `Outcome`."""
-
-    def submit(self, call: JobCall) -> Future[Outcome]: ...
-
-    def shutdown(self, timeout: float | None = None) -> list[str]:
-        """Stop; return the names of threads (or jobs) abandoned because they did not finish."""
-        ...
 
 
 class ThreadPool:

@@ -72,7 +72,7 @@ def get_scheduler() -> Quiv:
     """
     global _scheduler, _atexit_registered
     with _lock:
-        if _scheduler is not None and not _scheduler._stopped:
+        if _scheduler is not None and not _scheduler.stopped:
             return _scheduler
         loop = None if in_worker() else asyncio._get_running_loop()
         _scheduler = Quiv(main_loop=loop or kernel_loop(), executor=_executor)
@@ -106,7 +106,7 @@ def use_executor(executor: Any) -> Quiv:
 def current_scheduler() -> Quiv | None:
     """The kernel's scheduler if one exists, without creating it."""
     scheduler = _scheduler
-    return scheduler if scheduler is not None and not scheduler._stopped else None
+    return scheduler if scheduler is not None and not scheduler.stopped else None
 
 
 def _shutdown_at_exit() -> None:

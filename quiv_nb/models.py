@@ -120,3 +120,4 @@ class Stats:
     tasks: int
     tasks_by_status: dict[str, int]
     jobs_retained: int
+    waiters: int = 0  # pending wait_for_*/await_* calls

@@ -1,11 +1,26 @@
-"""When a task runs next: fixed intervals, cron expressions and daily "HH:MM" times.
+"""When a task runs: trigger objects that name a task's due times on the scheduler's clock.
 
-Pure and thread-free: every method takes the current instant as two readings of one moment,
-`now` (the scheduler's `time.monotonic()` clock, which its heap is ordered on) and `wall` (an
-aware `datetime`), and returns a `Slot` holding both. Calendar triggers think in wall-clock time
-in their zone and convert to a monotonic due time only at that edge (`_slot`), so the scheduler
-keeps one clock while "every weekday at 09:00" stays 09:00 across daylight-saving changes. Tests
-drive them with made-up instants; nothing here sleeps or reads a clock.
+This is the seam for calendar time and pipelines (see `quiv_nb.seams.Trigger`). The timeline asks
+a task's trigger twice:
+
+- `first_due(now)` when the task is added to a started scheduler, or when `start()` runs (and
+  `resume_task`, with the resume delay);
+- `next_due(previous_due, now)` each time a scheduled slot fires (before its job starts), with
+  the slot's own due time, so a recurring task keeps its phase however late the slot fired.
+
+Both take and return seconds on the scheduler's monotonic clock (`time.monotonic()`); `None`
+means "no (further) run is planned" and the task then stays registered but off the timeline,
+which is how a task fired only by events (an `after=` pipeline) or a finished run-once task
+looks. Triggers hold no scheduler state and run under the scheduler lock: keep them pure and quick.
+
+Calendar triggers (`CronTrigger`, `DailyTrigger`) think in wall-clock time in their zone. Their
+pure core, `first(now, wall)` / `following(slot, now, wall)`, takes the current instant as two
+readings of one moment (monotonic seconds and an aware `datetime`) and returns a `Slot` holding
+both; the conversion to a monotonic due time happens only at that edge (`_slot`), so the
+scheduler keeps one clock while "every weekday at 09:00" stays 09:00 across daylight-saving
+changes. Tests drive that core with made-up instants. `first_due`/`next_due` read the wall clock
+(`wall_now`, which tests may replace) and remember the wall time of the run they planned, which
+`wall_time(due)` gives back for `Task.next_run_at` and `_scheduled_at`.
 
 Cron expressions are parsed and evaluated by `cronsim`, never by hand. Why cronsim rather than
 croniter: it is one ~560-line module with no dependencies (croniter is ~1,700 lines and pulls in
@@ -23,6 +38,9 @@ Daylight saving, for a zone that moves 02:00 -> 03:00 in spring and 03:00 -> 02:
 - expressions whose minute or hour field starts with "*" ("*/15 * * * *", "0 * * * *") are
   evaluated in real elapsed time: they keep their rhythm through both changes (an hourly job
   runs twice in the repeated hour and skips the hour that does not exist).
+
+The monotonic clock does not advance while the machine sleeps (suspend): a calendar run due
+during a suspend comes late by the time asleep, then the next one is planned from the wall clock.
 """
 
 from __future__ import annotations
@@ -32,20 +50,21 @@ import os
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Protocol
 
 from cronsim import CronSim, CronSimError
 
 from .errors import ConfigurationError
 
 __all__ = [
+    "AfterTrigger",
     "CronTrigger",
     "DailyTrigger",
     "IntervalTrigger",
+    "OnceTrigger",
     "Slot",
-    "Trigger",
     "local_zone",
     "resolve_zone",
+    "wall_now",
     "zone_name",
 ]
 
@@ -76,53 +95,76 @@ class Slot:
     """One planned run: the same instant on the scheduler's monotonic clock and on the wall clock."""
 
     due: float  # a `time.monotonic()` value
-    at: datetime  # aware; in the trigger's zone for calendar triggers, UTC for intervals
+    at: datetime  # aware, in the trigger's zone
 
 
-class Trigger(Protocol):
-    """The seam the scheduler's timeline asks for a task's runs. Pure: no clock reads, no sleeps.
+class OnceTrigger:
+    """One run, `delay` seconds after the task is added (or the scheduler starts)."""
 
-    `now` and `wall` are two readings of the current instant (`time.monotonic()` and an aware
-    `datetime`). A `None` return means the trigger will never fire again.
-    """
+    __slots__ = ("delay",)
 
-    def first(self, now: float, wall: datetime, delay: float = 0.0) -> Slot | None:
-        """The first run at or after `delay` seconds from now."""
-        ...
+    def __init__(self, delay: float | None = None) -> None:
+        self.delay = delay or 0.0
 
-    def following(self, slot: Slot, now: float, wall: datetime) -> Slot | None:
-        """The run after `slot` (which just came due); never at or before `slot` or in the past."""
-        ...
+    def first_due(self, now: float) -> float | None:
+        return now + self.delay
 
-    def describe(self) -> str:
-        """A short human description ("every 5s", "cron 0 9 * * 1-5 (Europe/Paris)")."""
-        ...
+    def next_due(self, previous_due: float, now: float) -> float | None:
+        return None
+
+    def resume_due(self, now: float, delay: float) -> float | None:
+        return now + delay
+
+    def __repr__(self) -> str:
+        return f"OnceTrigger(delay={self.delay:g})"
 
 
 class IntervalTrigger:
-    """Every `interval` seconds of elapsed time; missed slots are skipped, never queued."""
+    """Every `interval` seconds, the first run after `delay` (default: at once).
 
-    __slots__ = ("interval",)
+    Slots missed while a job overran or the machine stalled are skipped, not queued: the next
+    due time is the first slot on the original grid that is still in the future.
+    """
 
-    def __init__(self, interval: float) -> None:
-        if not interval > 0 or not math.isfinite(interval):
-            raise ConfigurationError(f"interval must be a number of seconds > 0, got {interval!r}")
-        self.interval = float(interval)
+    __slots__ = ("delay", "interval")
 
-    def first(self, now: float, wall: datetime, delay: float = 0.0) -> Slot:
-        return Slot(now + delay, _after(wall, delay))
+    def __init__(self, interval: float, delay: float | None = None) -> None:
+        self.interval = interval
+        self.delay = delay or 0.0
 
-    def following(self, slot: Slot, now: float, wall: datetime) -> Slot:
-        nxt = slot.due + self.interval
-        if nxt <= now:  # a long job or a slow machine missed slots: keep the rhythm, skip them
-            nxt += math.ceil((now - nxt) / self.interval + 1e-9) * self.interval
-        return Slot(nxt, _after(wall, nxt - now))
+    def first_due(self, now: float) -> float | None:
+        return now + self.delay
 
-    def describe(self) -> str:
-        return f"every {self.interval:g}s"
+    def next_due(self, previous_due: float, now: float) -> float | None:
+        interval = self.interval
+        nxt = previous_due + interval
+        if nxt <= now:
+            nxt += math.ceil((now - nxt) / interval + 1e-9) * interval
+        return nxt
+
+    def resume_due(self, now: float, delay: float) -> float | None:
+        return now + delay
 
     def __repr__(self) -> str:
-        return f"IntervalTrigger({self.interval!r})"
+        return f"IntervalTrigger(interval={self.interval:g}, delay={self.delay:g})"
+
+
+class AfterTrigger:
+    """No clock at all: the task runs when its upstream tasks complete (`add_task(after=...)`)."""
+
+    __slots__ = ()
+
+    def first_due(self, now: float) -> float | None:
+        return None
+
+    def next_due(self, previous_due: float, now: float) -> float | None:
+        return None
+
+    def resume_due(self, now: float, delay: float) -> float | None:
+        return None
+
+    def __repr__(self) -> str:
+        return "AfterTrigger()"
 
 
 class CronTrigger:
@@ -131,9 +173,9 @@ class CronTrigger:
     Raises `ConfigurationError` for an expression cronsim rejects (the message says why).
     """
 
-    __slots__ = ("expression", "zone")
+    __slots__ = ("_planned", "delay", "expression", "zone")
 
-    def __init__(self, expression: str, zone: tzinfo) -> None:
+    def __init__(self, expression: str, zone: tzinfo, delay: float | None = None) -> None:
         if not isinstance(expression, str) or not expression.strip():
             raise ConfigurationError(f"cron must be {_CRON_HELP}; got {expression!r}")
         line = " ".join(expression.split())
@@ -148,6 +190,8 @@ class CronTrigger:
             raise ConfigurationError(f"cron must be {_CRON_HELP}; got {expression!r}: {exc}") from None
         self.expression = line
         self.zone = zone
+        self.delay = delay or 0.0
+        self._planned: Slot | None = None  # the run last handed to the scheduler
 
     def next_after(self, instant: datetime) -> datetime | None:
         """The first time the expression names strictly after the aware `instant`, in `zone`.
@@ -177,6 +221,30 @@ class CronTrigger:
         fire = self.next_after(max(slot.at, wall))
         return None if fire is None else _slot(fire, now, wall)
 
+    # The `seams.Trigger` side: monotonic due times, reading the wall clock here.
+
+    def first_due(self, now: float) -> float | None:
+        return self._plan(self.first(now, wall_now(), self.delay))
+
+    def resume_due(self, now: float, delay: float) -> float | None:
+        return self._plan(self.first(now, wall_now(), delay))
+
+    def next_due(self, previous_due: float, now: float) -> float | None:
+        wall = wall_now()
+        slot = self._planned
+        if slot is None or slot.due != previous_due:  # not ours (cannot happen today): place it by the clocks
+            slot = Slot(previous_due, _after(wall, previous_due - now))
+        return self._plan(self.following(slot, now, wall))
+
+    def wall_time(self, due: float) -> datetime | None:
+        """The wall-clock time (in `zone`) of the planned run due at monotonic `due`, or None."""
+        slot = self._planned
+        return slot.at if slot is not None and slot.due == due else None
+
+    def _plan(self, slot: Slot | None) -> float | None:
+        self._planned = slot
+        return None if slot is None else slot.due
+
     def describe(self) -> str:
         return f"cron {self.expression} ({zone_name(self.zone)})"
 
@@ -192,12 +260,12 @@ class DailyTrigger(CronTrigger):
 
     __slots__ = ("at",)
 
-    def __init__(self, at: str, zone: tzinfo) -> None:
+    def __init__(self, at: str, zone: tzinfo, delay: float | None = None) -> None:
         match = _HH_MM.fullmatch(at.strip()) if isinstance(at, str) else None
         if match is None:
             raise ConfigurationError(f'at must be a daily time "HH:MM" (24-hour, 00:00 to 23:59), got {at!r}')
         hour, minute = int(match[1]), int(match[2])
-        super().__init__(f"{minute} {hour} * * *", zone)
+        super().__init__(f"{minute} {hour} * * *", zone, delay)
         self.at = f"{hour:02d}:{minute:02d}"
 
     def describe(self) -> str:
@@ -205,6 +273,11 @@ class DailyTrigger(CronTrigger):
 
     def __repr__(self) -> str:
         return f"DailyTrigger({self.at!r}, {zone_name(self.zone)!r})"
+
+
+def wall_now() -> datetime:
+    """The wall clock calendar triggers plan from (aware, UTC). Tests replace this module attribute."""
+    return datetime.now(_UTC)
 
 
 _TICK = timedelta(microseconds=1)  # `first` may fire exactly at now + delay: search from just before it

@@ -15,7 +15,9 @@ from conftest import WAIT, Gate
 
 from quiv_nb import ConfigurationError, Quiv
 from quiv_nb.execution import StopEvent, ThreadPool
-from quiv_nb.scheduler import _handler_spec, _new_id, _YieldingRLock
+from quiv_nb.locks import YieldingRLock as _YieldingRLock
+from quiv_nb.records import new_id as _new_id
+from quiv_nb.tasks import handler_spec as _handler_spec
 
 
 def test_ids_are_unique_version_4_uuid_strings_from_any_thread() -> None:
@@ -149,3 +151,20 @@ def test_contended_scheduler_lock_still_excludes(quiv: Quiv) -> None:
     for t in threads:
         t.join(WAIT)
     assert counter[0] == 8_000
+
+
+def test_snapshots_built_without_init_are_complete_frozen_dataclasses(quiv: Quiv) -> None:
+    import dataclasses
+
+    from quiv_nb import Job, Task
+
+    tid = quiv.add_task("t", lambda: 7, run_once=True, delay=3600)
+    task = quiv.get_task(tid)
+    assert set(vars(task)) == {f.name for f in dataclasses.fields(Task)}
+    assert task == Task(**vars(task)) and repr(task) == repr(Task(**vars(task)))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        task.task_name = "other"  # type: ignore[misc]
+    job = quiv.wait_for_job(quiv.run_task_immediately(tid), timeout=WAIT)
+    assert set(vars(job)) == {f.name for f in dataclasses.fields(Job)}
+    assert job == Job(**vars(job)) and hash(job.job_id) == hash(Job(**vars(job)).job_id)
+    assert dataclasses.replace(job, result=8).result == 8 and job.result == 7

@@ -175,7 +175,7 @@ def test_pending_waiters_get_scheduler_stopped(quiv_factory: Any, how: str) -> N
     thread.start()
     waiting.wait()
     # White-box: make sure the waiter is registered (pending), not merely about to call.
-    wait_until(lambda: q._task_waiters or q._job_waiters)
+    wait_until(lambda: q.stats().waiters)
     q.shutdown(timeout=5)
     thread.join(WAIT)
     assert not thread.is_alive()

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from conftest import WAIT, AppLoop, Gate, running_loop, wait_until
 
-import quiv_nb.scheduler as scheduler_module
+import quiv_nb.history as history_module
 from quiv_nb import (
     ConfigurationError,
     Event,
@@ -305,7 +305,7 @@ def test_waiting_for_a_removed_task_raises(quiv: Quiv) -> None:
     tid = quiv.add_task("t", lambda: None, interval=3600, delay=3600)
     with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="test-waiter") as pool:
         fut = pool.submit(quiv.wait_for_task, tid, WAIT)
-        wait_until(lambda: quiv._task_waiters)  # white-box: the waiter is registered
+        wait_until(lambda: quiv.stats().waiters)  # the waiter is registered
         quiv.remove_task(tid)
         with pytest.raises(TaskNotFoundError, match="removed"):
             fut.result(WAIT)
@@ -497,7 +497,7 @@ def test_history_is_pruned_by_age(quiv_factory: Any) -> None:
 
 
 def test_history_is_capped_by_count(quiv: Quiv, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(scheduler_module, "_MAX_HISTORY", 5)
+    monkeypatch.setattr(history_module, "MAX_JOBS", 5)
     runs = []
     tid = quiv.add_task("t", lambda: runs.append(1), interval=0.005)
     wait_until(lambda: len(runs) >= 15)
@@ -513,7 +513,7 @@ def test_timeouts_of_finished_jobs_do_not_pile_up(quiv: Quiv) -> None:
     tid = quiv.add_task("t", lambda: runs.append(1), interval=0.002, timeout=3600)
     wait_until(lambda: len(runs) >= 300)
     quiv.pause_task(tid)
-    assert len(quiv._heap) < 150  # white-box: the heap holds only live entries plus bounded slack
+    assert len(quiv._timeline) < 150  # white-box: the heap holds only live entries plus bounded slack
 
 
 # ---------------------------------------------------------------- bad input

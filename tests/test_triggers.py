@@ -14,9 +14,9 @@ import pytest
 
 from quiv_nb import ConfigurationError
 from quiv_nb.triggers import (
+    AfterTrigger,
     CronTrigger,
     DailyTrigger,
-    IntervalTrigger,
     Slot,
     local_zone,
     resolve_zone,
@@ -233,29 +233,45 @@ def test_at_accepts_one_digit_hours() -> None:
     assert trigger.describe() == "daily at 07:05 (UTC)"
 
 
-# ---------------------------------------------------------------- intervals
+# ---------------------------------------------------------------- the scheduler's side of the seam
 
 
-def test_interval_keeps_its_rhythm_and_skips_missed_slots() -> None:
-    trigger = IntervalTrigger(10)
-    wall = datetime(2026, 1, 1, tzinfo=UTC)
-    first = trigger.first(100.0, wall, delay=5)
-    assert first.due == 105.0 and first.at == wall + timedelta(seconds=5)
-    on_time = trigger.following(first, 105.0, wall + timedelta(seconds=5))
-    assert on_time.due == 115.0
-    late = trigger.following(on_time, 137.0, wall + timedelta(seconds=37))  # 125 and 135 were missed
-    assert late.due == 145.0 and late.at == wall + timedelta(seconds=45)
-    assert trigger.describe() == "every 10s"
+def test_first_due_next_due_and_wall_time_read_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    import quiv_nb.triggers as triggers_module
+
+    wall = [datetime(2026, 3, 28, 12, 0, tzinfo=UTC)]
+    monkeypatch.setattr(triggers_module, "wall_now", lambda: wall[0])
+    trigger = DailyTrigger("02:30", PARIS)
+    due = trigger.first_due(500.0)
+    assert due == 500.0 + 13 * 3600  # 12:00 UTC -> 03:00 CEST (01:00 UTC), the first minute after the gap
+    assert trigger.wall_time(due) == local(PARIS, 2026, 3, 29, 3, 0)
+    assert trigger.wall_time(due + 1) is None  # only the run it planned
+    wall[0] = datetime(2026, 3, 29, 1, 0, tzinfo=UTC)  # the moment it comes due
+    nxt = trigger.next_due(due, due)
+    assert nxt == due + 23.5 * 3600  # 03:00 CEST -> 02:30 CEST next day
+    assert trigger.wall_time(nxt) == local(PARIS, 2026, 3, 30, 2, 30)
+    # A resume with a delay: the first 02:30 at least that long from now.
+    assert trigger.resume_due(due, 24 * 3600) == due + 47.5 * 3600
 
 
-def test_interval_rejects_non_positive() -> None:
-    with pytest.raises(ConfigurationError, match="interval must be a number of seconds > 0"):
-        IntervalTrigger(0)
+def test_delay_postpones_the_first_calendar_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    import quiv_nb.triggers as triggers_module
+
+    monkeypatch.setattr(triggers_module, "wall_now", lambda: datetime(2026, 6, 1, 8, 0, 30, tzinfo=UTC))
+    assert CronTrigger("0 * * * *", UTC).first_due(0.0) == 3570.0
+    assert CronTrigger("0 * * * *", UTC, delay=3570).first_due(0.0) == 3570.0  # exactly at now + delay
+    assert CronTrigger("0 * * * *", UTC, delay=3571).first_due(0.0) == 7170.0
 
 
-def test_huge_delay_clamps_instead_of_overflowing() -> None:
-    slot = IntervalTrigger(1).first(0.0, datetime(2026, 1, 1, tzinfo=UTC), delay=1e12)
-    assert slot.at.year == 9999
+def test_after_trigger_never_fires_on_its_own() -> None:
+    trigger = AfterTrigger()
+    assert trigger.first_due(1.0) is None
+    assert trigger.next_due(1.0, 2.0) is None
+    assert trigger.resume_due(1.0, 0.0) is None
+
+
+def test_a_delay_past_year_9999_means_no_run() -> None:
+    assert DailyTrigger("09:00", UTC).first(0.0, datetime(2026, 1, 1, tzinfo=UTC), delay=1e12) is None
 
 
 # ---------------------------------------------------------------- zones

@@ -815,7 +815,7 @@ class Dashboard:
         if sched.is_running:
             state = "running"
         else:
-            state = "stopped" if getattr(sched, "_stopped", True) else "not started"
+            state = "stopped" if sched.stopped else "not started"
         live = state != "stopped"
         tasks = sched.get_all_tasks()
         present = {t.task_id for t in tasks}
@@ -877,16 +877,8 @@ def _get_job(sched: Any, job_id: str) -> Job | None:
 
 
 def _renderer_of(sched: Any, task_id: str) -> Any:
-    """The task's progress callback, or None.
-
-    `Task` snapshots do not carry it, so this reads the scheduler's task record (one dict
-    lookup and one attribute read, both atomic; no lock needed). Replace with a public accessor
-    once the scheduler offers one.
-    """
-    records = getattr(sched, "_tasks", None)
-    if not isinstance(records, dict):
-        return None
-    return getattr(records.get(task_id), "callback", None)
+    """The task's progress callback, or None (`Quiv.progress_callback`: lock-free, any thread)."""
+    return sched.progress_callback(task_id)
 
 
 def _shell() -> Any:

@@ -1,0 +1,264 @@
+"""The job lifecycle: start a job for a due task, mark it running, finalize it, plan retries.
+
+Everything here that changes state runs with the scheduler lock held, except the worker-side
+entry points `on_start` / `on_done`, which take it. Like the rest of the core, state changes
+return `Effect`s that run after the lock is released. The rules (which final status a job gets,
+when a retry is due) are plain functions at the top, testable without threads.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import threading
+import time
+from typing import Any, Callable
+
+from .dispatch import Dispatcher, noop_hook
+from .eventbus import Effect, EventBus, run_effects
+from .execution import JobCall, Outcome, StopEvent, failure
+from .history import JobHistory
+from .joblog import JobLog
+from .models import Event, JobStatus
+from .records import JobRecord, TaskRecord, new_id, utcnow
+from .seams import Clock, JobExecutor
+from .tasks import TaskTable
+from .timeline import RETRY, RUN, TIMEOUT, Timeline
+from .waiters import settle
+
+__all__ = ["JobLifecycle", "final_state", "retry_delay"]
+
+_CANCEL_MESSAGES = {
+    "cancel": "cancelled",
+    "removed": "cancelled: its task was removed",
+    "shutdown": "cancelled: the scheduler shut down",
+}
+_EVENT_FOR_STATUS = {
+    JobStatus.COMPLETED: Event.JOB_COMPLETED,
+    JobStatus.FAILED: Event.JOB_FAILED,
+    JobStatus.CANCELLED: Event.JOB_CANCELLED,
+    JobStatus.SKIPPED: Event.JOB_SKIPPED,
+}
+
+
+def retry_delay(backoff: float, failures: int) -> float:
+    """Seconds before retry number `failures` (1 for the first): `backoff * 2**(failures - 1)`."""
+    return backoff * 2 ** (failures - 1)
+
+
+def final_state(
+    outcome: Outcome, stop_reason: str | None, timeout: float | None
+) -> tuple[JobStatus, Any, str | None, str | None]:
+    """(status, result, error_message, traceback) of a job that ended with `outcome`.
+
+    `stop_reason` is why its stop event was set ("cancel", "timeout", "removed", "shutdown"), or
+    None if it was not; `timeout` is the task's timeout, named in a timed-out job's message.
+    """
+    if outcome.cancelled or stop_reason is not None:
+        if stop_reason == "timeout":
+            message = f"timed out after {timeout:g}s" if timeout is not None else "timed out"
+        elif outcome.error_message and not outcome.ok:
+            message = outcome.error_message
+        else:
+            message = _CANCEL_MESSAGES.get(stop_reason or "cancel", "cancelled")
+        # A handler that saw its stop event and returned: keep what it said.
+        return JobStatus.CANCELLED, outcome.result if outcome.ok else None, message, outcome.traceback
+    if outcome.ok:
+        return JobStatus.COMPLETED, outcome.result, None, None
+    return JobStatus.FAILED, None, outcome.error_message, outcome.traceback
+
+
+class JobLifecycle:
+    """Starts, tracks and finalizes jobs for the `Quiv` facade, under its lock."""
+
+    def __init__(
+        self,
+        lock: threading.RLock,
+        tasks: TaskTable,
+        history: JobHistory,
+        timeline: Timeline,
+        waiters: Any,
+        bus: EventBus,
+        executor: JobExecutor,
+        dispatch: Dispatcher,
+        log: logging.Logger,
+        stopped: Callable[[], bool],
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._lock = lock
+        self._tasks = tasks
+        self._history = history
+        self._timeline = timeline
+        self._waiters = waiters
+        self._bus = bus
+        self._executor = executor
+        self._dispatch = dispatch
+        self._log = log
+        self._stopped = stopped
+        self._clock = clock  # what `now` is on the worker side (timeouts, ends); tests pass a fake one
+
+    # ------------------------------------------------------------------ scheduler side (lock held)
+
+    def fire(self, task: TaskRecord, now: float, kind: int, *, due: float | None = None) -> list[Effect]:
+        """A due slot of `task` (`kind` RUN or RETRY): plan its next slot, start a job unless one runs."""
+        if kind == RUN:
+            task.next_due = None
+            nxt = task.trigger.next_due(now if due is None else due, now)
+            if nxt is not None:
+                self._timeline.schedule(task, nxt)
+        if task.active_job is not None:
+            return []
+        if kind == RUN:
+            task.failures = 0
+        return self.start_job(task, now, attempt=task.failures if kind == RETRY else 0)
+
+    def start_job(self, task: TaskRecord, now: float, attempt: int = 0) -> list[Effect]:
+        """Create a job for `task` and submit it to the executor; the task is then busy."""
+        job = JobRecord()
+        job.job_id = new_id()
+        job.task_id, job.task_name, job.status = task.task_id, task.name, JobStatus.SCHEDULED
+        job.started_at = job.ended_at = job.duration = job.result = None
+        job.error_message = job.traceback = None
+        job.attempt, job.stop_event, job.t0, job.future = attempt, StopEvent(), 0.0, None
+        job.callback, job.cancel_requested = task.callback, False
+        job.log = JobLog()
+        self._history.add(job)
+        task.active_job = task.last_job_id = job.job_id
+
+        call = JobCall(
+            job.job_id, task.func, task.args, task.kwargs, task.spec, job.stop_event,
+            self._make_hook(task, job.job_id), lambda: self.on_start(job), task.contexts,
+            {"task_name": task.name}, job.log,
+        )  # fmt: skip
+        try:
+            job.future = fut = self._executor.submit(call)
+        except Exception as exc:  # the executor refused (e.g. a dead cluster): fail this job, not the caller
+            fut = concurrent.futures.Future()
+            fut.set_result(failure(exc))
+            job.future = fut
+        # Attached once the lock is released: a job that already finished calls back at once,
+        # and its listeners must not run under our lock.
+        return [lambda: fut.add_done_callback(lambda f: self.on_done(job, f))]
+
+    def _make_hook(self, task: TaskRecord, job_id: str) -> Callable[..., None]:
+        """The `_progress_hook` a job gets: O(1), never blocks, never raises into the handler."""
+        callback = task.callback
+        if callback is None:
+            return noop_hook
+        inline = getattr(callback, "quiv_progress", None)
+        if inline is not None:  # a built-in renderer (`seams.ProgressSink`): record the payload right here
+
+            def render_hook(*args: Any, **kwargs: Any) -> None:
+                inline(job_id, args, kwargs)
+
+            return render_hook
+        deliver, is_async = self._dispatch.deliver, task.callback_async
+        label = f"progress callback of task {task.name!r}"
+
+        def hook(*args: Any, **kwargs: Any) -> None:
+            deliver(callback, is_async, args, kwargs, label)
+
+        return hook
+
+    # ------------------------------------------------------------------ worker side
+
+    def on_start(self, job: JobRecord) -> bool:
+        """The worker is about to run `job`'s body (worker thread); False means skip it (cancelled)."""
+        with self._lock:
+            if job.stop_event.is_set() or job.status is not JobStatus.SCHEDULED:
+                return False
+            job.status = JobStatus.RUNNING
+            job.started_at = utcnow()
+            job.t0 = time.perf_counter()
+            task = self._tasks.find(job.task_id)
+            if task is not None and task.timeout is not None:
+                self._timeline.push(self._clock() + task.timeout, TIMEOUT, job.job_id)
+            started = getattr(job.callback, "quiv_job_started", None)
+            listened = self._bus.listened(Event.JOB_STARTED)
+            snap = job.snapshot() if listened or started is not None else None  # none that nobody sees
+            effects = (
+                [self._bus.emitter(Event.JOB_STARTED, task.snapshot() if task else None, snap)] if listened else []
+            )
+        if started is not None:
+            started(snap)
+        run_effects(effects)
+        return True
+
+    def on_done(self, job: JobRecord, fut: concurrent.futures.Future[Outcome]) -> None:
+        """`job`'s future resolved (the thread that resolved it): finalize and run the effects."""
+        try:
+            outcome = fut.result()  # asked first: one trip through the future's lock when it has a result
+        except BaseException as exc:
+            if fut.cancelled():
+                outcome = Outcome(False, error_message="cancelled before it started", cancelled=True)
+            else:
+                outcome = failure(exc)
+        with self._lock:
+            effects = self.finalize(job, outcome, self._clock())
+        run_effects(effects)
+
+    # ------------------------------------------------------------------ the end of a job (lock held)
+
+    def finalize(self, job: JobRecord, outcome: Outcome, now: float) -> list[Effect]:
+        """Record how `job` ended at `now`, resolve its waiters, plan a retry, forget old history."""
+        if job.status.is_final:
+            return []
+        reason = job.stop_event.reason if job.stop_event.is_set() else None
+        task = self._tasks.find(job.task_id)
+        job.status, job.result, job.error_message, job.traceback = final_state(
+            outcome, reason, task.timeout if task is not None else None
+        )
+        if job.status is JobStatus.FAILED:
+            self._log.error(
+                "quiv_nb: job %s of task %r failed:\n%s", job.job_id, job.task_name, outcome.traceback,
+                extra={"quiv_job_id": job.job_id, "quiv_task_id": job.task_id},
+            )  # fmt: skip
+        job.ended_at = utcnow()
+        if job.started_at is not None:
+            job.duration = time.perf_counter() - job.t0
+        job.future = None
+
+        event = _EVENT_FOR_STATUS[job.status]
+        retrying = task is not None and self._after_job(task, job, now)
+        # Snapshots only for someone who will see them (a waiter, the renderer, a listener).
+        job_waiters, task_waiters = self._waiters.take(job.job_id, job.task_id)
+        finished = getattr(job.callback, "quiv_job_finished", None)
+        listened = self._bus.listened(event) or (retrying and self._bus.listened(Event.JOB_RETRYING))
+        task_snap = task.snapshot() if task is not None and listened else None
+        snap = job.snapshot() if listened or job_waiters or task_waiters or finished is not None else None
+        if finished is not None:
+            # Before the waiters: a renderer only records its final state (O(1), never raises),
+            # so `wait_for_job` returning means the bar already knows how the job ended.
+            try:
+                finished(snap)
+            except Exception:
+                self._log.exception("quiv_nb: renderer %r failed to record the end of a job", job.callback)
+        for fut in job_waiters:
+            settle(fut, snap)
+        for fut in task_waiters:
+            settle(fut, snap)
+        self._history.finished(job, now)
+
+        effects = [self._bus.emitter(event, task_snap, snap)]
+        if retrying:
+            effects.append(self._bus.emitter(Event.JOB_RETRYING, task_snap, snap))
+        return effects
+
+    def _after_job(self, task: TaskRecord, job: JobRecord, now: float) -> bool:
+        """Free the task, plan a retry of a failed job, retire a finished run-once task; True if retrying."""
+        if task.active_job == job.job_id:
+            task.active_job = None
+        retrying = False
+        if job.status is JobStatus.FAILED and task.failures < task.max_retries and not self._stopped():
+            task.failures += 1
+            retrying = True
+            due = now + retry_delay(task.retry_backoff, task.failures)
+            self._timeline.push(due, RETRY, task.task_id, task.gen)
+            if task.next_due is None or due < task.next_due:
+                task.next_due = due
+        elif job.status is JobStatus.COMPLETED:
+            task.failures = 0
+        if task.run_once and not retrying:
+            self._tasks.discard(task)
+            self._history.remember_last_run(task.task_id, job.job_id)
+        return retrying

@@ -1,0 +1,184 @@
+"""The scheduler's mutable records of tasks and jobs, their ids, and their frozen snapshots.
+
+Records are changed only under the scheduler lock and copied out as `Task`/`Job` snapshots, so a
+user holding a snapshot never sees it change and never races the scheduler.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import time
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Callable, ContextManager
+
+from .models import Job, JobStatus, Task, TaskStatus
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from .execution import HandlerSpec, StopEvent
+    from .joblog import JobLog
+    from .seams import Trigger
+
+__all__ = ["JobRecord", "TaskRecord", "new_id", "utcnow"]
+
+
+# The current aware UTC time. A partial, not a def: it is read twice per job, and the C call
+# skips a Python frame.
+utcnow: Callable[[], datetime] = functools.partial(datetime.now, timezone.utc)
+
+
+# Task and job ids are random (version 4) UUID strings. `str(uuid.uuid4())` reads 16 bytes from
+# `os.urandom` per id, and every such read releases the GIL: under load that hands the interpreter
+# to a worker thread twice per `add_task`. One read serves `_ID_BATCH` ids here instead (list
+# `pop`/`extend` are atomic, so threads share the pool without a lock; racing refills only add ids).
+_ID_BATCH = 64
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}  # a random hex digit -> RFC 4122 variant
+_ids: list[str] = []
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_ids.clear)  # a forked child must not reuse the parent's ids
+
+
+def new_id() -> str:
+    """A fresh uuid4 string (any thread)."""
+    while True:
+        try:
+            return _ids.pop()
+        except IndexError:
+            raw = os.urandom(16 * _ID_BATCH).hex()
+            _ids.extend(
+                f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+                for h in (raw[i : i + 32] for i in range(0, len(raw), 32))
+            )
+
+
+# Snapshots are frozen dataclasses, whose generated `__init__` sets each field through
+# `object.__setattr__`: 5-8 µs for a `Job` here, and a job takes up to three snapshots (renderer,
+# listeners, waiters). Filling the new instance's `__dict__` in one call builds the same object
+# (equal, same repr, still frozen) in ~1.5 µs. `tests/test_fast_paths.py` checks that the fields
+# set here are exactly the dataclass's fields, so a field added to `models` cannot be missed.
+_new = object.__new__
+
+
+class TaskRecord:
+    """A registered task. `gen` grows whenever its timeline entries must go stale (pause, remove)."""
+
+    __slots__ = (
+        "active_job",
+        "args",
+        "callback",
+        "callback_async",
+        "contexts",
+        "delay",
+        "failures",
+        "func",
+        "gen",
+        "interval",
+        "kwargs",
+        "last_job_id",
+        "max_retries",
+        "name",
+        "next_due",
+        "notify",
+        "paused",
+        "retry_backoff",
+        "run_once",
+        "spec",
+        "task_id",
+        "timeout",
+        "trigger",
+    )  # fmt: skip
+
+    task_id: str
+    name: str
+    func: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    spec: HandlerSpec
+    interval: float | None
+    run_once: bool
+    delay: float | None
+    trigger: Trigger
+    callback: Callable[..., Any] | None
+    callback_async: bool
+    timeout: float | None
+    max_retries: int
+    retry_backoff: float
+    notify: bool
+    contexts: tuple[Callable[[], ContextManager[Any]], ...]
+    paused: bool
+    gen: int
+    next_due: float | None  # monotonic seconds of the next run or retry; None when nothing is planned
+    active_job: str | None
+    failures: int  # consecutive failed attempts of the current run (drives retries)
+    last_job_id: str | None
+
+    def snapshot(self) -> Task:
+        status = TaskStatus.PAUSED if self.paused else TaskStatus.RUNNING if self.active_job else TaskStatus.ACTIVE
+        next_run_at = None
+        if self.next_due is not None and not self.paused:
+            try:
+                next_run_at = utcnow() + timedelta(seconds=max(0.0, self.next_due - time.monotonic()))
+            except OverflowError:  # centuries away (a huge delay or interval): past datetime's range
+                next_run_at = datetime.max.replace(tzinfo=timezone.utc)
+        snap = _new(Task)
+        snap.__dict__.update({
+            "task_id": self.task_id, "task_name": self.name, "status": status, "interval": self.interval,
+            "run_once": self.run_once, "next_run_at": next_run_at, "delay": self.delay, "timeout": self.timeout,
+            "max_retries": self.max_retries, "last_job_id": self.last_job_id, "after": (), "cron": None,
+            "at": None, "timezone": None, "notify": self.notify,
+        })  # fmt: skip
+        return snap
+
+
+class JobRecord:
+    """One run of a task, from submission to its final status."""
+
+    __slots__ = (
+        "attempt",
+        "callback",
+        "cancel_requested",
+        "duration",
+        "ended_at",
+        "error_message",
+        "future",
+        "job_id",
+        "log",
+        "result",
+        "started_at",
+        "status",
+        "stop_event",
+        "t0",
+        "task_id",
+        "task_name",
+        "traceback",
+    )  # fmt: skip
+
+    job_id: str
+    task_id: str
+    task_name: str
+    status: JobStatus
+    attempt: int
+    stop_event: StopEvent
+    callback: Callable[..., Any] | None
+    log: JobLog | None
+    future: Future[Any] | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    duration: float | None
+    t0: float  # perf_counter at start, for `duration`
+    result: Any
+    error_message: str | None
+    traceback: str | None
+    cancel_requested: bool  # a cancel the handler could not observe (see `Quiv.can_cancel`)
+
+    def snapshot(self) -> Job:
+        snap = _new(Job)
+        snap.__dict__.update({
+            "job_id": self.job_id, "task_id": self.task_id, "status": self.status, "started_at": self.started_at,
+            "ended_at": self.ended_at, "duration_seconds": self.duration, "result": self.result,
+            "error_message": self.error_message, "traceback": self.traceback, "task_name": self.task_name,
+            "attempt": self.attempt, "output": self.log.text() if self.log is not None else "",
+        })  # fmt: skip
+        return snap

@@ -1,0 +1,91 @@
+"""The internal seams of quiv_nb, declared in one place.
+
+Each is a `typing.Protocol`: implementations do not inherit from them, they only match. The core
+calls through these and nothing else, so a new executor (Dask), renderer (a bar, the dashboard),
+trigger (cron, a daily time) or clock plugs in without the core knowing its type.
+
+| seam | implemented by | called by |
+|---|---|---|
+| `JobExecutor` | `execution.PoolExecutor`, `dask.DaskExecutor` | `lifecycle.JobLifecycle.start_job`, `Quiv.shutdown` |
+| `ProgressSink` | `render.base.BarRenderer` (`quiv_nb.bar()`) | job hooks, `JobLifecycle.on_start`/`finalize` |
+| `Drawable` | bars and the dashboard | `render.pump.RenderPump` |
+| `Trigger` | `triggers.IntervalTrigger`, `triggers.OnceTrigger` | `Quiv.start`/`add_task`, `JobLifecycle.fire` |
+| `Clock` | `time.monotonic` | the facade; rules take `now` as an argument instead |
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
+
+    from .execution import JobCall, Outcome
+    from .models import Job
+
+__all__ = ["Clock", "Drawable", "JobExecutor", "ProgressSink", "Trigger"]
+
+
+@runtime_checkable
+class JobExecutor(Protocol):
+    """Where job bodies run. `submit` returns a future that resolves to an `Outcome` (never raises)."""
+
+    def submit(self, call: JobCall) -> Future[Outcome]:
+        """Start running `call` (scheduler lock held: never block); may raise to refuse the job."""
+        ...
+
+    def shutdown(self, timeout: float | None = None) -> list[str]:
+        """Stop; return the names of threads (or jobs) abandoned because they did not finish."""
+        ...
+
+
+class ProgressSink(Protocol):
+    """A progress callback the scheduler talks to directly (duck-typed: each method is optional).
+
+    A callback without these methods is called as `callback(*args, **kwargs)` through dispatch.
+    All three run inline on the worker thread (the last two with or without the scheduler lock):
+    they must be O(1), thread-safe and never raise.
+    """
+
+    def quiv_progress(self, job_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Record one `_progress_hook(*args, **kwargs)` call of job `job_id`."""
+        ...
+
+    def quiv_job_started(self, job: Job) -> None:
+        """Job `job` starts now (just before its handler runs)."""
+        ...
+
+    def quiv_job_finished(self, job: Job) -> None:
+        """Job `job` reached its final status (before its waiters are woken)."""
+        ...
+
+
+class Drawable(Protocol):
+    """Something the render pump redraws. `pump_draw` runs on the pump thread only."""
+
+    min_interval: float  # seconds between two redraws of this drawable (0.1 → ~10 Hz)
+
+    def pump_draw(self) -> int:
+        """Redraw from the latest recorded state; return how many frontend messages it sent."""
+        ...
+
+
+class Trigger(Protocol):
+    """When a task runs, on the scheduler's monotonic clock (seconds). See `quiv_nb.triggers`.
+
+    Called with the scheduler lock held: pure and quick. `None` means no (further) run is planned.
+    """
+
+    def first_due(self, now: float) -> float | None:
+        """The first run, for a task added to a started scheduler (or at `start()`) at `now`."""
+        ...
+
+    def next_due(self, previous_due: float, now: float) -> float | None:
+        """The run after the slot due at `previous_due`, which fires at `now` (>= previous_due)."""
+        ...
+
+
+class Clock(Protocol):
+    """Monotonic seconds, as `time.monotonic`."""
+
+    def __call__(self) -> float: ...

@@ -1,0 +1,174 @@
+"""The task table and the building of a task record from `add_task`'s arguments (validated)."""
+
+from __future__ import annotations
+
+import math
+import weakref
+from typing import Any, Callable, Iterator
+
+from .dispatch import is_async_callable
+from .errors import ConfigurationError, TaskNotFoundError
+from .execution import HandlerSpec, capture_job_contexts, inspect_handler
+from .records import TaskRecord, new_id
+from .triggers import IntervalTrigger, OnceTrigger
+
+__all__ = ["TaskTable", "build_task", "handler_spec", "number"]
+
+
+_PLAIN_NUMBERS = (int, float)  # exact types: bool is an int subclass and is rejected below
+
+
+def number(name: str, value: Any, *, allow_none: bool, minimum: float, strict: bool) -> float | None:
+    """Validate a non-bool finite number against a bound, naming the argument on failure."""
+    if value is None and allow_none:
+        return None
+    if type(value) in _PLAIN_NUMBERS and (value > minimum if strict else value >= minimum) and value < math.inf:
+        return float(value)  # the common case, checked first: `add_task` validates four numbers per task
+    bound = f"> {minimum:g}" if strict else f">= {minimum:g}"
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ConfigurationError(f"{name} must be a number of seconds {bound}, got {value!r}")
+    if value < minimum or (strict and value == minimum):
+        raise ConfigurationError(f"{name} must be {bound} seconds, got {value!r}")
+    return float(value)
+
+
+def _plain_function() -> None:
+    return None
+
+
+# What `inspect_handler` learned about a plain function, per (number of args, kwarg names): the
+# signature inspection and bind check cost more than the rest of `add_task` together, and their
+# result depends on nothing else. Only plain functions without attributes (no `__wrapped__` or
+# `__signature__` to follow) are cached, and an entry is dropped if the function's code or
+# defaults are replaced.
+_FunctionType = type(_plain_function)
+_specs: weakref.WeakKeyDictionary[Any, tuple[Any, Any, Any, dict[tuple[int, tuple[str, ...]], HandlerSpec]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def handler_spec(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> HandlerSpec:
+    """`inspect_handler(func, args, kwargs)`, cached for plain functions; raises `ConfigurationError` alike."""
+    if type(func) is not _FunctionType or func.__dict__:
+        return inspect_handler(func, args, kwargs)
+    key = (len(args), tuple(kwargs))
+    code, defaults, kwdefaults = func.__code__, func.__defaults__, func.__kwdefaults__
+    entry = _specs.get(func)
+    if entry is None or entry[0] is not code or entry[1] is not defaults or entry[2] is not kwdefaults:
+        entry = _specs[func] = (code, defaults, kwdefaults, {})
+    spec = entry[3].get(key)
+    if spec is None:
+        spec = entry[3][key] = inspect_handler(func, args, kwargs)
+    return spec
+
+
+def _flag(name: str, value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
+def build_task(
+    task_name: Any,
+    func: Any,
+    interval: Any,
+    delay: Any,
+    run_once: Any,
+    args: Any,
+    kwargs: Any,
+    progress_callback: Any,
+    timeout: Any,
+    max_retries: Any,
+    retry_backoff: Any,
+    notify: Any = False,
+) -> TaskRecord:
+    """A new, unregistered task record from `add_task`'s arguments (calling thread).
+
+    Raises `ConfigurationError` naming the first bad argument. Captures the calling thread's job
+    contexts (e.g. the notebook cell that output should go to).
+    """
+    if not isinstance(task_name, str) or not task_name.strip():
+        raise ConfigurationError(f"task_name must be a non-empty string, got {task_name!r}")
+    _flag("run_once", run_once)
+    if run_once:
+        interval = number("interval", interval, allow_none=True, minimum=0, strict=True)
+    elif interval is None:
+        raise ConfigurationError("interval is required for a recurring task (seconds > 0); or pass run_once=True")
+    else:
+        interval = number("interval", interval, allow_none=False, minimum=0, strict=True)
+    delay = number("delay", delay, allow_none=True, minimum=0, strict=False)
+    timeout = number("timeout", timeout, allow_none=True, minimum=0, strict=True)
+    retry_backoff = number("retry_backoff", retry_backoff, allow_none=False, minimum=0, strict=False)
+    if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+        raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+    if not isinstance(args, (tuple, list)):
+        raise ConfigurationError(f"args must be a tuple or list, got {type(args).__name__}")
+    if kwargs is None:
+        kwargs = {}
+    elif not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ConfigurationError("kwargs must be a dict with string keys, or None")
+    if progress_callback is not None and not callable(progress_callback):
+        raise ConfigurationError(
+            f"progress_callback must be callable (sync or async) or None, got {type(progress_callback).__name__}"
+        )
+    _flag("notify", notify)
+    args = tuple(args)
+    spec = handler_spec(func, args, kwargs)
+
+    task = TaskRecord()
+    task.task_id = new_id()
+    task.name, task.func, task.args, task.kwargs, task.spec = task_name, func, args, dict(kwargs), spec
+    task.interval, task.run_once, task.delay = interval, run_once, delay
+    task.trigger = OnceTrigger(delay) if run_once or interval is None else IntervalTrigger(interval, delay)
+    task.callback = progress_callback
+    task.callback_async = progress_callback is not None and is_async_callable(progress_callback)
+    task.timeout, task.max_retries, task.retry_backoff = timeout, max_retries, retry_backoff
+    task.notify = notify
+    task.paused, task.gen, task.next_due = False, 0, None
+    task.active_job, task.failures, task.last_job_id = None, 0, None
+    task.contexts = capture_job_contexts()
+    return task
+
+
+class TaskTable:
+    """Registered tasks by id (scheduler lock held by every caller)."""
+
+    __slots__ = ("_tasks", "find")
+
+    def __init__(self) -> None:
+        self._tasks: dict[str, TaskRecord] = {}
+        # `find(task_id)`: the task or None. The dict's own `get`: a C call on the per-job path.
+        self.find: Callable[[str], TaskRecord | None] = self._tasks.get
+
+    def get(self, task_id: str) -> TaskRecord:
+        """The task, or `TaskNotFoundError` with a hint."""
+        task = self._tasks.get(task_id)
+        if task is None:
+            raise TaskNotFoundError(f"no task with id {task_id!r}; see get_all_tasks() for the ids that exist")
+        return task
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def add(self, task: TaskRecord) -> None:
+        self._tasks[task.task_id] = task
+
+    def discard(self, task: TaskRecord) -> None:
+        """Forget `task` and make its timeline entries stale."""
+        self._tasks.pop(task.task_id, None)
+        task.gen += 1
+        task.next_due = None
+
+    def named(self, name: str) -> list[TaskRecord]:
+        return [t for t in self._tasks.values() if t.name == name]
+
+    def __iter__(self) -> Iterator[TaskRecord]:
+        return iter(self._tasks.values())
+
+    def __len__(self) -> int:
+        return len(self._tasks)
+
+    def callback(self, task_id: str) -> Callable[..., Any] | None:
+        """The task's progress callback (or None); lock-free: one dict lookup, one attribute read."""
+        task = self._tasks.get(task_id)
+        return None if task is None else task.callback
