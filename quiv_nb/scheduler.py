@@ -8,6 +8,7 @@
 | triggers | `triggers` | a task's next due time (`Trigger.next_due`) |
 | `JobLifecycle` | `lifecycle` | start, finalize, retry, timeout of jobs |
 | `Waiters` | `waiters` | futures behind `wait_for_*` / `await_*` |
+| `Pipeline` | `pipeline` | `after=` edges; which downstream job runs or is skipped when a job ends |
 | `EventBus` | `eventbus` | listeners, and the effects that deliver events |
 
 Everything mutable lives behind `self._lock` and is copied out as frozen `Task`/`Job` snapshots.
@@ -40,6 +41,7 @@ from .history import JobHistory
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
 from .models import Event, Job, JobStatus, Stats, Task
+from .pipeline import Pipeline, resolve_upstream
 from .records import TaskRecord
 from .tasks import TaskTable, build_task, number
 from .timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
@@ -84,9 +86,10 @@ class Quiv:
         self._timeline = Timeline(self._lock, self._is_live)
         self._waiters = Waiters()
         self._bus = EventBus(dispatch)
+        self._pipeline = Pipeline()
         self._jobs = JobLifecycle(
             self._lock, self._tasks, self._history, self._timeline, self._waiters, self._bus,
-            self._executor, dispatch, self._log, lambda: self._stopped,
+            self._executor, dispatch, self._log, lambda: self._stopped, pipeline=self._pipeline,
         )  # fmt: skip
         self._started = False
         self._stopped = False
@@ -198,10 +201,18 @@ class Quiv:
         max_retries: int = 0,
         retry_backoff: float = 1.0,
         replace: bool = False,
+        after: str | list[str] | tuple[str, ...] | None = None,
+        cron: str | None = None,
+        at: str | None = None,
+        timezone: str | None = None,
     ) -> str:
         """Register a task and return its id; its first run is after `delay` (default: at once).
 
-        Raises `ConfigurationError` for bad arguments (nothing is registered then) and
+        One schedule: `interval` seconds; a `cron` line or a daily `at` "HH:MM", wall-clock time
+        in `timezone` (an IANA name; default: this machine's zone); or `after`, a task name/id or
+        a list of them: the task then runs each time all of them completed a job, and gets their
+        results as `_upstream` (see `quiv_nb.pipeline`). Raises `ConfigurationError` for bad
+        arguments, an unknown upstream or a cycle (nothing is registered then), and
         `SchedulerStoppedError` after shutdown.
         """
         self._main.note_caller()
@@ -209,14 +220,21 @@ class Quiv:
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
         task = build_task(
             task_name, func, interval, delay, run_once, args, kwargs, progress_callback,
-            timeout, max_retries, retry_backoff,
+            timeout, max_retries, retry_backoff, after=after, cron=cron, at=at, timezone=timezone,
         )  # fmt: skip
         effects: list[Effect] = []
         with self._lock:
             self._check_open()
-            if replace:
-                for other in self._tasks.named(task_name):
-                    effects += self._remove(other)
+            replaced = self._tasks.named(task_name) if replace else []
+            if after is not None or (replaced and any(t.task_id in self._pipeline for t in replaced)):
+                # Checked before anything changes: an unknown upstream or a cycle leaves all as it
+                # was. A replaced upstream hands its dependents to the new task, so re-running a
+                # notebook cell keeps the pipeline below it; `add` drops the old ids from the graph.
+                upstream = {} if after is None else resolve_upstream(task_name, after, self._tasks.names())
+                self._pipeline.add(task.task_id, task_name, upstream, replaces=[t.task_id for t in replaced])
+                task.after = tuple(upstream.values())
+            for other in replaced:
+                effects += self._remove(other)
             self._tasks.add(task)
             if self._bus.listened(Event.TASK_ADDED):  # no snapshot nobody would see
                 effects.append(self._bus.emitter(Event.TASK_ADDED, task.snapshot()))
@@ -224,19 +242,32 @@ class Quiv:
                 now = time.monotonic()
                 due = task.trigger.first_due(now)
                 if due is not None and due <= now:
-                    effects += self._jobs.fire(task, now, RUN, due=now)
+                    effects += self._jobs.fire(task, now, RUN, due=due)
                 elif due is not None:
                     self._timeline.schedule(task, due)
         run_effects(effects)
         return task.task_id
 
-    def remove_task(self, task_id: str) -> None:
+    def remove_task(self, task_id: str, cascade: bool = False) -> None:
         """Remove a task; its running job, if any, gets its stop event set.
 
-        Raises `TaskNotFoundError` for an unknown id.
+        If other tasks run after it, raises `DependentTasksError` (a `ConfigurationError`) that
+        lists them, unless `cascade=True`, which removes them too. Raises `TaskNotFoundError`
+        for an unknown id.
         """
+        if not isinstance(cascade, bool):
+            raise ConfigurationError(f"cascade must be True or False, got {cascade!r}")
         with self._lock:
-            effects = self._remove(self._tasks.get(task_id))
+            task = self._tasks.get(task_id)
+            effects: list[Effect] = []
+            if task_id in self._pipeline:
+                for other_id in self._pipeline.check_removal(task_id, cascade):  # farthest first
+                    other = self._tasks.find(other_id)  # a finished run-once dependent is gone already
+                    if other is not None:
+                        effects += self._remove(other)
+                    self._pipeline.remove(other_id)
+                self._pipeline.remove(task_id)
+            effects += self._remove(task)
         run_effects(effects)
 
     def pause_task(self, task_id: str) -> None:
@@ -262,7 +293,9 @@ class Quiv:
             task.paused = False
             task.gen += 1
             if self._started:
-                self._timeline.schedule(task, time.monotonic() + delay)
+                due = task.trigger.resume_due(time.monotonic(), delay)
+                if due is not None:  # an `after` task waits for its upstreams again
+                    self._timeline.schedule(task, due)
             effect = self._bus.emitter(Event.TASK_RESUMED, task.snapshot())
         effect()
 
