@@ -314,7 +314,7 @@ class Quiv:
                 )
             if not self._started:
                 raise QuivError("the scheduler is not started yet; call start() first")
-            effects = self._jobs.start_job(task, time.monotonic())
+            effects = self._jobs.start_job(task, time.monotonic(), 0, {})  # a fresh run: `_upstream` is {}
             job_id = task.active_job
         run_effects(effects)
         assert job_id is not None

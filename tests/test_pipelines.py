@@ -138,8 +138,12 @@ def test_a_trigger_that_arrives_while_the_task_runs_is_held_not_lost(quiv: Quiv)
 
 
 def test_run_now_of_an_after_task_gets_an_empty_upstream(quiv: Quiv) -> None:
-    quiv.add_task("up", lambda: 1, interval=1e9, delay=1e9)
+    up = quiv.add_task("up", lambda: 1, interval=1e9, delay=1e9)
     down = quiv.add_task("down", lambda _upstream: _upstream, after="up")
+    triggered = next_job(quiv, "down")
+    quiv.run_task_immediately(up)
+    assert triggered.result(WAIT).result == {"up": 1}
+    # A run-now is a fresh run, not a repeat of the last triggered one.
     assert quiv.wait_for_job(quiv.run_task_immediately(down), timeout=WAIT).result == {}
 
 
