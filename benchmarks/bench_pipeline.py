@@ -1,6 +1,6 @@
 """Pipelines: a 1,000-task fan-out/fan-in DAG and a 200-step chain of no-op tasks, three ways.
 
-    python benchmarks/bench_pipeline.py [--rounds 5] [--workers 8]
+    python benchmarks/bench_pipeline.py [--rounds 7] [--workers 8]
 
 The same two graphs, run in one process, rounds interleaved:
 - fan-out/fan-in: one root, 998 middle tasks that each run after the root, one join after all
@@ -193,21 +193,22 @@ CONTENDERS: dict[str, Callable[[str, int], Any]] = {
 
 
 def main() -> int:
-    p = parser(__doc__.split("\n", 1)[0], rounds=5)
+    p = parser(__doc__.split("\n", 1)[0], rounds=7)
     p.add_argument("--workers", type=int, default=8, help="threads per contender (default 8)")
     args = p.parse_args()
     print("# Pipelines — `bench_pipeline.py`\n")
     print(machine_facts())
-    print(f"- workers: {args.workers} threads per contender; {args.rounds} interleaved rounds, medians\n")
+    print(f"- workers: {args.workers} threads per contender; {args.rounds} interleaved rounds (chain: 3x), medians\n")
     targets = []
     for shape, title in (("fan", "fan-out/fan-in, 1,000 tasks"), ("chain", f"chain, {CHAIN} steps")):
         runners = {name: make(shape, args.workers) for name, make in CONTENDERS.items()}
         times: dict[str, list[float]] = {name: [] for name in runners}
+        rounds = args.rounds * (3 if shape == "chain" else 1)  # a chain run is short: more rounds, steadier median
         try:
-            for i in range(args.rounds):
+            for i in range(rounds):
                 for name, runner in runners.items():
                     times[name].append(runner.run())
-                    print(f"  {title}: {name}: round {i + 1}/{args.rounds}: {times[name][-1]:.4f}s", file=sys.stderr)
+                    print(f"  {title}: {name}: round {i + 1}/{rounds}: {times[name][-1]:.4f}s", file=sys.stderr)
         finally:
             for runner in runners.values():
                 runner.close()

@@ -333,8 +333,9 @@ class JobLifecycle:
                 finished(snap)
             except Exception:
                 self._log.exception("quiv_nb: renderer %r failed to record a skipped job", job.callback)
-        for fut in self._waiters.take(job.job_id, task.task_id)[1]:
-            settle(fut, snap)
+        if task.active_job is None:  # else `wait_for_task` waits for the job that is running
+            for fut in self._waiters.take(job.job_id, task.task_id)[1]:
+                settle(fut, snap)
         self._history.finished(job, now)
         if not self._bus.listened(Event.JOB_SKIPPED):
             return []
