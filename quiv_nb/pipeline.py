@@ -108,6 +108,14 @@ class Pipeline:
         """Names of the tasks `task_id` runs after (for `Task.after`), in the order given."""
         return tuple(self._names[u] for u in self._up.get(task_id, ()))
 
+    def retired_named(self, name: str) -> list[str]:
+        """Ids of finished run-once tasks called `name` that are kept for their dependents.
+
+        A new task of that name takes their place (`add(..., replaces=...)`): re-running the cell
+        that adds a run-once upstream feeds the tasks after it again.
+        """
+        return [t for t in self._retired if self._names.get(t) == name]
+
     def dependents(self, task_id: str) -> list[str]:
         """Every task downstream of `task_id`, transitively, nearest first (breadth-first)."""
         seen: dict[str, None] = {}

@@ -226,12 +226,13 @@ class Quiv:
         with self._lock:
             self._check_open()
             replaced = self._tasks.named(task_name) if replace else []
-            if after is not None or (replaced and any(t.task_id in self._pipeline for t in replaced)):
-                # Checked before anything changes: an unknown upstream or a cycle leaves all as it
-                # was. A replaced upstream hands its dependents to the new task, so re-running a
-                # notebook cell keeps the pipeline below it; `add` drops the old ids from the graph.
+            # A replaced upstream (or a finished run-once one of the same name) hands its dependents
+            # to the new task, so re-running a notebook cell keeps the pipeline below it.
+            heirs = [t.task_id for t in replaced] + self._pipeline.retired_named(task_name)
+            if after is not None or any(h in self._pipeline for h in heirs):
+                # Checked before anything changes: an unknown upstream or a cycle leaves all as it was.
                 upstream = {} if after is None else resolve_upstream(task_name, after, self._tasks.names())
-                self._pipeline.add(task.task_id, task_name, upstream, replaces=[t.task_id for t in replaced])
+                self._pipeline.add(task.task_id, task_name, upstream, replaces=heirs)
                 task.after = tuple(upstream.values())
             for other in replaced:
                 effects += self._remove(other)

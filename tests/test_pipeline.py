@@ -240,3 +240,13 @@ def test_tasks_without_edges_are_not_tracked() -> None:
     p.add("lonely", "lonely", {})
     assert "lonely" not in p
     assert p.upstream_names("lonely") == ()
+
+
+def test_a_new_task_named_like_a_retired_upstream_takes_its_place() -> None:
+    p = build({"b": ["a"]})
+    p.on_job_final("a", DONE, 1)
+    p.retire("a")
+    assert p.retired_named("a") == ["a"] and p.retired_named("b") == []
+    p.add("a2", "a", {}, replaces=p.retired_named("a"))
+    assert "a" not in p and p.retired_named("a") == []
+    assert p.on_job_final("a2", DONE, 2) == [Run("b", {"a": 2})]

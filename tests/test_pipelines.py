@@ -373,3 +373,16 @@ def test_a_pipeline_runs_unchanged_on_the_dask_executor() -> None:
         q.shutdown(timeout=5)
         client.close()
         cluster.close()
+
+
+def test_adding_a_run_once_upstream_again_feeds_the_tasks_after_it(quiv_factory: Callable[..., Quiv]) -> None:
+    q = quiv_factory(start=False)
+    q.add_task("extract", lambda: "first", run_once=True)
+    transform = q.add_task("transform", lambda _upstream: _upstream["extract"], after="extract")  # recurring
+    first = next_job(q, "transform")
+    q.start()
+    assert first.result(WAIT).result == "first"
+    assert q.get_task(transform).after == ("extract",)  # the finished upstream is still named
+    second = next_job(q, "transform")
+    q.add_task("extract", lambda: "second", run_once=True)  # re-running the notebook cell that adds it
+    assert second.result(WAIT).result == "second"
