@@ -1,4 +1,4 @@
-"""Progress and listener dispatch: the four paths of DESIGN §3 and main-loop resolution.
+"""Progress and listener dispatch: the four paths (README, "Progress callbacks") and main-loop resolution.
 
 A worker calls `Dispatcher.deliver(...)`; it never waits on the main loop. With a main loop the
 payload goes into one FIFO per loop, drained on the loop in batches (one wake-up per batch rather
@@ -105,7 +105,7 @@ def run_in_temporary_loop(coro: Any) -> Any:
 
 
 class MainLoop:
-    """Lazily resolves the loop that callbacks run on (DESIGN §3, "main-loop resolution")."""
+    """Lazily resolves the loop that callbacks run on (README, "Progress callbacks")."""
 
     def __init__(self, explicit: asyncio.AbstractEventLoop | None = None) -> None:
         self._explicit = explicit
@@ -224,7 +224,9 @@ class _LoopQueue:
                 continue
             (callback, _, label), args, kwargs = entry, pop(), pop()
             try:
-                callback(*args, **kwargs)
+                result = callback(*args, **kwargs)
+                if result is not None and inspect.isawaitable(result):
+                    self._await_result(result, label)
             except KeyboardInterrupt:  # a Ctrl-C landing while a callback runs is the user's: let it out
                 raise
             except BaseException:  # SystemExit too: out of a loop callback it would end the kernel
@@ -237,6 +239,18 @@ class _LoopQueue:
                         self.loop.call_soon(self._drain)
                 return
         self._forget_entries_if_idle()
+
+    def _await_result(self, awaitable: Any, label: str) -> None:
+        """A sync callback returned an awaitable (e.g. a lambda around an async def): await it on
+        this loop like an async callback's payload, behind the earlier ones, so results are
+        awaited in hook order (as quiv does) and no coroutine is left "never awaited" (loop thread)."""
+        entry = self._entries.get(id(_await_awaitable))
+        if entry is None or entry[2] != label:
+            entry = self._entries[id(_await_awaitable)] = _Entry(_await_awaitable, True, label)
+        self._async_items.extend((entry, (awaitable,), {}))
+        if not self._async_running:
+            self._async_running = True
+            self.loop.create_task(self._drain_async())
 
     # `_realign`: a KeyboardInterrupt (Ctrl-C reaches the kernel's main thread, which runs the
     # loop) can land between the pops of one payload. Whatever of it is left at the head of a
@@ -278,8 +292,12 @@ class _LoopQueue:
                     self._async_running = False
 
 
+async def _await_awaitable(awaitable: Any) -> Any:
+    return await awaitable
+
+
 class Dispatcher:
-    """Delivers progress payloads and listener events along the four paths of DESIGN §3."""
+    """Delivers progress payloads and listener events along the four paths (README, "Progress callbacks")."""
 
     def __init__(self, main_loop: MainLoop, log: logging.Logger | None = None) -> None:
         self.main_loop = main_loop
@@ -321,7 +339,9 @@ class Dispatcher:
             if is_async:
                 run_in_temporary_loop(callback(*args, **kwargs))
             else:
-                callback(*args, **kwargs)
+                result = callback(*args, **kwargs)
+                if result is not None and inspect.isawaitable(result):  # awaited here, as on a loop
+                    run_in_temporary_loop(_await_awaitable(result))
         except (KeyboardInterrupt, asyncio.CancelledError):
             raise
         except BaseException:  # as in `_LoopQueue._drain`: a callback never fails the job

@@ -38,6 +38,7 @@ __all__ = [
     "ThreadPool",
     "as_job_executor",
     "inspect_handler",
+    "observes_stop",
     "run_call",
 ]
 
@@ -45,7 +46,7 @@ _log = logging.getLogger("quiv_nb")
 
 STOP, PROGRESS, JOB_ID = "stop_event", "progress_hook", "job_id"
 UPSTREAM, SCHEDULED_AT = "upstream", "scheduled_at"
-# Both spellings: quiv 0.x / DESIGN (`_stop_event`) and quiv 1.x (`stop_event`).
+# Both spellings: quiv 0.x (`_stop_event`) and quiv 1.x (`stop_event`).
 INJECTED_NAMES: dict[str, str] = {
     "_stop_event": STOP,
     "stop_event": STOP,
@@ -64,37 +65,76 @@ DATA_KINDS = frozenset({UPSTREAM, SCHEDULED_AT})
 
 
 class StopEvent(threading.Event):
-    """A `threading.Event` that can also notify listeners when set (executors mirror it remotely)."""
+    """A job's stop event: a `threading.Event` that also runs callbacks, once, when it is set.
 
-    def __init__(self) -> None:
-        # Not `super().__init__()`: the Condition it builds costs more than the rest of starting a
-        # job, and most jobs' stop events are never set or waited on. `_cond` is made on first use.
-        self._flag = False
-        self.reason: str | None = None
-        self._on_set: list[Callable[[], None]] = []
+    Every `threading.Event` method is reimplemented on this class's own lock, so nothing depends
+    on CPython's private `Event` internals (`_flag`, `_cond`); it subclasses `Event` only so
+    `isinstance(stop, threading.Event)` holds for handlers. The lock makes `set` and `on_set`
+    atomic with respect to each other: each callback runs exactly once, on the thread that set
+    the event (or, registered after that, on the registering thread). The `Condition` that
+    `wait` needs is built on first wait, on the same lock: most jobs' stop events are never
+    waited on, and building it costs more than the rest of starting a job.
+    """
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "_cond":  # dict.setdefault is atomic: racing threads all get the same Condition
-            return self.__dict__.setdefault("_cond", threading.Condition(threading.Lock()))
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+    __slots__ = ("_callbacks", "_lock", "_set", "_waiters_cond", "reason")
+
+    def __init__(self) -> None:  # not `super().__init__()`: nothing of `Event`'s own state is used
+        self._lock = threading.Lock()
+        self._set = False
+        self._waiters_cond: threading.Condition | None = None
+        self._callbacks: list[Callable[[], None]] | None = None
+        self.reason: str | None = None  # why it was set first ("cancel", "timeout", ...), None if unsaid
+
+    def is_set(self) -> bool:
+        return self._set
+
+    isSet = is_set
 
     def set(self, reason: str | None = None) -> None:  # type: ignore[override]
-        if self.is_set():
-            return
-        if reason is not None and self.reason is None:
+        """Set the event (any thread); the first call records `reason` and runs the callbacks."""
+        with self._lock:
+            if self._set:
+                return
+            self._set = True
             self.reason = reason
-        super().set()
-        for callback in tuple(self._on_set):
-            try:
-                callback()
-            except Exception:
-                _log.exception("quiv_nb: a stop-event listener failed")
+            callbacks, self._callbacks = self._callbacks, None
+            if self._waiters_cond is not None:
+                self._waiters_cond.notify_all()
+        for callback in callbacks or ():
+            _run_stop_callback(callback)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._set = False
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until set or `timeout` seconds pass; True if set (any thread)."""
+        if self._set:
+            return True
+        with self._lock:
+            if self._waiters_cond is None:
+                self._waiters_cond = threading.Condition(self._lock)
+            return self._waiters_cond.wait_for(self.is_set, timeout)
 
     def on_set(self, callback: Callable[[], None]) -> None:
-        """Call `callback()` once the event is set (at once if it already is)."""
-        self._on_set.append(callback)
-        if self.is_set():
-            callback()
+        """Call `callback()` once the event is set (at once, on this thread, if it already is)."""
+        with self._lock:
+            if not self._set:
+                if self._callbacks is None:
+                    self._callbacks = []
+                self._callbacks.append(callback)
+                return
+        _run_stop_callback(callback)
+
+    def __repr__(self) -> str:
+        return f"<StopEvent {'set' if self._set else 'unset'}{f' ({self.reason})' if self.reason else ''}>"
+
+
+def _run_stop_callback(callback: Callable[[], None]) -> None:
+    try:
+        callback()
+    except Exception:
+        _log.exception("quiv_nb: a stop-event listener failed")
 
 
 # Called on the thread that adds a task; each returns a context-manager factory to wrap that
@@ -134,6 +174,12 @@ class HandlerSpec:
 
     is_async: bool
     inject: tuple[tuple[str, str], ...]  # (parameter name, kind)
+
+
+def observes_stop(spec: HandlerSpec) -> bool:
+    """Whether a running job of this handler can be cancelled: it takes the stop event by name,
+    or it is async (a cancel then cancels its asyncio task at its next `await`)."""
+    return spec.is_async or any(kind == STOP for _, kind in spec.inject)
 
 
 def inspect_handler(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> HandlerSpec:

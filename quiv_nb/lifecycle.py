@@ -49,14 +49,19 @@ def retry_delay(backoff: float, failures: int) -> float:
 
 
 def final_state(
-    outcome: Outcome, stop_reason: str | None, timeout: float | None
+    outcome: Outcome, stop_reason: str | None, timeout: float | None, *, observable: bool = True
 ) -> tuple[JobStatus, Any, str | None, str | None]:
     """(status, result, error_message, traceback) of a job that ended with `outcome`.
 
-    `stop_reason` is why its stop event was set ("cancel", "timeout", "removed", "shutdown"), or
-    None if it was not; `timeout` is the task's timeout, named in a timed-out job's message.
+    `stop_reason` is why its stop event was set ("cancel", "timeout", "removed", "shutdown", or ""
+    when the handler set it itself), None if it was not set; `timeout` is the task's timeout,
+    named in a timed-out job's message. A job whose stop event was set ends CANCELLED (keeping
+    what it returned, as quiv does), except a `cancel_job` the handler could not observe
+    (`observable` False: a sync handler without a stop-event parameter): it ran to its end, so
+    it is recorded as it really ended.
     """
-    if outcome.cancelled or stop_reason is not None:
+    stopped = stop_reason is not None and (observable or stop_reason != "cancel")
+    if outcome.cancelled or stopped:
         if stop_reason == "timeout":
             message = f"timed out after {timeout:g}s" if timeout is not None else "timed out"
         elif outcome.error_message and not outcome.ok:
@@ -147,7 +152,7 @@ class JobLifecycle:
         job.started_at = job.ended_at = job.duration = job.result = None
         job.error_message = job.traceback = None
         job.attempt, job.stop_event, job.t0, job.future = attempt, StopEvent(), 0.0, None
-        job.callback, job.cancel_requested = task.callback, False
+        job.callback, job.cancel_requested, job.cancellable = task.callback, False, task.cancellable
         job.log = JobLog()
         self._history.add(job)
         task.active_job = task.last_job_id = job.job_id
@@ -239,10 +244,11 @@ class JobLifecycle:
         """Record how `job` ended at `now`, resolve its waiters, plan a retry, forget old history."""
         if job.status.is_final:
             return []
-        reason = job.stop_event.reason if job.stop_event.is_set() else None
+        stop = job.stop_event
+        reason = (stop.reason or "") if stop.is_set() else None  # "": the handler set it itself
         task = self._tasks.find(job.task_id)
         job.status, job.result, job.error_message, job.traceback = final_state(
-            outcome, reason, task.timeout if task is not None else None
+            outcome, reason, task.timeout if task is not None else None, observable=job.cancellable
         )
         if job.status is JobStatus.FAILED:
             self._log.error(
@@ -319,7 +325,7 @@ class JobLifecycle:
         job.started_at = job.duration = job.result = job.traceback = job.future = None
         job.ended_at, job.error_message = utcnow(), reason
         job.attempt, job.stop_event, job.t0, job.log = 0, StopEvent(), 0.0, None
-        job.callback, job.cancel_requested = task.callback, False
+        job.callback, job.cancel_requested, job.cancellable = task.callback, False, task.cancellable
         self._history.add(job)
         task.last_job_id = job.job_id
         if task.run_once:  # its one job, skipped

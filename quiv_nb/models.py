@@ -103,6 +103,10 @@ class Job:
     task_name: str = ""
     attempt: int = 0
     output: str = ""  # what the job printed or logged (the latest ~1 MiB); see `quiv_nb.joblog`
+    # `cancel_job` was called while the job was unfinished. With status "cancelled" the cancel took
+    # effect; with "completed"/"failed" the handler could not observe it and ran to its end
+    # (see `Quiv.can_cancel`).
+    cancel_requested: bool = False
 
     @property
     def id(self) -> str:

@@ -71,6 +71,7 @@ class TaskRecord:
         "at",
         "callback",
         "callback_async",
+        "cancellable",
         "contexts",
         "cron",
         "data",
@@ -109,6 +110,7 @@ class TaskRecord:
     trigger: Trigger
     callback: Callable[..., Any] | None
     callback_async: bool
+    cancellable: bool  # its jobs can observe a cancel once running (see `execution.observes_stop`)
     timeout: float | None
     max_retries: int
     retry_backoff: float
@@ -158,6 +160,7 @@ class JobRecord:
         "attempt",
         "callback",
         "cancel_requested",
+        "cancellable",
         "duration",
         "ended_at",
         "error_message",
@@ -190,7 +193,8 @@ class JobRecord:
     result: Any
     error_message: str | None
     traceback: str | None
-    cancel_requested: bool  # a cancel the handler could not observe (see `Quiv.can_cancel`)
+    cancel_requested: bool  # `cancel_job` was called while it was unfinished
+    cancellable: bool  # its handler can observe a cancel once running (see `execution.observes_stop`)
 
     def snapshot(self) -> Job:
         snap = _new(Job)
@@ -199,5 +203,6 @@ class JobRecord:
             "ended_at": self.ended_at, "duration_seconds": self.duration, "result": self.result,
             "error_message": self.error_message, "traceback": self.traceback, "task_name": self.task_name,
             "attempt": self.attempt, "output": self.log.text() if self.log is not None else "",
+            "cancel_requested": self.cancel_requested,
         })  # fmt: skip
         return snap

@@ -20,7 +20,6 @@ the scheduler from any thread without deadlocking it.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import logging
 import threading
 import time
@@ -45,7 +44,7 @@ from .pipeline import Pipeline, resolve_upstream
 from .records import TaskRecord
 from .tasks import TaskTable, build_task, number
 from .timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
-from .waiters import Waiters
+from .waiters import Waiter, Waiters, WaitKey, done_waiter
 from .waiting import block_on
 
 __all__ = ["Quiv"]
@@ -148,11 +147,13 @@ class Quiv:
             )
         effects: list[Effect] = []
         with self._lock:
+            # Waiters first: a job still unfinished now was abandoned, and whoever waits for it
+            # learns that the scheduler stopped, not that the job was cancelled (as quiv does).
+            self._waiters.fail_all(lambda: SchedulerStoppedError("the scheduler was shut down before the job finished"))
             now = time.monotonic()
             for job in self._history.unfinished():
                 abandoned_outcome = Outcome(False, error_message="abandoned at shutdown", cancelled=True)
                 effects += self._jobs.finalize(job, abandoned_outcome, now)
-            self._waiters.fail_all(lambda: SchedulerStoppedError("the scheduler was shut down before the job finished"))
         run_effects(effects)
 
     stop = shutdown
@@ -205,22 +206,24 @@ class Quiv:
         cron: str | None = None,
         at: str | None = None,
         timezone: str | None = None,
+        notify: bool = False,
     ) -> str:
         """Register a task and return its id; its first run is after `delay` (default: at once).
 
         One schedule: `interval` seconds; a `cron` line or a daily `at` "HH:MM", wall-clock time
         in `timezone` (an IANA name; default: this machine's zone); or `after`, a task name/id or
         a list of them: the task then runs each time all of them completed a job, and gets their
-        results as `_upstream` (see `quiv_nb.pipeline`). Raises `ConfigurationError` for bad
-        arguments, an unknown upstream or a cycle (nothing is registered then), and
-        `SchedulerStoppedError` after shutdown.
+        results as `_upstream` (see `quiv_nb.pipeline`). `notify` is stored and shown as
+        `Task.notify` (the notebook layer then announces each job's end with a desktop
+        notification). Raises `ConfigurationError` for bad arguments, an unknown upstream or a
+        cycle (nothing is registered then), and `SchedulerStoppedError` after shutdown.
         """
         self._main.note_caller()
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
         task = build_task(
             task_name, func, interval, delay, run_once, args, kwargs, progress_callback,
-            timeout, max_retries, retry_backoff, after=after, cron=cron, at=at, timezone=timezone,
+            timeout, max_retries, retry_backoff, notify, after=after, cron=cron, at=at, timezone=timezone,
         )  # fmt: skip
         effects: list[Effect] = []
         with self._lock:
@@ -301,15 +304,22 @@ class Quiv:
         effect()
 
     def run_task_immediately(self, task_id: str) -> str:
-        """Run a task now, outside its schedule (also when paused); return the new job's id.
+        """Run a task now, outside its schedule (also when paused); return the job's id.
 
-        Raises `TaskRunningError` if a job of the task is running (a task never overlaps itself).
+        With every worker busy the run is queued: its job stays "scheduled" until a worker takes
+        it. If the task already has a job queued that way, that job is the run asked for and its
+        id is returned (a task never has two jobs at once). Raises `TaskRunningError` if a job of
+        the task is already running (as quiv does: a task never overlaps itself),
+        `TaskNotFoundError`, `SchedulerStoppedError`, or `QuivError` before `start()`.
         """
         self._main.note_caller()
         with self._lock:
             self._check_open()
             task = self._tasks.get(task_id)
             if task.active_job is not None:
+                active = self._history.find(task.active_job)
+                if active is not None and active.status is JobStatus.SCHEDULED:
+                    return active.job_id
                 raise TaskRunningError(
                     f"task {task.name!r} has job {task.active_job} running; wait for it or cancel it first"
                 )
@@ -328,19 +338,36 @@ class Quiv:
     # ------------------------------------------------------------------ jobs
 
     def cancel_job(self, job_id: str) -> bool:
-        """Ask a job to stop (sets its stop event; no thread is killed).
+        """Ask a job to stop (sets its stop event; no thread is killed). Any thread.
 
-        Returns True if the job was still scheduled or running, False if it had finished or is unknown.
+        Returns True if the job was still scheduled or running, False if it had finished or is
+        unknown. A queued job never starts. A running job stops only if its handler can observe
+        the stop event (see `can_cancel`); one that cannot runs to its end and is recorded as it
+        really ended ("completed"/"failed"), with `Job.cancel_requested` True.
         """
         with self._lock:
             job = self._history.find(job_id)
             if job is None or job.status.is_final:
                 return False
+            job.cancel_requested = True
             job.stop_event.set("cancel")
             queued = job.future if job.status is JobStatus.SCHEDULED else None
         if queued is not None:
             queued.cancel()  # still queued: it will never start (its done-callback finalizes it)
         return True
+
+    def can_cancel(self, job_id: str) -> bool:
+        """Whether `cancel_job(job_id)` would take effect now (any thread).
+
+        True for a job still queued, or running with a handler that takes `_stop_event` /
+        `stop_event` or is async (its asyncio task is cancelled at its next `await`). False for
+        a finished or unknown job, and for a running sync handler that cannot see a stop event.
+        """
+        with self._lock:
+            job = self._history.find(job_id)
+            if job is None or job.status.is_final:
+                return False
+            return job.status is JobStatus.SCHEDULED or job.cancellable
 
     def get_task(self, task_id: str) -> Task:
         """A snapshot of the task; `TaskNotFoundError` for an unknown id."""
@@ -398,65 +425,77 @@ class Quiv:
     # ------------------------------------------------------------------ waiting
 
     def wait_for_job(self, job_id: str, timeout: float | None = None) -> Job:
-        """Block until the job ends and return it; raises `TimeoutError` after `timeout` seconds.
+        """Block until the job ends and return it (calling thread).
 
         On the thread that runs the main loop (a notebook cell) the loop keeps turning while
-        this blocks, so main-loop progress callbacks keep being delivered.
+        this blocks, so main-loop progress callbacks keep being delivered. Raises `TimeoutError`
+        after `timeout` seconds, `JobNotFoundError`, and `SchedulerStoppedError` after
+        `shutdown()` (also when the job was abandoned at shutdown). A wait that times out or is
+        interrupted leaves nothing registered.
         """
         self._main.note_caller()
-        fut = self._job_future(job_id)
-        return block_on(fut, timeout, self._main.running_here())
+        return self._block(*self._job_future(job_id), timeout)
 
     def wait_for_task(self, task_id: str, timeout: float | None = None) -> Job:
-        """Block until the task's running (or next) job ends and return it.
+        """Block until the task's running (or next) job ends and return it; raises as `wait_for_job`.
 
         A run-once task that already finished returns its final job at once.
         """
         self._main.note_caller()
-        fut = self._task_future(task_id)
-        return block_on(fut, timeout, self._main.running_here())
+        return self._block(*self._task_future(task_id), timeout)
 
     async def await_job(self, job_id: str, timeout: float | None = None) -> Job:
-        """The awaitable form of `wait_for_job`."""
+        """The awaitable form of `wait_for_job` (on the awaiting loop)."""
         self._main.note_caller()
-        return await self._await(self._job_future(job_id), timeout)
+        return await self._await(*self._job_future(job_id), timeout)
 
     async def await_task(self, task_id: str, timeout: float | None = None) -> Job:
-        """The awaitable form of `wait_for_task`."""
+        """The awaitable form of `wait_for_task` (on the awaiting loop)."""
         self._main.note_caller()
-        return await self._await(self._task_future(task_id), timeout)
+        return await self._await(*self._task_future(task_id), timeout)
 
-    @staticmethod
-    async def _await(fut: concurrent.futures.Future[Job], timeout: float | None) -> Job:
+    def _block(self, fut: Waiter, key: WaitKey, timeout: float | None) -> Job:
+        try:
+            return block_on(fut, timeout, self._main.running_here())
+        except BaseException:  # timed out or interrupted: forget the waiter, or it stays until the job ends
+            self._forget(fut, key)
+            raise
+
+    async def _await(self, fut: Waiter, key: WaitKey, timeout: float | None) -> Job:
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
         except asyncio.TimeoutError:
+            self._forget(fut, key)
             raise TimeoutError(f"still not done after {timeout}s") from None
+        except BaseException:  # cancelled
+            self._forget(fut, key)
+            raise
 
-    def _job_future(self, job_id: str) -> concurrent.futures.Future[Job]:
+    def _forget(self, fut: Waiter, key: WaitKey) -> None:
+        if key is not None:
+            with self._lock:
+                self._waiters.discard(fut, *key)
+
+    def _job_future(self, job_id: str) -> tuple[Waiter, WaitKey]:
         with self._lock:
+            if self._stopped:
+                raise SchedulerStoppedError("the scheduler was shut down; its jobs can no longer be waited for")
             job = self._history.find(job_id)
             if job is None:
                 raise JobNotFoundError(f"no job with id {job_id!r}")
             if job.status.is_final:
-                fut: concurrent.futures.Future[Job] = concurrent.futures.Future()
-                fut.set_result(job.snapshot())
-                return fut
-            if self._stopped:
-                raise SchedulerStoppedError("the scheduler was shut down")
-            return self._waiters.on_job(job_id)
+                return done_waiter(job.snapshot()), None
+            return self._waiters.on_job(job_id), ("job", job_id)
 
-    def _task_future(self, task_id: str) -> concurrent.futures.Future[Job]:
+    def _task_future(self, task_id: str) -> tuple[Waiter, WaitKey]:
         with self._lock:
+            self._check_open()
             if task_id not in self._tasks:
                 done = self._history.last_run(task_id)
                 if done is None:
                     raise TaskNotFoundError(f"no task with id {task_id!r}")
-                fut: concurrent.futures.Future[Job] = concurrent.futures.Future()
-                fut.set_result(done.snapshot())
-                return fut
-            self._check_open()
-            return self._waiters.on_task(task_id)
+                return done_waiter(done.snapshot()), None
+            return self._waiters.on_task(task_id), ("task", task_id)
 
     # ------------------------------------------------------------------ listeners
 

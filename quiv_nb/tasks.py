@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterator
 
 from .dispatch import is_async_callable
 from .errors import ConfigurationError, TaskNotFoundError
-from .execution import DATA_KINDS, HandlerSpec, capture_job_contexts, inspect_handler
+from .execution import DATA_KINDS, HandlerSpec, capture_job_contexts, inspect_handler, observes_stop
 from .records import TaskRecord, new_id
 from .triggers import AfterTrigger, CronTrigger, DailyTrigger, IntervalTrigger, OnceTrigger, resolve_zone, zone_name
 
@@ -168,6 +168,7 @@ def build_task(
     task.callback_async = progress_callback is not None and is_async_callable(progress_callback)
     task.timeout, task.max_retries, task.retry_backoff = timeout, max_retries, retry_backoff
     task.notify = notify
+    task.cancellable = observes_stop(spec)
     task.paused, task.gen, task.next_due = False, 0, None
     task.active_job, task.failures, task.last_job_id = None, 0, None
     task.contexts = capture_job_contexts()

@@ -10,9 +10,17 @@ from typing import Any
 
 from .models import Job
 
-__all__ = ["Waiters", "settle"]
+__all__ = ["WaitKey", "Waiter", "Waiters", "done_waiter", "settle"]
 
 Waiter = concurrent.futures.Future  # of a `Job` snapshot
+WaitKey = tuple[str, str] | None  # ("job", job id) or ("task", task id); None: never registered
+
+
+def done_waiter(job: Job) -> Waiter[Job]:
+    """A waiter already resolved with `job` (for a job that had finished)."""
+    fut: Waiter[Job] = concurrent.futures.Future()
+    fut.set_result(job)
+    return fut
 
 
 def settle(fut: Waiter[Job], result: Job | None = None, error: BaseException | None = None) -> None:
@@ -50,6 +58,19 @@ class Waiters:
     def take(self, job_id: str, task_id: str) -> tuple[list[Waiter[Job]], ...]:
         """Remove and return the waiters a job's end resolves: (on the job, on its task)."""
         return self._jobs.pop(job_id, []), self._tasks.pop(task_id, [])
+
+    def discard(self, fut: Waiter[Job], kind: str, key: str) -> None:
+        """Forget a wait that gave up (timed out, cancelled, interrupted); no-op if already resolved."""
+        table = self._jobs if kind == "job" else self._tasks
+        waiting = table.get(key)
+        if waiting is not None:
+            try:
+                waiting.remove(fut)
+            except ValueError:
+                pass
+            if not waiting:
+                del table[key]
+        fut.cancel()
 
     def has_any(self) -> bool:
         return bool(self._jobs or self._tasks)

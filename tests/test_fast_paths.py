@@ -74,7 +74,7 @@ def test_handler_spec_cache_skips_wrapped_functions() -> None:
 
 def test_stop_event_condition_is_built_on_first_use_and_works_across_threads() -> None:
     event = StopEvent()
-    assert "_cond" not in event.__dict__ and not event.is_set()
+    assert event._waiters_cond is None and not event.is_set()  # white-box: no Condition until a wait
     woke = Gate()
 
     def waiter() -> None:
