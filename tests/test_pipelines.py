@@ -386,3 +386,22 @@ def test_adding_a_run_once_upstream_again_feeds_the_tasks_after_it(quiv_factory:
     second = next_job(q, "transform")
     q.add_task("extract", lambda: "second", run_once=True)  # re-running the notebook cell that adds it
     assert second.result(WAIT).result == "second"
+
+
+def test_shutdown_while_an_upstream_runs_starts_and_skips_nothing(quiv_factory: Callable[..., Quiv]) -> None:
+    q = quiv_factory()
+    started = Gate()
+
+    def hang(_stop_event: threading.Event) -> None:
+        started.set()
+        _stop_event.wait(WAIT)
+
+    up = q.add_task("up", hang, interval=1e9, delay=1e9)
+    down = q.add_task("down", lambda _upstream: 1, after="up")
+    skipped = collect(q, Event.JOB_SKIPPED, Event.JOB_STARTED)
+    q.run_task_immediately(up)
+    started.wait()
+    q.shutdown(timeout=WAIT)
+    assert [j.status for j in q.get_all_jobs(task_id=up)] == [JobStatus.CANCELLED]
+    assert q.get_all_jobs(task_id=down) == []
+    assert all(name != "down" for _, name, _, _ in skipped)
