@@ -25,7 +25,7 @@ from .pipeline import Pipeline, Run
 from .records import JobRecord, TaskRecord, new_id, utcnow
 from .seams import Clock, JobExecutor
 from .tasks import TaskTable
-from .timeline import RETRY, RUN, TIMEOUT, Timeline
+from .timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
 from .waiters import settle
 
 __all__ = ["JobLifecycle", "final_state", "retry_delay"]
@@ -200,6 +200,44 @@ class JobLifecycle:
             deliver(callback, is_async, args, kwargs, label)
 
         return hook
+
+    def is_live(self, entry: Entry) -> bool:
+        """Whether popping `entry` would still do something (see `on_due`)."""
+        if entry.kind == TIMEOUT:
+            job = self._history.find(entry.key)
+            return job is not None and not job.status.is_final
+        task = self._tasks.find(entry.key)
+        return task is not None and task.gen == entry.gen and not task.paused
+
+    def on_due(self, entry: Entry, now: float) -> list[Effect]:
+        """The scheduler thread popped a due entry (lock held): time a job out or fire a task."""
+        if entry.kind == TIMEOUT:
+            job = self._history.find(entry.key)
+            if job is not None and not job.status.is_final:
+                job.stop_event.set("timeout")
+            return []
+        task = self._tasks.find(entry.key)
+        if task is None or task.gen != entry.gen or task.paused:
+            return []  # stale entry: the task was removed, paused or rescheduled
+        if entry.kind == RETRY and task.next_due == entry.due:
+            task.next_due = None
+        return self.fire(task, now, entry.kind, due=entry.due)
+
+    def stop_all(self, reason: str) -> list[concurrent.futures.Future[Any]]:
+        """Set every unfinished job's stop event; return the futures of those still queued (lock held)."""
+        queued = []
+        for job in self._history.unfinished():
+            job.stop_event.set(reason)
+            if job.status is JobStatus.SCHEDULED and job.future is not None:
+                queued.append(job.future)
+        return queued
+
+    def abandon_unfinished(self, now: float) -> list[Effect]:
+        """Finalize, as cancelled, every job still unfinished after shutdown waited for it (lock held)."""
+        effects: list[Effect] = []
+        for job in self._history.unfinished():
+            effects += self.finalize(job, Outcome(False, error_message="abandoned at shutdown", cancelled=True), now)
+        return effects
 
     # ------------------------------------------------------------------ worker side
 

@@ -1,20 +1,11 @@
 """`Quiv`: the public facade over the scheduler's collaborators, all guarded by one lock.
 
-| collaborator | module | job |
-|---|---|---|
-| `TaskTable` | `tasks` | registered tasks; building a task from `add_task`'s arguments |
-| `JobHistory` | `history` | jobs by id, pruned after the retention time |
-| `Timeline` | `timeline` | typed heap entries (runs, retries, timeouts) and the scheduler thread |
-| triggers | `triggers` | a task's next due time (`Trigger.next_due`) |
-| `JobLifecycle` | `lifecycle` | start, finalize, retry, timeout of jobs |
-| `Waiters` | `waiters` | futures behind `wait_for_*` / `await_*` |
-| `Pipeline` | `pipeline` | `after=` edges; which downstream job runs or is skipped when a job ends |
-| `EventBus` | `eventbus` | listeners, and the effects that deliver events |
-
-Everything mutable lives behind `self._lock` and is copied out as frozen `Task`/`Job` snapshots.
-User code (listeners, callbacks, renderers) never runs under that lock: state changes collect
-their side effects and run them after the lock is released, so a listener may call back into
-the scheduler from any thread without deadlocking it.
+The collaborators (task table, job history, timeline and scheduler thread, triggers, the `after=`
+pipeline, job lifecycle, waiters, event bus) and the seams they meet at are described in
+docs/design.md. Everything mutable lives behind `self._lock` and is copied out as frozen
+`Task`/`Job` snapshots. User code (listeners, callbacks, renderers) never runs under that lock:
+state changes collect their side effects and run them after the lock is released, so a listener
+may call back into the scheduler from any thread without deadlocking it.
 """
 
 from __future__ import annotations
@@ -35,7 +26,7 @@ from .errors import (
     TaskRunningError,
 )
 from .eventbus import Effect, EventBus, as_event, run_effects
-from .execution import JobExecutor, Outcome, as_job_executor
+from .execution import JobExecutor, as_job_executor
 from .history import JobHistory
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
@@ -43,9 +34,8 @@ from .models import Event, Job, JobStatus, Stats, Task
 from .pipeline import Pipeline, resolve_upstream
 from .records import TaskRecord
 from .tasks import TaskTable, build_task, number
-from .timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
-from .waiters import Waiter, Waiters, WaitKey, done_waiter
-from .waiting import block_on
+from .timeline import RUN, Timeline
+from .waiters import Waiters, Waiting
 
 __all__ = ["Quiv"]
 
@@ -82,13 +72,14 @@ class Quiv:
         self._lock = YieldingRLock()
         self._tasks = TaskTable()
         self._history = JobHistory(retention or 0.0)
-        self._timeline = Timeline(self._lock, self._is_live)
+        self._timeline = Timeline(self._lock, lambda entry: self._jobs.is_live(entry))
         self._waiters = Waiters()
+        self._waiting = Waiting(self._lock, self._waiters, self._history, self._tasks, self._main, self._is_stopped)
         self._bus = EventBus(dispatch)
         self._pipeline = Pipeline()
         self._jobs = JobLifecycle(
             self._lock, self._tasks, self._history, self._timeline, self._waiters, self._bus,
-            self._executor, dispatch, self._log, lambda: self._stopped, pipeline=self._pipeline,
+            self._executor, dispatch, self._log, self._is_stopped, pipeline=self._pipeline,
         )  # fmt: skip
         self._started = False
         self._stopped = False
@@ -112,7 +103,7 @@ class Quiv:
                     due = task.trigger.first_due(now)
                     if due is not None:
                         self._timeline.schedule(task, due)
-            self._timeline.start(self._on_due, lambda: self._stopped, self._log)
+            self._timeline.start(self._jobs.on_due, self._is_stopped, self._log)
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop: set every job's stop event, wait up to `timeout` seconds, release our threads.
@@ -126,11 +117,7 @@ class Quiv:
             if self._stopped:
                 return
             self._stopped = True
-            queued = []
-            for job in self._history.unfinished():
-                job.stop_event.set("shutdown")
-                if job.status is JobStatus.SCHEDULED and job.future is not None:
-                    queued.append(job.future)
+            queued = self._jobs.stop_all("shutdown")
             self._timeline.clear()
             thread = self._timeline.thread
         for fut in queued:
@@ -145,15 +132,11 @@ class Quiv:
                 len(abandoned),
                 ", ".join(abandoned),
             )
-        effects: list[Effect] = []
         with self._lock:
             # Waiters first: a job still unfinished now was abandoned, and whoever waits for it
             # learns that the scheduler stopped, not that the job was cancelled (as quiv does).
             self._waiters.fail_all(lambda: SchedulerStoppedError("the scheduler was shut down before the job finished"))
-            now = time.monotonic()
-            for job in self._history.unfinished():
-                abandoned_outcome = Outcome(False, error_message="abandoned at shutdown", cancelled=True)
-                effects += self._jobs.finalize(job, abandoned_outcome, now)
+            effects = self._jobs.abandon_unfinished(time.monotonic())
         run_effects(effects)
 
     stop = shutdown
@@ -174,6 +157,10 @@ class Quiv:
     @property
     def stopped(self) -> bool:
         """True once `shutdown()` has begun (read-only; any thread)."""
+        return self._stopped
+
+    def _is_stopped(self) -> bool:
+        """`stopped` as a callable, for collaborators that check it under the lock."""
         return self._stopped
 
     @property
@@ -434,7 +421,7 @@ class Quiv:
         interrupted leaves nothing registered.
         """
         self._main.note_caller()
-        return self._block(*self._job_future(job_id), timeout)
+        return self._waiting.block(*self._waiting.for_job(job_id), timeout)
 
     def wait_for_task(self, task_id: str, timeout: float | None = None) -> Job:
         """Block until the task's running (or next) job ends and return it; raises as `wait_for_job`.
@@ -442,60 +429,17 @@ class Quiv:
         A run-once task that already finished returns its final job at once.
         """
         self._main.note_caller()
-        return self._block(*self._task_future(task_id), timeout)
+        return self._waiting.block(*self._waiting.for_task(task_id), timeout)
 
     async def await_job(self, job_id: str, timeout: float | None = None) -> Job:
         """The awaitable form of `wait_for_job` (on the awaiting loop)."""
         self._main.note_caller()
-        return await self._await(*self._job_future(job_id), timeout)
+        return await self._waiting.wait(*self._waiting.for_job(job_id), timeout)
 
     async def await_task(self, task_id: str, timeout: float | None = None) -> Job:
         """The awaitable form of `wait_for_task` (on the awaiting loop)."""
         self._main.note_caller()
-        return await self._await(*self._task_future(task_id), timeout)
-
-    def _block(self, fut: Waiter, key: WaitKey, timeout: float | None) -> Job:
-        try:
-            return block_on(fut, timeout, self._main.running_here())
-        except BaseException:  # timed out or interrupted: forget the waiter, or it stays until the job ends
-            self._forget(fut, key)
-            raise
-
-    async def _await(self, fut: Waiter, key: WaitKey, timeout: float | None) -> Job:
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(fut), timeout)
-        except asyncio.TimeoutError:
-            self._forget(fut, key)
-            raise TimeoutError(f"still not done after {timeout}s") from None
-        except BaseException:  # cancelled
-            self._forget(fut, key)
-            raise
-
-    def _forget(self, fut: Waiter, key: WaitKey) -> None:
-        if key is not None:
-            with self._lock:
-                self._waiters.discard(fut, *key)
-
-    def _job_future(self, job_id: str) -> tuple[Waiter, WaitKey]:
-        with self._lock:
-            if self._stopped:
-                raise SchedulerStoppedError("the scheduler was shut down; its jobs can no longer be waited for")
-            job = self._history.find(job_id)
-            if job is None:
-                raise JobNotFoundError(f"no job with id {job_id!r}")
-            if job.status.is_final:
-                return done_waiter(job.snapshot()), None
-            return self._waiters.on_job(job_id), ("job", job_id)
-
-    def _task_future(self, task_id: str) -> tuple[Waiter, WaitKey]:
-        with self._lock:
-            self._check_open()
-            if task_id not in self._tasks:
-                done = self._history.last_run(task_id)
-                if done is None:
-                    raise TaskNotFoundError(f"no task with id {task_id!r}")
-                return done_waiter(done.snapshot()), None
-            return self._waiters.on_task(task_id), ("task", task_id)
+        return await self._waiting.wait(*self._waiting.for_task(task_id), timeout)
 
     # ------------------------------------------------------------------ listeners
 
@@ -522,25 +466,3 @@ class Quiv:
         else:
             self._waiters.fail_task(task.task_id, TaskNotFoundError(f"task {task.name!r} was removed"))
         return [self._bus.emitter(Event.TASK_REMOVED, task.snapshot())]
-
-    def _is_live(self, entry: Entry) -> bool:
-        """Whether popping `entry` would still do something (see `_on_due`)."""
-        if entry.kind == TIMEOUT:
-            job = self._history.find(entry.key)
-            return job is not None and not job.status.is_final
-        task = self._tasks.find(entry.key)
-        return task is not None and task.gen == entry.gen and not task.paused
-
-    def _on_due(self, entry: Entry, now: float) -> list[Effect]:
-        """The scheduler thread popped a due entry (lock held): time a job out or fire a task."""
-        if entry.kind == TIMEOUT:
-            job = self._history.find(entry.key)
-            if job is not None and not job.status.is_final:
-                job.stop_event.set("timeout")
-            return []
-        task = self._tasks.find(entry.key)
-        if task is None or task.gen != entry.gen or task.paused:
-            return []  # stale entry: the task was removed, paused or rescheduled
-        if entry.kind == RETRY and task.next_due == entry.due:
-            task.next_due = None
-        return self._jobs.fire(task, now, entry.kind, due=entry.due)
