@@ -21,7 +21,7 @@ from .execution import UPSTREAM, JobCall, Outcome, StopEvent, failure
 from .history import JobHistory
 from .joblog import JobLog
 from .models import Event, JobStatus
-from .pipeline import Pipeline, Run
+from .pipeline import Pipeline, Run, Skip
 from .records import JobRecord, TaskRecord, new_id, utcnow
 from .seams import Clock, JobExecutor
 from .tasks import TaskTable
@@ -112,6 +112,7 @@ class JobLifecycle:
         self._stopped = stopped
         self._clock = clock  # what `now` is on the worker side (timeouts, ends); tests pass a fake one
         self._pipeline = pipeline if pipeline is not None else Pipeline()  # `after=` edges and their rule
+        self._in_pipeline = self._pipeline.nodes.__contains__
 
     # ------------------------------------------------------------------ scheduler side (lock held)
 
@@ -301,7 +302,7 @@ class JobLifecycle:
         event = _EVENT_FOR_STATUS[job.status]
         retrying = task is not None and self._after_job(task, job, now)
         downstream: list[Effect] = []
-        if not retrying and job.task_id in self._pipeline and not self._stopped():
+        if not retrying and self._in_pipeline(job.task_id) and not self._stopped():
             decisions = self._pipeline.on_job_final(job.task_id, job.status, job.result, job.error_message)
             if task is not None and task.run_once:
                 self._pipeline.retire(task.task_id)
@@ -332,7 +333,7 @@ class JobLifecycle:
 
     # ------------------------------------------------------------------ pipelines (lock held)
 
-    def _downstream(self, decisions: list[Any], now: float) -> list[Effect]:
+    def _downstream(self, decisions: list[Run | Skip], now: float) -> list[Effect]:
         """Act on the pipeline's decisions after a job ended: start downstream jobs, record skipped ones."""
         effects: list[Effect] = []
         wall = utcnow()

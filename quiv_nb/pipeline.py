@@ -98,6 +98,9 @@ class Pipeline:
         self._pending: dict[str, dict[str, Any]] = {}  # downstream id -> {upstream id: result} this round
         self._held: dict[str, dict[str, Any]] = {}  # downstream id -> a trigger that came while it ran
         self._retired: set[str] = set()  # finished run-once upstreams kept only for their dependents
+        # The ids of tasks in an edge, as a live view: `task_id in pipeline.nodes` is one C-level
+        # lookup, cheap enough for the lifecycle to ask after every job.
+        self.nodes = self._names.keys()
 
     # ------------------------------------------------------------------ the graph
 
@@ -242,7 +245,7 @@ class Pipeline:
 
     def on_job_final(
         self, task_id: str, status: JobStatus, result: Any = None, error: str | None = None
-    ) -> list[Run | Skip]:
+    ) -> list[Run | Skip]:  # the decisions, in the order to apply them
         """A job of `task_id` ended for good (retries exhausted); return what must happen downstream.
 
         `status` is the job's final status, `result` its result, `error` its error message (it
