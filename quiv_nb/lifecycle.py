@@ -12,8 +12,7 @@ import concurrent.futures
 import logging
 import threading
 import time
-from datetime import datetime, timedelta
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from .dispatch import Dispatcher, noop_hook
 from .eventbus import Effect, EventBus, run_effects
@@ -23,10 +22,14 @@ from .joblog import JobLog
 from .models import Event, JobStatus
 from .pipeline import Pipeline, Run, Skip
 from .records import JobRecord, TaskRecord, new_id, utcnow
-from .seams import Clock, JobExecutor
 from .tasks import TaskTable
 from .timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
 from .waiters import settle
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from .seams import Clock, JobExecutor
 
 __all__ = ["JobLifecycle", "final_state", "retry_delay"]
 
@@ -79,7 +82,11 @@ def _due_at(task: TaskRecord, due: float, now: float) -> datetime:
     """The aware wall-clock time of the slot due at monotonic `due` (fired at `now`)."""
     wall_time = getattr(task.trigger, "wall_time", None)
     at = wall_time(due) if wall_time is not None else None
-    return at if at is not None else utcnow() - timedelta(seconds=now - due)
+    if at is not None:
+        return at
+    from datetime import timedelta  # loaded by `utcnow` already: a dict lookup
+
+    return utcnow() - timedelta(seconds=now - due)
 
 
 class JobLifecycle:

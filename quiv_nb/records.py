@@ -9,13 +9,13 @@ from __future__ import annotations
 import functools
 import os
 import time
-from datetime import datetime, timedelta, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Callable, ContextManager
 
 from .models import Job, JobStatus, Task, TaskStatus
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+    from datetime import datetime, tzinfo
 
     from .execution import HandlerSpec, StopEvent
     from .joblog import JobLog
@@ -24,9 +24,22 @@ if TYPE_CHECKING:
 __all__ = ["JobRecord", "TaskRecord", "new_id", "utcnow"]
 
 
-# The current aware UTC time. A partial, not a def: it is read twice per job, and the C call
-# skips a Python frame.
-utcnow: Callable[[], datetime] = functools.partial(datetime.now, timezone.utc)
+def utcnow() -> datetime:
+    """The current aware UTC time (any thread)."""
+    return _wall_now()
+
+
+def _first_wall_now() -> datetime:
+    # `datetime` is imported here, on the first job, not at `import quiv_nb` (~1 ms, and asyncio
+    # does not need it). Then a partial: read twice per job, the C call skips a Python frame.
+    global _wall_now
+    from datetime import datetime, timezone
+
+    _wall_now = functools.partial(datetime.now, timezone.utc)
+    return _wall_now()
+
+
+_wall_now: Callable[[], datetime] = _first_wall_now
 
 
 # Task and job ids are random (version 4) UUID strings. `str(uuid.uuid4())` reads 16 bytes from
@@ -139,6 +152,8 @@ class TaskRecord:
             # A calendar run: the true wall-clock time in the task's zone (a retry due sooner: None -> below).
             next_run_at = wall_time(self.next_due)
         if next_run_at is None and self.next_due is not None and not self.paused:
+            from datetime import datetime, timedelta, timezone  # loaded by `utcnow` already: a dict lookup
+
             try:
                 next_run_at = utcnow() + timedelta(seconds=max(0.0, self.next_due - time.monotonic()))
             except OverflowError:  # centuries away (a huge delay or interval): past datetime's range
