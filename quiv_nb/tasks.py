@@ -11,7 +11,7 @@ from .dispatch import is_async_callable
 from .errors import ConfigurationError, TaskNotFoundError
 from .execution import DATA_KINDS, HandlerSpec, capture_job_contexts, inspect_handler, observes_stop
 from .records import TaskRecord, new_id
-from .triggers import AfterTrigger, CronTrigger, DailyTrigger, IntervalTrigger, OnceTrigger, resolve_zone, zone_name
+from .triggers import AfterTrigger, IntervalTrigger, OnceTrigger
 
 __all__ = ["TaskTable", "build_task", "handler_spec", "number"]
 
@@ -145,21 +145,25 @@ def build_task(
     task.task_id = new_id()
     task.name, task.func, task.args, task.kwargs, task.spec = task_name, func, args, dict(kwargs), spec
     task.interval, task.run_once, task.delay = interval, run_once, delay
-    task.zone = zone = resolve_zone(timezone) if calendar else None
-    task.cron = task.at = None
-    if cron is not None:
-        task.trigger = trigger = CronTrigger(cron, zone, delay)  # type: ignore[arg-type]
-        task.cron = trigger.expression
-    elif at is not None:
-        task.trigger = daily = DailyTrigger(at, zone, delay)  # type: ignore[arg-type]
-        task.at = daily.at
+    task.zone = task.timezone = task.cron = task.at = None
+    if calendar:
+        # Calendar triggers load datetime, zoneinfo and cronsim: on first use, not at `import quiv_nb`.
+        from .cron import CronTrigger, DailyTrigger, resolve_zone, zone_name
+
+        task.zone = zone = resolve_zone(timezone)
+        task.timezone = zone_name(zone)
+        if cron is not None:
+            task.trigger = trigger = CronTrigger(cron, zone, delay)
+            task.cron = trigger.expression
+        else:
+            task.trigger = daily = DailyTrigger(at, zone, delay)
+            task.at = daily.at
     elif after is not None:
         task.trigger = AfterTrigger()
     elif run_once or interval is None:
         task.trigger = OnceTrigger(delay)
     else:
         task.trigger = IntervalTrigger(interval, delay)
-    task.timezone = None if zone is None else zone_name(zone)
     task.after = ()  # upstream names, filled by the facade once `after` is resolved
     # `_upstream` / `_scheduled_at`: values the lifecycle puts into the job's kwargs (see execution.DATA_KINDS).
     task.data_inject = tuple((n, kind) for n, kind in spec.inject if kind in DATA_KINDS) if spec.inject else ()

@@ -1,7 +1,7 @@
 """Calendar schedules in the scheduler: cron and daily `at` tasks, next_run_at, DST, with a controllable wall clock.
 
 The scheduler sleeps on the monotonic clock; calendar triggers read the wall clock
-(`quiv_nb.triggers.wall_now`) only to plan runs, so moving it (`wall_clock` below) to just before
+(`quiv_nb.cron.wall_now`) only to plan runs, so moving it (`wall_clock` below) to just before
 09:00 makes a "09:00" task fire a fraction of a second later in real time. No test waits for a
 real minute boundary.
 """
@@ -19,9 +19,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import WAIT
 
-import quiv_nb.triggers as triggers_module
+import quiv_nb.cron as cron_module
 from quiv_nb import Event, Job, JobStatus, Quiv
-from quiv_nb.triggers import CronTrigger
+from quiv_nb.cron import CronTrigger
 
 UTC = timezone.utc
 PARIS = ZoneInfo("Europe/Paris")
@@ -30,11 +30,11 @@ PARIS = ZoneInfo("Europe/Paris")
 @pytest.fixture
 def wall_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[datetime], None]]:
     """`wall_clock(t)`: from now on calendar triggers read the wall clock as `t` plus the real time elapsed since."""
-    real = triggers_module.wall_now
+    real = cron_module.wall_now
 
     def set_to(target: datetime) -> None:
         offset = target.astimezone(UTC) - real()
-        monkeypatch.setattr(triggers_module, "wall_now", lambda: real() + offset)
+        monkeypatch.setattr(cron_module, "wall_now", lambda: real() + offset)
 
     yield set_to
 
@@ -179,3 +179,16 @@ def test_task_snapshot_of_an_interval_task_has_no_calendar_fields(quiv: Quiv) ->
     assert (task.cron, task.at, task.timezone, task.after) == (None, None, None, ())
     assert task.next_run_at is not None and task.next_run_at.tzinfo is UTC
     assert timedelta(seconds=25) < task.next_run_at - datetime.now(UTC) <= timedelta(seconds=30)
+
+
+def test_import_quiv_nb_loads_no_calendar_machinery() -> None:
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    code = "import sys, quiv_nb; print(sorted(m for m in ('cronsim', 'zoneinfo', 'quiv_nb.cron') if m in sys.modules))"
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env, check=True)
+    assert out.stdout.strip() == "[]"  # loaded on the first cron=/at= task instead

@@ -13,8 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from quiv_nb import ConfigurationError
-from quiv_nb.triggers import (
-    AfterTrigger,
+from quiv_nb.cron import (
     CronTrigger,
     DailyTrigger,
     Slot,
@@ -22,6 +21,7 @@ from quiv_nb.triggers import (
     resolve_zone,
     zone_name,
 )
+from quiv_nb.triggers import AfterTrigger
 
 UTC = timezone.utc
 PARIS = ZoneInfo("Europe/Paris")
@@ -237,10 +237,10 @@ def test_at_accepts_one_digit_hours() -> None:
 
 
 def test_first_due_next_due_and_wall_time_read_the_wall_clock(monkeypatch: pytest.MonkeyPatch) -> None:
-    import quiv_nb.triggers as triggers_module
+    import quiv_nb.cron as cron_module
 
     wall = [datetime(2026, 3, 28, 12, 0, tzinfo=UTC)]
-    monkeypatch.setattr(triggers_module, "wall_now", lambda: wall[0])
+    monkeypatch.setattr(cron_module, "wall_now", lambda: wall[0])
     trigger = DailyTrigger("02:30", PARIS)
     due = trigger.first_due(500.0)
     assert due == 500.0 + 13 * 3600  # 12:00 UTC -> 03:00 CEST (01:00 UTC), the first minute after the gap
@@ -255,9 +255,9 @@ def test_first_due_next_due_and_wall_time_read_the_wall_clock(monkeypatch: pytes
 
 
 def test_delay_postpones_the_first_calendar_run(monkeypatch: pytest.MonkeyPatch) -> None:
-    import quiv_nb.triggers as triggers_module
+    import quiv_nb.cron as cron_module
 
-    monkeypatch.setattr(triggers_module, "wall_now", lambda: datetime(2026, 6, 1, 8, 0, 30, tzinfo=UTC))
+    monkeypatch.setattr(cron_module, "wall_now", lambda: datetime(2026, 6, 1, 8, 0, 30, tzinfo=UTC))
     assert CronTrigger("0 * * * *", UTC).first_due(0.0) == 3570.0
     assert CronTrigger("0 * * * *", UTC, delay=3570).first_due(0.0) == 3570.0  # exactly at now + delay
     assert CronTrigger("0 * * * *", UTC, delay=3571).first_due(0.0) == 7170.0
