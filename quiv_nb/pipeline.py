@@ -16,7 +16,6 @@ never overlaps itself, and no round is lost.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigurationError, DependentTasksError
@@ -25,20 +24,43 @@ from .models import JobStatus
 __all__ = ["Pipeline", "Run", "Skip", "resolve_upstream"]
 
 
-@dataclass(frozen=True)
 class Run:
-    """Start one job of `task_id`, injecting `upstream` as `_upstream`."""
+    """Start one job of `task_id`, injecting `upstream` as `_upstream`.
 
-    task_id: str
-    upstream: dict[str, Any] = field(default_factory=dict)
+    Decisions are plain slotted classes, not dataclasses: this module loads with `import quiv_nb`.
+    """
+
+    __slots__ = ("task_id", "upstream")
+
+    def __init__(self, task_id: str, upstream: dict[str, Any] | None = None) -> None:
+        self.task_id = task_id
+        self.upstream = {} if upstream is None else upstream
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Run and (self.task_id, self.upstream) == (other.task_id, other.upstream)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable payload
+
+    def __repr__(self) -> str:
+        return f"Run({self.task_id!r}, {self.upstream!r})"
 
 
-@dataclass(frozen=True)
 class Skip:
     """Record a SKIPPED job of `task_id` with error `reason` (it names the upstream)."""
 
-    task_id: str
-    reason: str
+    __slots__ = ("reason", "task_id")
+
+    def __init__(self, task_id: str, reason: str) -> None:
+        self.task_id = task_id
+        self.reason = reason
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is Skip and (self.task_id, self.reason) == (other.task_id, other.reason)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Skip({self.task_id!r}, {self.reason!r})"
 
 
 _VERB = {
