@@ -156,6 +156,12 @@ def test_a_paused_downstream_does_not_run(quiv: Quiv) -> None:
     quiv.run_task_immediately(up)
     assert other_job.result(WAIT).task_id == other
     assert quiv.get_all_jobs(task_id=paused) == []
+    # Resumed, it waits for its upstream again (no clock of its own) and runs on the next round.
+    quiv.resume_task(paused)
+    assert quiv.get_task(paused).next_run_at is None
+    resumed = next_job(quiv, "paused")
+    quiv.run_task_immediately(up)
+    assert resumed.result(WAIT).result == 1
 
 
 # ---------------------------------------------------------------- failure propagation
