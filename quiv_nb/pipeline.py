@@ -15,7 +15,7 @@ never overlaps itself, and no round is lost.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, KeysView, Mapping, Sequence
 from typing import Any
 
 from .errors import ConfigurationError, DependentTasksError
@@ -27,7 +27,8 @@ __all__ = ["Pipeline", "Run", "Skip", "resolve_upstream"]
 class Run:
     """Start one job of `task_id`, injecting `upstream` as `_upstream`.
 
-    Decisions are plain slotted classes, not dataclasses: this module loads with `import quiv_nb`.
+    Decisions are plain slotted classes, not frozen dataclasses: a fan-out makes one per task
+    below it, and a frozen dataclass's `__init__` costs several times as much.
     """
 
     __slots__ = ("task_id", "upstream")
@@ -120,14 +121,17 @@ class Pipeline:
         self._pending: dict[str, dict[str, Any]] = {}  # downstream id -> {upstream id: result} this round
         self._held: dict[str, dict[str, Any]] = {}  # downstream id -> a trigger that came while it ran
         self._retired: set[str] = set()  # finished run-once upstreams kept only for their dependents
-        # The ids of tasks in an edge, as a live view: `task_id in pipeline.nodes` is one C-level
-        # lookup, cheap enough for the lifecycle to ask after every job.
-        self.nodes = self._names.keys()
 
     # ------------------------------------------------------------------ the graph
 
     def __contains__(self, task_id: object) -> bool:
         return task_id in self._names
+
+    @property
+    def nodes(self) -> KeysView[str]:
+        """The ids of tasks in an edge, a live view: `task_id in nodes` is one C-level lookup,
+        cheap enough for the lifecycle to ask after every job."""
+        return self._names.keys()
 
     def upstream_names(self, task_id: str) -> tuple[str, ...]:
         """Names of the tasks `task_id` runs after (for `Task.after`), in the order given."""
