@@ -1,9 +1,10 @@
-"""Running one job: which names a handler gets injected, sync vs async bodies, and the worker pool.
+"""Running one job: which names a handler gets injected, its stop event, sync vs async bodies.
 
 The scheduler hands an executor a `JobCall`; the executor runs it and resolves a future with an
 `Outcome` (never an exception), so a handler that raises anything — even `SystemExit` — becomes
 a failed job and the worker thread lives on. Executors only run bodies; timing, retries and
-bookkeeping stay in the scheduler, which is what lets `quiv_nb.dask.DaskExecutor` plug in.
+bookkeeping stay in the scheduler, which is what lets `quiv_nb.dask.DaskExecutor` plug in; the
+default executor, a pool of daemon threads, is in `quiv_nb.pool`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,7 @@ import logging
 import sys
 import threading
 import traceback
-from _queue import SimpleQueue  # what queue.SimpleQueue is, without importing `queue` (~1.5 ms)
-from collections import deque
-from concurrent.futures import Executor, Future
 from contextlib import ExitStack, nullcontext
-from dataclasses import dataclass, field
 from typing import Any, Callable, ContextManager
 
 from .dispatch import is_async_callable, new_worker_loop, worker_scope
@@ -33,10 +30,7 @@ __all__ = [
     "JobCall",
     "JobExecutor",
     "Outcome",
-    "PoolExecutor",
     "StopEvent",
-    "ThreadPool",
-    "as_job_executor",
     "inspect_handler",
     "observes_stop",
     "run_call",
@@ -168,12 +162,57 @@ def capture_job_contexts() -> tuple[Callable[[], ContextManager[Any]], ...]:
     return tuple(found)
 
 
-@dataclass(frozen=True)
-class HandlerSpec:
+class _Value:
+    """Base of the small value classes below: equality, hash and repr from `_fields`, in order.
+
+    Not dataclasses: generating a dataclass's methods costs ~0.5-1 ms per class at import, and
+    these three are internal plain data (`HandlerSpec` and `Outcome` also cross to Dask workers).
+    """
+
+    __slots__ = ()
+    _fields: tuple[str, ...] = ()  # the constructor's parameters, in order
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{n}={getattr(self, n)!r}' for n in self._fields)})"
+
+
+class _Frozen(_Value):
+    """A `_Value` whose fields cannot be reassigned (shared instances such as `_DONE` stay intact)."""
+
+    __slots__ = ()
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is immutable")
+
+    __delattr__ = __setattr__  # type: ignore[assignment]
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), self._values()  # rebuilt through __init__: unpickling must not setattr
+
+
+_set = object.__setattr__
+
+
+class HandlerSpec(_Frozen):
     """What the scheduler learned from a handler's signature, once, at `add_task` time."""
 
+    _fields = ("is_async", "inject")
+    __slots__ = _fields
     is_async: bool
     inject: tuple[tuple[str, str], ...]  # (parameter name, kind)
+
+    def __init__(self, is_async: bool, inject: tuple[tuple[str, str], ...]) -> None:
+        _set(self, "is_async", is_async)
+        _set(self, "inject", inject)
 
 
 def observes_stop(spec: HandlerSpec) -> bool:
@@ -253,35 +292,74 @@ def _name(func: Any) -> str:
     return repr(getattr(func, "__qualname__", None) or getattr(func, "__name__", None) or func)
 
 
-@dataclass
-class JobCall:
+def _always() -> bool:
+    return True
+
+
+class JobCall(_Value):
     """Everything an executor needs to run one job body."""
 
-    job_id: str
-    func: Callable[..., Any]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    spec: HandlerSpec
-    stop_event: StopEvent
-    progress: Callable[..., None]
-    # Called on the worker just before the body; False means "cancelled while queued: skip it".
-    on_start: Callable[[], bool] = lambda: True
-    # Context managers entered around the body on the worker (e.g. route output to a cell).
-    contexts: tuple[Callable[[], ContextManager[Any]], ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict)
-    # The job's own output log (`Job.output`); capture machinery appends what the body writes.
-    log: JobLog | None = None
+    _fields = (
+        "job_id", "func", "args", "kwargs", "spec", "stop_event", "progress", "on_start", "contexts", "extra", "log",
+    )  # fmt: skip
+    __slots__ = _fields
+
+    def __init__(
+        self,
+        job_id: str,
+        func: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        spec: HandlerSpec,
+        stop_event: StopEvent,
+        progress: Callable[..., None],
+        on_start: Callable[[], bool] = _always,
+        contexts: tuple[Callable[[], ContextManager[Any]], ...] = (),
+        extra: dict[str, Any] | None = None,
+        log: JobLog | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.func = func
+        self.args = args
+        self.kwargs = kwargs
+        self.spec = spec
+        self.stop_event = stop_event
+        self.progress = progress
+        # Called on the worker just before the body; False means "cancelled while queued: skip it".
+        self.on_start = on_start
+        # Context managers entered around the body on the worker (e.g. route output to a cell).
+        self.contexts = contexts
+        self.extra = {} if extra is None else extra
+        # The job's own output log (`Job.output`); capture machinery appends what the body writes.
+        self.log = log
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dataclass it replaces
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(_Frozen):
     """How a job body ended. Plain data, so it also crosses process boundaries (Dask)."""
 
+    _fields = ("ok", "result", "error_message", "traceback", "cancelled")
+    __slots__ = _fields
     ok: bool
-    result: Any = None
-    error_message: str | None = None
-    traceback: str | None = None
-    cancelled: bool = False
+    result: Any
+    error_message: str | None
+    traceback: str | None
+    cancelled: bool
+
+    def __init__(
+        self,
+        ok: bool,
+        result: Any = None,
+        error_message: str | None = None,
+        traceback: str | None = None,
+        cancelled: bool = False,
+    ) -> None:
+        _set(self, "ok", ok)
+        _set(self, "result", result)
+        _set(self, "error_message", error_message)
+        _set(self, "traceback", traceback)
+        _set(self, "cancelled", cancelled)
 
 
 def failure(exc: BaseException) -> Outcome:
@@ -350,105 +428,3 @@ def _run_async(call: JobCall, awaitable: Any) -> Any:
 
 async def _as_coroutine(awaitable: Any) -> Any:
     return await awaitable
-
-
-class ThreadPool:
-    """A small pool of daemon threads.
-
-    Not `ThreadPoolExecutor`: its threads are joined at interpreter exit, so one handler that
-    ignores its stop event would hang a kernel shutdown or restart forever. Ours are daemons,
-    started lazily up to `size`, and `shutdown(timeout)` waits at most `timeout`.
-    """
-
-    def __init__(self, size: int, name: str = "quiv_nb-worker") -> None:
-        self._size = size
-        self._name = name
-        self._queue: SimpleQueue[tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None] = SimpleQueue()
-        self._threads: list[threading.Thread] = []
-        # One token per job a worker finished, at most `size`: a submit that takes one knows a
-        # worker came free and starts no thread. A deque, not a Semaphore: its append/pop are
-        # atomic, with no Python-level Condition for workers and submitters to contend on.
-        self._idle: deque[None] = deque()
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        with self._lock:
-            if self._closed:
-                raise RuntimeError("pool is shut down")
-            self._queue.put((future, fn, args))
-            if self._idle:  # only submitters pop, under self._lock: the check holds until the pop
-                self._idle.pop()
-            elif len(self._threads) < self._size:
-                thread = threading.Thread(target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True)
-                self._threads.append(thread)
-                thread.start()
-        return future
-
-    def _work(self) -> None:
-        get, idle, size = self._queue.get, self._idle, self._size
-        while True:
-            item = get()
-            if item is None:
-                return
-            future, fn, args = item
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn(*args))
-                except BaseException as exc:
-                    future.set_exception(exc)
-            del item, future, fn, args
-            if len(idle) < size:
-                idle.append(None)
-
-    @property
-    def threads(self) -> tuple[threading.Thread, ...]:
-        return tuple(self._threads)
-
-    def shutdown(self, timeout: float | None = None) -> list[str]:
-        import time
-
-        with self._lock:
-            self._closed = True
-            threads = list(self._threads)
-        for _ in threads:
-            self._queue.put(None)
-        # Called from a job (a handler or a worker-side listener shutting the scheduler down),
-        # the calling worker cannot join itself; it exits on its sentinel once that job returns.
-        me = threading.current_thread()
-        threads = [t for t in threads if t is not me]
-        deadline = None if timeout is None else time.monotonic() + timeout
-        for thread in threads:
-            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-        return [t.name for t in threads if t.is_alive()]
-
-
-class PoolExecutor:
-    """The default `JobExecutor`: job bodies on a `ThreadPool` (or any `concurrent.futures.Executor`)."""
-
-    def __init__(self, pool: ThreadPool | Executor) -> None:
-        self._pool = pool
-
-    def submit(self, call: JobCall) -> Future[Outcome]:
-        return self._pool.submit(run_call, call)
-
-    def shutdown(self, timeout: float | None = None) -> list[str]:
-        if isinstance(self._pool, ThreadPool):
-            return self._pool.shutdown(timeout)
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        return []
-
-
-def as_job_executor(executor: Any, pool_size: int) -> JobExecutor:
-    """Accept None (our pool), a `JobExecutor`, or a plain `concurrent.futures.Executor`."""
-    if executor is None:
-        return PoolExecutor(ThreadPool(pool_size))
-    if isinstance(executor, Executor):
-        return PoolExecutor(executor)
-    if isinstance(executor, JobExecutor):
-        return executor
-    raise ConfigurationError(
-        "executor must be None, a concurrent.futures.Executor, or a quiv_nb JobExecutor "
-        f"(e.g. quiv_nb.dask.DaskExecutor), got {type(executor).__name__}"
-    )

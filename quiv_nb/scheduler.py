@@ -16,25 +16,23 @@ import threading
 import time
 from typing import Any, Callable
 
+from .control import TaskControl
 from .dispatch import Dispatcher, MainLoop
 from .errors import (
     ConfigurationError,
     JobNotFoundError,
-    QuivError,
     SchedulerStoppedError,
-    TaskNotFoundError,
-    TaskRunningError,
 )
-from .eventbus import Effect, EventBus, as_event, run_effects
-from .execution import JobExecutor, as_job_executor
+from .eventbus import EventBus, as_event, run_effects
+from .execution import JobExecutor
 from .history import JobHistory
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
 from .models import Event, Job, JobStatus, Stats, Task
-from .pipeline import Pipeline, resolve_upstream
-from .records import TaskRecord
+from .pipeline import Pipeline
+from .pool import as_job_executor
 from .tasks import TaskTable, build_task, number
-from .timeline import RUN, Timeline
+from .timeline import Timeline
 from .waiters import Waiters, Waiting
 
 __all__ = ["Quiv"]
@@ -81,6 +79,10 @@ class Quiv:
             self._lock, self._tasks, self._history, self._timeline, self._waiters, self._bus,
             self._executor, dispatch, self._log, self._is_stopped, pipeline=self._pipeline,
         )  # fmt: skip
+        self._control = TaskControl(
+            self._tasks, self._history, self._timeline, self._jobs, self._waiters, self._bus, self._is_started,
+            self._pipeline,
+        )  # fmt: skip
         self._started = False
         self._stopped = False
 
@@ -97,12 +99,7 @@ class Quiv:
             if self._started:
                 return
             self._started = True
-            now = time.monotonic()
-            for task in self._tasks:
-                if task.next_due is None and not task.paused:
-                    due = task.trigger.first_due(now)
-                    if due is not None:
-                        self._timeline.schedule(task, due)
+            self._control.plan_all(time.monotonic())
             self._timeline.start(self._jobs.on_due, self._is_stopped, self._log)
 
     def shutdown(self, timeout: float | None = None) -> None:
@@ -159,6 +156,9 @@ class Quiv:
         """True once `shutdown()` has begun (read-only; any thread)."""
         return self._stopped
 
+    def _is_started(self) -> bool:
+        return self._started
+
     def _is_stopped(self) -> bool:
         """`stopped` as a callable, for collaborators that check it under the lock."""
         return self._stopped
@@ -212,30 +212,9 @@ class Quiv:
             task_name, func, interval, delay, run_once, args, kwargs, progress_callback,
             timeout, max_retries, retry_backoff, notify, after=after, cron=cron, at=at, timezone=timezone,
         )  # fmt: skip
-        effects: list[Effect] = []
         with self._lock:
             self._check_open()
-            replaced = self._tasks.named(task_name) if replace else []
-            # A replaced upstream (or a finished run-once one of the same name) hands its dependents
-            # to the new task, so re-running a notebook cell keeps the pipeline below it.
-            heirs = [t.task_id for t in replaced] + self._pipeline.retired_named(task_name)
-            if after is not None or any(h in self._pipeline for h in heirs):
-                # Checked before anything changes: an unknown upstream or a cycle leaves all as it was.
-                upstream = {} if after is None else resolve_upstream(task_name, after, self._tasks.names())
-                self._pipeline.add(task.task_id, task_name, upstream, replaces=heirs)
-                task.after = tuple(upstream.values())
-            for other in replaced:
-                effects += self._remove(other)
-            self._tasks.add(task)
-            if self._bus.listened(Event.TASK_ADDED):  # no snapshot nobody would see
-                effects.append(self._bus.emitter(Event.TASK_ADDED, task.snapshot()))
-            if self._started:
-                now = time.monotonic()
-                due = task.trigger.first_due(now)
-                if due is not None and due <= now:
-                    effects += self._jobs.fire(task, now, RUN, due=due)
-                elif due is not None:
-                    self._timeline.schedule(task, due)
+            effects = self._control.add(task, time.monotonic(), replace=replace, after=after)
         run_effects(effects)
         return task.task_id
 
@@ -249,46 +228,22 @@ class Quiv:
         if not isinstance(cascade, bool):
             raise ConfigurationError(f"cascade must be True or False, got {cascade!r}")
         with self._lock:
-            task = self._tasks.get(task_id)
-            effects: list[Effect] = []
-            if task_id in self._pipeline:
-                for other_id in self._pipeline.check_removal(task_id, cascade):  # farthest first
-                    other = self._tasks.find(other_id)  # a finished run-once dependent is gone already
-                    if other is not None:
-                        effects += self._remove(other)
-                    self._pipeline.remove(other_id)
-                self._pipeline.remove(task_id)
-            effects += self._remove(task)
+            effects = self._control.remove(self._tasks.get(task_id), cascade=cascade)
         run_effects(effects)
 
     def pause_task(self, task_id: str) -> None:
         """Stop scheduling a task; a job already running finishes normally."""
         with self._lock:
-            task = self._tasks.get(task_id)
-            if task.paused:
-                return
-            task.paused = True
-            task.gen += 1
-            task.next_due = None
-            effect = self._bus.emitter(Event.TASK_PAUSED, task.snapshot())
-        effect()
+            effects = self._control.pause(self._tasks.get(task_id))
+        run_effects(effects)
 
     def resume_task(self, task_id: str, delay: float = 0.0) -> None:
         """Resume a paused task; its next run is `delay` seconds from now."""
         delay = number("delay", delay, allow_none=False, minimum=0, strict=False) or 0.0
         with self._lock:
             self._check_open()
-            task = self._tasks.get(task_id)
-            if not task.paused:
-                return
-            task.paused = False
-            task.gen += 1
-            if self._started:
-                due = task.trigger.resume_due(time.monotonic(), delay)
-                if due is not None:  # an `after` task waits for its upstreams again
-                    self._timeline.schedule(task, due)
-            effect = self._bus.emitter(Event.TASK_RESUMED, task.snapshot())
-        effect()
+            effects = self._control.resume(self._tasks.get(task_id), time.monotonic(), delay)
+        run_effects(effects)
 
     def run_task_immediately(self, task_id: str) -> str:
         """Run a task now, outside its schedule (also when paused); return the job's id.
@@ -302,20 +257,8 @@ class Quiv:
         self._main.note_caller()
         with self._lock:
             self._check_open()
-            task = self._tasks.get(task_id)
-            if task.active_job is not None:
-                active = self._history.find(task.active_job)
-                if active is not None and active.status is JobStatus.SCHEDULED:
-                    return active.job_id
-                raise TaskRunningError(
-                    f"task {task.name!r} has job {task.active_job} running; wait for it or cancel it first"
-                )
-            if not self._started:
-                raise QuivError("the scheduler is not started yet; call start() first")
-            effects = self._jobs.start_job(task, time.monotonic(), 0, {})  # a fresh run: `_upstream` is {}
-            job_id = task.active_job
+            job_id, effects = self._control.run_now(self._tasks.get(task_id), time.monotonic())
         run_effects(effects)
-        assert job_id is not None
         return job_id
 
     def progress_callback(self, task_id: str) -> Callable[..., Any] | None:
@@ -456,13 +399,3 @@ class Quiv:
             self._bus.remove(Event(event), callback)
 
     # ------------------------------------------------------------------ internals (hold the lock)
-
-    def _remove(self, task: TaskRecord) -> list[Effect]:
-        self._tasks.discard(task)
-        if task.active_job is not None:
-            job = self._history.find(task.active_job)
-            if job is not None:
-                job.stop_event.set("removed")
-        else:
-            self._waiters.fail_task(task.task_id, TaskNotFoundError(f"task {task.name!r} was removed"))
-        return [self._bus.emitter(Event.TASK_REMOVED, task.snapshot())]

@@ -51,6 +51,10 @@ class Timeline:
     def __len__(self) -> int:
         return len(self._heap)
 
+    def entries(self) -> list[Entry]:
+        """The entries, earliest first, stale ones included (lock held; for tests and inspection)."""
+        return sorted(self._heap)
+
     def schedule(self, task: TaskRecord, due: float) -> None:
         """Plan `task`'s next regular run at `due` (lock held)."""
         task.next_due = due

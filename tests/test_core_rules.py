@@ -54,13 +54,14 @@ class Core:
         self.history = JobHistory(retention)
         self.timeline = Timeline(self.lock, lambda entry: True)
         self.waiters = Waiters()
-        self.bus = EventBus(Dispatcher(MainLoop(None)))
+        dispatch = Dispatcher(MainLoop(None))
+        self.bus = EventBus(dispatch)
         self.executor = InlineExecutor()
         self.stopped = False
         self.now = 0.0  # the fake clock the lifecycle reads on the worker side
         self.jobs = JobLifecycle(
             self.lock, self.tasks, self.history, self.timeline, self.waiters, self.bus,
-            self.executor, self.bus._dispatch, logging.getLogger("quiv_nb.test"), lambda: self.stopped,
+            self.executor, dispatch, logging.getLogger("quiv_nb.test"), lambda: self.stopped,
             lambda: self.now,
         )  # fmt: skip
 
@@ -73,7 +74,7 @@ class Core:
         return task
 
     def entries(self) -> list[Entry]:
-        return sorted(self.timeline._heap)
+        return self.timeline.entries()
 
 
 def test_executor_fits_the_seam() -> None:
@@ -281,3 +282,13 @@ def test_build_task_validates_like_add_task() -> None:
         build_task("t", print, None, None, False, (), None, None, None, 0, 1.0)
     with pytest.raises(ConfigurationError, match="max_retries"):
         build_task("t", print, 1.0, None, False, (), None, None, None, -1, 1.0)
+
+
+def test_the_failure_log_record_names_its_job_and_task(caplog: pytest.LogCaptureFixture) -> None:
+    core = Core()
+    task = core.add(lambda: 1 / 0, run_once=True)
+    with caplog.at_level(logging.ERROR, logger="quiv_nb.test"), core.lock:
+        run_effects(core.jobs.fire(task, now=0.0, kind=RUN))
+    (record,) = [r for r in caplog.records if "failed" in r.getMessage()]
+    assert record.quiv_job_id == task.last_job_id and record.quiv_task_id == task.task_id  # type: ignore[attr-defined]
+    assert "ZeroDivisionError" in record.getMessage()

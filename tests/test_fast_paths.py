@@ -14,8 +14,9 @@ import pytest
 from conftest import WAIT, Gate
 
 from quiv_nb import ConfigurationError, Quiv
-from quiv_nb.execution import StopEvent, ThreadPool
+from quiv_nb.execution import StopEvent
 from quiv_nb.locks import YieldingRLock as _YieldingRLock
+from quiv_nb.pool import ThreadPool
 from quiv_nb.records import new_id as _new_id
 from quiv_nb.tasks import handler_spec as _handler_spec
 
