@@ -11,6 +11,7 @@ from typing import Any
 
 from .errors import (
     ConfigurationError,
+    DependentTasksError,
     JobCancelledError,
     JobFailedError,
     JobNotFoundError,
@@ -31,6 +32,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConfigurationError",
+    "DependentTasksError",
     "Event",
     "Job",
     "JobCancelledError",

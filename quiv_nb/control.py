@@ -1,19 +1,20 @@
 """Steering tasks: register, remove, pause, resume, run now, and plan first runs (lock held).
 
 The `Quiv` facade validates arguments and takes the scheduler lock; these methods change the task
-table and the timeline and return the `Effect`s (listener deliveries, job submissions) for the
-facade to run once the lock is released.
+table, the timeline and the `after=` pipeline graph, and return the `Effect`s (listener
+deliveries, job submissions) for the facade to run once the lock is released.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from .errors import QuivError, TaskNotFoundError, TaskRunningError
 from .eventbus import Effect, EventBus
 from .history import JobHistory
 from .lifecycle import JobLifecycle
 from .models import Event, JobStatus
+from .pipeline import Pipeline, resolve_upstream
 from .records import TaskRecord
 from .tasks import TaskTable
 from .timeline import RUN, Timeline
@@ -34,6 +35,7 @@ class TaskControl:
         waiters: Waiters,
         bus: EventBus,
         started: Callable[[], bool],
+        pipeline: Pipeline | None = None,
     ) -> None:
         self._tasks = tasks
         self._history = history
@@ -42,6 +44,7 @@ class TaskControl:
         self._waiters = waiters
         self._bus = bus
         self._started = started
+        self._pipeline = pipeline if pipeline is not None else Pipeline()
 
     def plan_all(self, now: float) -> None:
         """At `start()`: put every task added before it on the timeline (its trigger's first run)."""
@@ -51,24 +54,51 @@ class TaskControl:
                 if due is not None:
                     self._timeline.schedule(task, due)
 
-    def add(self, task: TaskRecord, now: float, *, replace: bool) -> list[Effect]:
-        """Register `task` (after removing same-named tasks if `replace`); run or plan its first run."""
+    def add(self, task: TaskRecord, now: float, *, replace: bool, after: Any = None) -> list[Effect]:
+        """Register `task` (after removing same-named tasks if `replace`); run or plan its first run.
+
+        `after` (a task name/id or a list of them) is resolved here against the task table and
+        added to the pipeline; raises `ConfigurationError` for an unknown upstream or a cycle,
+        before anything changes.
+        """
         effects: list[Effect] = []
-        if replace:
-            for other in self._tasks.named(task.name):
-                effects += self.remove(other)
+        replaced = self._tasks.named(task.name) if replace else []
+        # A replaced upstream (or a finished run-once one of the same name) hands its dependents to
+        # the new task, so re-running a notebook cell keeps the pipeline below it.
+        heirs = [t.task_id for t in replaced] + self._pipeline.retired_named(task.name)
+        if after is not None or any(h in self._pipeline for h in heirs):
+            upstream = {} if after is None else resolve_upstream(task.name, after, self._tasks.names())
+            self._pipeline.add(task.task_id, task.name, upstream, replaces=heirs)  # checks for a cycle first
+            task.after = tuple(upstream.values())
+        for other in replaced:
+            effects += self._forget(other)  # `add` above already took it out of the graph
         self._tasks.add(task)
         if self._bus.listened(Event.TASK_ADDED):  # no snapshot nobody would see
             effects.append(self._bus.emitter(Event.TASK_ADDED, task.snapshot()))
         if self._started():
             due = task.trigger.first_due(now)
             if due is not None and due <= now:
-                effects += self._jobs.fire(task, now, RUN, due=now)
+                effects += self._jobs.fire(task, now, RUN, due=due)
             elif due is not None:
                 self._timeline.schedule(task, due)
         return effects
 
-    def remove(self, task: TaskRecord) -> list[Effect]:
+    def remove(self, task: TaskRecord, *, cascade: bool = False) -> list[Effect]:
+        """Forget `task` and, with `cascade`, every task that runs after it (farthest first).
+
+        Without `cascade`, raises `DependentTasksError` listing the tasks that run after it.
+        """
+        effects: list[Effect] = []
+        if task.task_id in self._pipeline:
+            for other_id in self._pipeline.check_removal(task.task_id, cascade):
+                other = self._tasks.find(other_id)  # a finished run-once dependent is gone already
+                if other is not None:
+                    effects += self._forget(other)
+                self._pipeline.remove(other_id)
+            self._pipeline.remove(task.task_id)
+        return effects + self._forget(task)
+
+    def _forget(self, task: TaskRecord) -> list[Effect]:
         """Forget `task`; its running job gets its stop event set, waiters on its next job fail."""
         self._tasks.discard(task)
         if task.active_job is not None:
@@ -87,13 +117,15 @@ class TaskControl:
         task.next_due = None
         return [self._bus.emitter(Event.TASK_PAUSED, task.snapshot())]
 
-    def resume(self, task: TaskRecord, due: float) -> list[Effect]:
+    def resume(self, task: TaskRecord, now: float, delay: float) -> list[Effect]:
         if not task.paused:
             return []
         task.paused = False
         task.gen += 1
         if self._started():
-            self._timeline.schedule(task, due)
+            due = task.trigger.resume_due(now, delay)  # a calendar: the first time >= now + delay
+            if due is not None:  # an `after` task waits for its upstreams again
+                self._timeline.schedule(task, due)
         return [self._bus.emitter(Event.TASK_RESUMED, task.snapshot())]
 
     def run_now(self, task: TaskRecord, now: float) -> tuple[str, list[Effect]]:
@@ -107,6 +139,6 @@ class TaskControl:
             )
         if not self._started():
             raise QuivError("the scheduler is not started yet; call start() first")
-        effects = self._jobs.start_job(task, now)
+        effects = self._jobs.start_job(task, now, 0, {})  # a fresh run: `_upstream` is {}
         assert task.active_job is not None
         return task.active_job, effects

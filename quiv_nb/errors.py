@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigurationError",
+    "DependentTasksError",
     "JobCancelledError",
     "JobFailedError",
     "JobNotFoundError",
@@ -20,6 +21,17 @@ class QuivError(Exception):
 
 class ConfigurationError(QuivError, ValueError):
     """An argument is invalid; the message names it and says what is allowed."""
+
+
+class DependentTasksError(ConfigurationError):
+    """`remove_task` was refused: other tasks run after this one. `dependents` lists their names.
+
+    A `ConfigurationError` (the fix is an argument: `cascade=True`), so existing handlers catch it.
+    """
+
+    def __init__(self, message: str, dependents: list[str]) -> None:
+        super().__init__(message)
+        self.dependents = list(dependents)
 
 
 class TaskNotFoundError(QuivError, LookupError):

@@ -26,6 +26,7 @@ from .output import capture as capture_output
 from .seams import JobExecutor  # declared with the other seams; re-exported here
 
 __all__ = [
+    "DATA_KINDS",
     "INJECTED_NAMES",
     "HandlerSpec",
     "JobCall",
@@ -40,6 +41,7 @@ __all__ = [
 _log = logging.getLogger("quiv_nb")
 
 STOP, PROGRESS, JOB_ID = "stop_event", "progress_hook", "job_id"
+UPSTREAM, SCHEDULED_AT = "upstream", "scheduled_at"
 # Both spellings: quiv 0.x (`_stop_event`) and quiv 1.x (`stop_event`).
 INJECTED_NAMES: dict[str, str] = {
     "_stop_event": STOP,
@@ -48,7 +50,14 @@ INJECTED_NAMES: dict[str, str] = {
     "progress_hook": PROGRESS,
     "_job_id": JOB_ID,
     "job_id": JOB_ID,
+    "_upstream": UPSTREAM,
+    "upstream": UPSTREAM,
+    "_scheduled_at": SCHEDULED_AT,
+    "scheduled_at": SCHEDULED_AT,
 }
+# Plain data the scheduler puts into a job's `JobCall.kwargs` itself ({upstream name: result}, the
+# aware due datetime), so it travels with the arguments to wherever the body runs (Dask workers).
+DATA_KINDS = frozenset({UPSTREAM, SCHEDULED_AT})
 
 
 class StopEvent(threading.Event):
@@ -371,7 +380,8 @@ def run_call(call: JobCall) -> Outcome:
         return Outcome(False, error_message="cancelled before it started", cancelled=True)
     kwargs = dict(call.kwargs)
     for name, kind in call.spec.inject:
-        kwargs[name] = call.stop_event if kind == STOP else call.progress if kind == PROGRESS else call.job_id
+        if kind not in DATA_KINDS:  # those are in call.kwargs already
+            kwargs[name] = call.stop_event if kind == STOP else call.progress if kind == PROGRESS else call.job_id
     # Output capture is entered first, so the contexts inside (a kernel's cell routing) find the job's capture.
     with worker_scope(), capture_output(call.job_id, call.log), ExitStack() if call.contexts else _NO_CONTEXT as stack:
         try:

@@ -16,16 +16,19 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .dispatch import Dispatcher, noop_hook
 from .eventbus import Effect, EventBus, run_effects
-from .execution import JobCall, Outcome, StopEvent, failure
+from .execution import UPSTREAM, JobCall, Outcome, StopEvent, failure
 from .history import JobHistory
 from .joblog import JobLog
 from .models import Event, JobStatus
+from .pipeline import Pipeline, Run, Skip
 from .records import JobRecord, TaskRecord, new_id, utcnow
 from .tasks import TaskTable
 from .timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
 from .waiters import settle
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from .seams import Clock, JobExecutor
 
 __all__ = ["JobLifecycle", "final_state", "retry_delay"]
@@ -75,6 +78,17 @@ def final_state(
     return JobStatus.FAILED, None, outcome.error_message, outcome.traceback
 
 
+def _due_at(task: TaskRecord, due: float, now: float) -> datetime:
+    """The aware wall-clock time of the slot due at monotonic `due` (fired at `now`)."""
+    wall_time = getattr(task.trigger, "wall_time", None)
+    at = wall_time(due) if wall_time is not None else None
+    if at is not None:
+        return at
+    from datetime import timedelta  # loaded by `utcnow` already: a dict lookup
+
+    return utcnow() - timedelta(seconds=now - due)
+
+
 class JobLifecycle:
     """Starts, tracks and finalizes jobs for the `Quiv` facade, under its lock."""
 
@@ -91,6 +105,7 @@ class JobLifecycle:
         log: logging.Logger,
         stopped: Callable[[], bool],
         clock: Clock = time.monotonic,
+        pipeline: Pipeline | None = None,
     ) -> None:
         self._lock = lock
         self._tasks = tasks
@@ -103,24 +118,42 @@ class JobLifecycle:
         self._log = log
         self._stopped = stopped
         self._clock = clock  # what `now` is on the worker side (timeouts, ends); tests pass a fake one
+        self._pipeline = pipeline if pipeline is not None else Pipeline()  # `after=` edges and their rule
+        self._in_pipeline = self._pipeline.nodes.__contains__
 
     # ------------------------------------------------------------------ scheduler side (lock held)
 
     def fire(self, task: TaskRecord, now: float, kind: int, *, due: float | None = None) -> list[Effect]:
         """A due slot of `task` (`kind` RUN or RETRY): plan its next slot, start a job unless one runs."""
+        scheduled_at = None
         if kind == RUN:
             task.next_due = None
+            if task.data_inject:  # `_scheduled_at`: read before the trigger plans past this slot
+                scheduled_at = _due_at(task, now if due is None else due, now)
             nxt = task.trigger.next_due(now if due is None else due, now)
             if nxt is not None:
                 self._timeline.schedule(task, nxt)
         if task.active_job is not None:
             return []
-        if kind == RUN:
-            task.failures = 0
-        return self.start_job(task, now, attempt=task.failures if kind == RETRY else 0)
+        if kind == RETRY:
+            return self.start_job(task, now, attempt=task.failures)
+        task.failures = 0
+        return self.start_job(task, now, 0, {}, scheduled_at)
 
-    def start_job(self, task: TaskRecord, now: float, attempt: int = 0) -> list[Effect]:
-        """Create a job for `task` and submit it to the executor; the task is then busy."""
+    def start_job(
+        self,
+        task: TaskRecord,
+        now: float,
+        attempt: int = 0,
+        upstream: dict[str, Any] | None = None,
+        scheduled_at: datetime | None = None,
+    ) -> list[Effect]:
+        """Create a job for `task` and submit it to the executor; the task is then busy.
+
+        A fresh run (`upstream` given, `{}` when no pipeline triggered it) sets the values
+        `_upstream` / `_scheduled_at` inject (due now when `scheduled_at` is None); a retry
+        (`upstream` None) reuses those of the run it repeats.
+        """
         job = JobRecord()
         job.job_id = new_id()
         job.task_id, job.task_name, job.status = task.task_id, task.name, JobStatus.SCHEDULED
@@ -132,8 +165,17 @@ class JobLifecycle:
         self._history.add(job)
         task.active_job = task.last_job_id = job.job_id
 
+        kwargs = task.kwargs
+        if task.data_inject:
+            if upstream is not None or task.data is None:
+                due = scheduled_at or utcnow()
+                if task.zone is not None:
+                    due = due.astimezone(task.zone)  # a calendar task's zone; else UTC (no local-time lookup)
+                task.data = {name: (upstream or {}) if kind == UPSTREAM else due for name, kind in task.data_inject}
+            # Plain data in the kwargs: it travels with them to wherever the body runs (Dask too).
+            kwargs = {**kwargs, **task.data}
         call = JobCall(
-            job.job_id, task.func, task.args, task.kwargs, task.spec, job.stop_event,
+            job.job_id, task.func, task.args, kwargs, task.spec, job.stop_event,
             self._make_hook(task, job.job_id), lambda: self.on_start(job), task.contexts,
             {"task_name": task.name}, job.log,
         )  # fmt: skip
@@ -266,6 +308,12 @@ class JobLifecycle:
 
         event = _EVENT_FOR_STATUS[job.status]
         retrying = task is not None and self._after_job(task, job, now)
+        downstream: list[Effect] = []
+        if not retrying and self._in_pipeline(job.task_id) and not self._stopped():
+            decisions = self._pipeline.on_job_final(job.task_id, job.status, job.result, job.error_message)
+            if task is not None and task.run_once:
+                self._pipeline.retire(task.task_id)
+            downstream = self._downstream(decisions, now)
         # Snapshots only for someone who will see them (a waiter, the renderer, a listener).
         job_waiters, task_waiters = self._waiters.take(job.job_id, job.task_id)
         finished = getattr(job.callback, "quiv_job_finished", None)
@@ -288,7 +336,62 @@ class JobLifecycle:
         effects = [self._bus.emitter(event, task_snap, snap)]
         if retrying:
             effects.append(self._bus.emitter(Event.JOB_RETRYING, task_snap, snap))
+        return effects + downstream
+
+    # ------------------------------------------------------------------ pipelines (lock held)
+
+    def _downstream(self, decisions: list[Run | Skip], now: float) -> list[Effect]:
+        """Act on the pipeline's decisions after a job ended: start downstream jobs, record skipped ones."""
+        effects: list[Effect] = []
+        wall = utcnow()
+        for decision in decisions:
+            task = self._tasks.find(decision.task_id)
+            if task is None:  # removed, or a finished run-once task
+                continue
+            if not isinstance(decision, Run):
+                effects += self.skip_job(task, decision.reason, now)
+            elif task.paused:
+                continue  # a paused task is not scheduled, by its upstreams either
+            elif task.active_job is not None:
+                self._pipeline.hold(task.task_id, decision.upstream)  # released when that job ends
+            else:
+                task.failures = 0
+                effects += self.start_job(task, now, 0, decision.upstream, wall)
         return effects
+
+    def skip_job(self, task: TaskRecord, reason: str, now: float) -> list[Effect]:
+        """Record a SKIPPED job of `task` (an upstream did not complete) and announce it.
+
+        The job never runs: no start, no duration; its `error_message` is `reason`. Waiters on the
+        task are resolved with it, its bar records it, and `Event.JOB_SKIPPED` fires.
+        """
+        job = JobRecord()
+        job.job_id = new_id()
+        job.task_id, job.task_name, job.status = task.task_id, task.name, JobStatus.SKIPPED
+        job.started_at = job.duration = job.result = job.traceback = job.future = None
+        job.ended_at, job.error_message = utcnow(), reason
+        job.attempt, job.stop_event, job.t0, job.log = 0, StopEvent(), 0.0, None
+        job.callback, job.cancel_requested, job.cancellable = task.callback, False, task.cancellable
+        self._history.add(job)
+        task.last_job_id = job.job_id
+        if task.run_once:  # its one job, skipped
+            self._tasks.discard(task)
+            self._history.remember_last_run(task.task_id, job.job_id)
+            self._pipeline.retire(task.task_id)
+        snap = job.snapshot()
+        finished = getattr(job.callback, "quiv_job_finished", None)
+        if finished is not None:
+            try:
+                finished(snap)
+            except Exception:
+                self._log.exception("quiv_nb: renderer %r failed to record a skipped job", job.callback)
+        if task.active_job is None:  # else `wait_for_task` waits for the job that is running
+            for fut in self._waiters.take(job.job_id, task.task_id)[1]:
+                settle(fut, snap)
+        self._history.finished(job, now)
+        if not self._bus.listened(Event.JOB_SKIPPED):
+            return []
+        return [self._bus.emitter(Event.JOB_SKIPPED, task.snapshot(), snap)]
 
     def _after_job(self, task: TaskRecord, job: JobRecord, now: float) -> bool:
         """Free the task, plan a retry of a failed job, retire a finished run-once task; True if retrying."""

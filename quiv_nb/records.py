@@ -15,7 +15,7 @@ from .models import Job, JobStatus, Task, TaskStatus
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
-    from datetime import datetime
+    from datetime import datetime, tzinfo
 
     from .execution import HandlerSpec, StopEvent
     from .joblog import JobLog
@@ -79,11 +79,16 @@ class TaskRecord:
 
     __slots__ = (
         "active_job",
+        "after",
         "args",
+        "at",
         "callback",
         "callback_async",
         "cancellable",
         "contexts",
+        "cron",
+        "data",
+        "data_inject",
         "delay",
         "failures",
         "func",
@@ -101,7 +106,9 @@ class TaskRecord:
         "spec",
         "task_id",
         "timeout",
+        "timezone",
         "trigger",
+        "zone",
     )  # fmt: skip
 
     task_id: str
@@ -128,11 +135,23 @@ class TaskRecord:
     active_job: str | None
     failures: int  # consecutive failed attempts of the current run (drives retries)
     last_job_id: str | None
+    # Pipelines and calendar time (see `pipeline`, `triggers`):
+    after: tuple[str, ...]  # upstream task names
+    cron: str | None
+    at: str | None  # daily "HH:MM"
+    zone: tzinfo | None  # the zone cron/at are read in
+    timezone: str | None  # its name
+    data_inject: tuple[tuple[str, str], ...]  # (parameter, kind) for `_upstream` / `_scheduled_at`
+    data: dict[str, Any] | None  # their values for the current run (a retry reuses them)
 
     def snapshot(self) -> Task:
         status = TaskStatus.PAUSED if self.paused else TaskStatus.RUNNING if self.active_job else TaskStatus.ACTIVE
         next_run_at = None
-        if self.next_due is not None and not self.paused:
+        wall_time = getattr(self.trigger, "wall_time", None) if self.zone is not None else None
+        if self.next_due is not None and not self.paused and wall_time is not None:
+            # A calendar run: the true wall-clock time in the task's zone (a retry due sooner: None -> below).
+            next_run_at = wall_time(self.next_due)
+        if next_run_at is None and self.next_due is not None and not self.paused:
             from datetime import datetime, timedelta, timezone  # loaded by `utcnow` already: a dict lookup
 
             try:
@@ -143,8 +162,8 @@ class TaskRecord:
         snap.__dict__.update({
             "task_id": self.task_id, "task_name": self.name, "status": status, "interval": self.interval,
             "run_once": self.run_once, "next_run_at": next_run_at, "delay": self.delay, "timeout": self.timeout,
-            "max_retries": self.max_retries, "last_job_id": self.last_job_id, "after": (), "cron": None,
-            "at": None, "timezone": None, "notify": self.notify,
+            "max_retries": self.max_retries, "last_job_id": self.last_job_id, "after": self.after, "cron": self.cron,
+            "at": self.at, "timezone": self.timezone, "notify": self.notify,
         })  # fmt: skip
         return snap
 

@@ -1,11 +1,11 @@
 """`Quiv`: the public facade over the scheduler's collaborators, all guarded by one lock.
 
-The collaborators (task table, job history, timeline and scheduler thread, triggers, job lifecycle,
-waiters, event bus) and the seams they meet at are described in docs/design.md. Everything
-mutable lives behind `self._lock` and is copied out as frozen `Task`/`Job` snapshots. User code
-(listeners, callbacks, renderers) never runs under that lock: state changes collect their side
-effects and run them after the lock is released, so a listener may call back into the scheduler
-from any thread without deadlocking it.
+The collaborators (task table, job history, timeline and scheduler thread, triggers, the `after=`
+pipeline, job lifecycle, waiters, event bus) and the seams they meet at are described in
+docs/design.md. Everything mutable lives behind `self._lock` and is copied out as frozen
+`Task`/`Job` snapshots. User code (listeners, callbacks, renderers) never runs under that lock:
+state changes collect their side effects and run them after the lock is released, so a listener
+may call back into the scheduler from any thread without deadlocking it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from .history import JobHistory
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
 from .models import Event, Job, JobStatus, Stats, Task
+from .pipeline import Pipeline
 from .pool import as_job_executor
 from .tasks import TaskTable, build_task, number
 from .timeline import Timeline
@@ -73,13 +74,15 @@ class Quiv:
         self._waiters = Waiters()
         self._waiting = Waiting(self._lock, self._waiters, self._history, self._tasks, self._main, self._is_stopped)
         self._bus = EventBus(dispatch)
+        self._pipeline = Pipeline()
         self._jobs = JobLifecycle(
             self._lock, self._tasks, self._history, self._timeline, self._waiters, self._bus,
-            self._executor, dispatch, self._log, self._is_stopped,
+            self._executor, dispatch, self._log, self._is_stopped, pipeline=self._pipeline,
         )  # fmt: skip
         self._control = TaskControl(
-            self._tasks, self._history, self._timeline, self._jobs, self._waiters, self._bus, self._is_started
-        )
+            self._tasks, self._history, self._timeline, self._jobs, self._waiters, self._bus, self._is_started,
+            self._pipeline,
+        )  # fmt: skip
         self._started = False
         self._stopped = False
 
@@ -186,34 +189,46 @@ class Quiv:
         max_retries: int = 0,
         retry_backoff: float = 1.0,
         replace: bool = False,
+        after: str | list[str] | tuple[str, ...] | None = None,
+        cron: str | None = None,
+        at: str | None = None,
+        timezone: str | None = None,
         notify: bool = False,
     ) -> str:
         """Register a task and return its id; its first run is after `delay` (default: at once).
 
-        `notify` is stored and shown as `Task.notify` (the notebook layer then announces each
-        job's end with a desktop notification). Raises `ConfigurationError` for bad arguments
-        (nothing is registered then) and `SchedulerStoppedError` after shutdown.
+        One schedule: `interval` seconds; a `cron` line or a daily `at` "HH:MM", wall-clock time
+        in `timezone` (an IANA name; default: this machine's zone); or `after`, a task name/id or
+        a list of them: the task then runs each time all of them completed a job, and gets their
+        results as `_upstream` (see `quiv_nb.pipeline`). `notify` is stored and shown as
+        `Task.notify` (the notebook layer then announces each job's end with a desktop
+        notification). Raises `ConfigurationError` for bad arguments, an unknown upstream or a
+        cycle (nothing is registered then), and `SchedulerStoppedError` after shutdown.
         """
         self._main.note_caller()
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
         task = build_task(
             task_name, func, interval, delay, run_once, args, kwargs, progress_callback,
-            timeout, max_retries, retry_backoff, notify,
+            timeout, max_retries, retry_backoff, notify, after=after, cron=cron, at=at, timezone=timezone,
         )  # fmt: skip
         with self._lock:
             self._check_open()
-            effects = self._control.add(task, time.monotonic(), replace=replace)
+            effects = self._control.add(task, time.monotonic(), replace=replace, after=after)
         run_effects(effects)
         return task.task_id
 
-    def remove_task(self, task_id: str) -> None:
+    def remove_task(self, task_id: str, cascade: bool = False) -> None:
         """Remove a task; its running job, if any, gets its stop event set.
 
-        Raises `TaskNotFoundError` for an unknown id.
+        If other tasks run after it, raises `DependentTasksError` (a `ConfigurationError`) that
+        lists them, unless `cascade=True`, which removes them too. Raises `TaskNotFoundError`
+        for an unknown id.
         """
+        if not isinstance(cascade, bool):
+            raise ConfigurationError(f"cascade must be True or False, got {cascade!r}")
         with self._lock:
-            effects = self._control.remove(self._tasks.get(task_id))
+            effects = self._control.remove(self._tasks.get(task_id), cascade=cascade)
         run_effects(effects)
 
     def pause_task(self, task_id: str) -> None:
@@ -227,7 +242,7 @@ class Quiv:
         delay = number("delay", delay, allow_none=False, minimum=0, strict=False) or 0.0
         with self._lock:
             self._check_open()
-            effects = self._control.resume(self._tasks.get(task_id), time.monotonic() + delay)
+            effects = self._control.resume(self._tasks.get(task_id), time.monotonic(), delay)
         run_effects(effects)
 
     def run_task_immediately(self, task_id: str) -> str:

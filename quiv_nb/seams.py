@@ -9,7 +9,7 @@ trigger (cron, a daily time) or clock plugs in without the core knowing its type
 | `JobExecutor` | `pool.PoolExecutor`, `dask.DaskExecutor` | `lifecycle.JobLifecycle.start_job`, `Quiv.shutdown` |
 | `ProgressSink` | `render.base.BarRenderer` (`quiv_nb.bar()`) | job hooks, `JobLifecycle.on_start`/`finalize` |
 | `Drawable` | bars and the dashboard | `render.pump.RenderPump` |
-| `Trigger` | `triggers.IntervalTrigger`, `triggers.OnceTrigger` | `Quiv.start`/`add_task`, `JobLifecycle.fire` |
+| `Trigger` | `triggers.*Trigger`, `cron.CronTrigger`/`DailyTrigger` | `Quiv.start`/`add_task`, `JobLifecycle.fire` |
 | `Clock` | `time.monotonic` | the facade; rules take `now` as an argument instead |
 """
 
@@ -82,6 +82,10 @@ class Trigger(Protocol):
 
     def next_due(self, previous_due: float, now: float) -> float | None:
         """The run after the slot due at `previous_due`, which fires at `now` (>= previous_due)."""
+        ...
+
+    def resume_due(self, now: float, delay: float) -> float | None:
+        """The first run after `resume_task(delay=delay)` at `now` (a calendar: the first time >= now + delay)."""
         ...
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import weakref
+from collections.abc import Mapping
 from typing import Any, Callable, Iterator
 
 from .dispatch import is_async_callable
 from .errors import ConfigurationError, TaskNotFoundError
-from .execution import HandlerSpec, capture_job_contexts, inspect_handler, observes_stop
+from .execution import DATA_KINDS, HandlerSpec, capture_job_contexts, inspect_handler, observes_stop
 from .records import TaskRecord, new_id
-from .triggers import IntervalTrigger, OnceTrigger
+from .triggers import AfterTrigger, IntervalTrigger, OnceTrigger
 
 __all__ = ["TaskTable", "build_task", "handler_spec", "number"]
 
@@ -62,6 +63,19 @@ def handler_spec(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Ha
     return spec
 
 
+def _check_schedule(interval: Any, cron: Any, at: Any, after: Any, timezone: Any, delay: Any) -> None:
+    """Refuse schedule arguments that do not go together (`ConfigurationError` saying which)."""
+    given = [n for n, v in (("interval", interval), ("cron", cron), ("at", at), ("after", after)) if v is not None]
+    if len(given) > 1:
+        raise ConfigurationError(
+            f"{' and '.join(given)} are mutually exclusive: give a task one schedule (interval, cron, at or after)"
+        )
+    if timezone is not None and cron is None and at is None:
+        raise ConfigurationError("timezone applies to cron= and at= schedules only; drop it or add one of them")
+    if after is not None and delay is not None:
+        raise ConfigurationError("delay does not apply to an after= task: it runs when its upstream tasks complete")
+
+
 def _flag(name: str, value: Any) -> bool:
     if not isinstance(value, bool):
         raise ConfigurationError(f"{name} must be True or False, got {value!r}")
@@ -81,19 +95,31 @@ def build_task(
     max_retries: Any,
     retry_backoff: Any,
     notify: Any = False,
+    *,
+    after: Any = None,
+    cron: Any = None,
+    at: Any = None,
+    timezone: Any = None,
 ) -> TaskRecord:
     """A new, unregistered task record from `add_task`'s arguments (calling thread).
 
     Raises `ConfigurationError` naming the first bad argument. Captures the calling thread's job
-    contexts (e.g. the notebook cell that output should go to).
+    contexts (e.g. the notebook cell that output should go to). `after` is only checked for
+    presence here; the facade resolves it against the task table (`pipeline.resolve_upstream`).
     """
     if not isinstance(task_name, str) or not task_name.strip():
         raise ConfigurationError(f"task_name must be a non-empty string, got {task_name!r}")
     _flag("run_once", run_once)
-    if run_once:
+    calendar = cron is not None or at is not None
+    if calendar or after is not None or timezone is not None:
+        _check_schedule(interval, cron, at, after, timezone, delay)
+        interval = number("interval", interval, allow_none=True, minimum=0, strict=True)
+    elif run_once:
         interval = number("interval", interval, allow_none=True, minimum=0, strict=True)
     elif interval is None:
-        raise ConfigurationError("interval is required for a recurring task (seconds > 0); or pass run_once=True")
+        raise ConfigurationError(
+            "interval is required for a recurring task (seconds > 0), or cron=, at= or after=; or pass run_once=True"
+        )
     else:
         interval = number("interval", interval, allow_none=False, minimum=0, strict=True)
     delay = number("delay", delay, allow_none=True, minimum=0, strict=False)
@@ -119,7 +145,29 @@ def build_task(
     task.task_id = new_id()
     task.name, task.func, task.args, task.kwargs, task.spec = task_name, func, args, dict(kwargs), spec
     task.interval, task.run_once, task.delay = interval, run_once, delay
-    task.trigger = OnceTrigger(delay) if run_once or interval is None else IntervalTrigger(interval, delay)
+    task.zone = task.timezone = task.cron = task.at = None
+    if calendar:
+        # Calendar triggers load datetime, zoneinfo and cronsim: on first use, not at `import quiv_nb`.
+        from .cron import CronTrigger, DailyTrigger, resolve_zone, zone_name
+
+        task.zone = zone = resolve_zone(timezone)
+        task.timezone = zone_name(zone)
+        if cron is not None:
+            task.trigger = trigger = CronTrigger(cron, zone, delay)
+            task.cron = trigger.expression
+        else:
+            task.trigger = daily = DailyTrigger(at, zone, delay)
+            task.at = daily.at
+    elif after is not None:
+        task.trigger = AfterTrigger()
+    elif run_once or interval is None:
+        task.trigger = OnceTrigger(delay)
+    else:
+        task.trigger = IntervalTrigger(interval, delay)
+    task.after = ()  # upstream names, filled by the facade once `after` is resolved
+    # `_upstream` / `_scheduled_at`: values the lifecycle puts into the job's kwargs (see execution.DATA_KINDS).
+    task.data_inject = tuple((n, kind) for n, kind in spec.inject if kind in DATA_KINDS) if spec.inject else ()
+    task.data = None
     task.callback = progress_callback
     task.callback_async = progress_callback is not None and is_async_callable(progress_callback)
     task.timeout, task.max_retries, task.retry_backoff = timeout, max_retries, retry_backoff
@@ -129,6 +177,25 @@ def build_task(
     task.active_job, task.failures, task.last_job_id = None, 0, None
     task.contexts = capture_job_contexts(recurring=not run_once)
     return task
+
+
+class _Names(Mapping[str, str]):
+    __slots__ = ("_tasks",)
+
+    def __init__(self, tasks: dict[str, TaskRecord]) -> None:
+        self._tasks = tasks
+
+    def __getitem__(self, task_id: str) -> str:
+        return self._tasks[task_id].name
+
+    def __contains__(self, task_id: object) -> bool:
+        return task_id in self._tasks
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tasks)
+
+    def __len__(self) -> int:
+        return len(self._tasks)
 
 
 class TaskTable:
@@ -162,6 +229,10 @@ class TaskTable:
 
     def named(self, name: str) -> list[TaskRecord]:
         return [t for t in self._tasks.values() if t.name == name]
+
+    def names(self) -> Mapping[str, str]:
+        """The table as {task id: name}, a live view without copying (for `pipeline.resolve_upstream`)."""
+        return _Names(self._tasks)
 
     def __iter__(self) -> Iterator[TaskRecord]:
         return iter(self._tasks.values())

@@ -1,24 +1,29 @@
 """When a task runs: trigger objects that name a task's due times on the scheduler's clock.
 
 This is the seam for calendar time and pipelines (see `quiv_nb.seams.Trigger`). The timeline asks
-a task's trigger twice:
+a task's trigger:
 
 - `first_due(now)` when the task is added to a started scheduler, or when `start()` runs;
 - `next_due(previous_due, now)` each time a scheduled slot fires (before its job starts), with
-  the slot's own due time, so a recurring task keeps its phase however late the slot fired.
+  the slot's own due time, so a recurring task keeps its phase however late the slot fired;
+- `resume_due(now, delay)` when a paused task is resumed with `resume_task(delay=...)`.
 
-Both take and return seconds on the scheduler's monotonic clock (`time.monotonic()`); `None`
+All take and return seconds on the scheduler's monotonic clock (`time.monotonic()`); `None`
 means "no (further) run is planned" and the task then stays registered but off the timeline,
-which is how a task fired only by events (an `after=` pipeline) or a finished run-once task
-looks. A wall-clock trigger (cron, a daily "HH:MM") converts with `time.time() - now`.
-Triggers hold no scheduler state and run under the scheduler lock: keep them pure and quick.
+which is how a task fired only by events (`AfterTrigger`: an `after=` pipeline) or a finished
+run-once task looks. Triggers hold no scheduler state and run under the scheduler lock: keep them
+pure and quick.
+
+The calendar triggers (a cron line, a daily "HH:MM", in a time zone) live in `quiv_nb.cron`,
+imported only when a task uses them: they need `datetime`, `zoneinfo` and cronsim, which
+`import quiv_nb` does not load.
 """
 
 from __future__ import annotations
 
 import math
 
-__all__ = ["IntervalTrigger", "OnceTrigger"]
+__all__ = ["AfterTrigger", "IntervalTrigger", "OnceTrigger"]
 
 
 class OnceTrigger:
@@ -34,6 +39,9 @@ class OnceTrigger:
 
     def next_due(self, previous_due: float, now: float) -> float | None:
         return None
+
+    def resume_due(self, now: float, delay: float) -> float | None:
+        return now + delay
 
     def __repr__(self) -> str:
         return f"OnceTrigger(delay={self.delay:g})"
@@ -62,5 +70,26 @@ class IntervalTrigger:
             nxt += math.ceil((now - nxt) / interval + 1e-9) * interval
         return nxt
 
+    def resume_due(self, now: float, delay: float) -> float | None:
+        return now + delay
+
     def __repr__(self) -> str:
         return f"IntervalTrigger(interval={self.interval:g}, delay={self.delay:g})"
+
+
+class AfterTrigger:
+    """No clock at all: the task runs when its upstream tasks complete (`add_task(after=...)`)."""
+
+    __slots__ = ()
+
+    def first_due(self, now: float) -> float | None:
+        return None
+
+    def next_due(self, previous_due: float, now: float) -> float | None:
+        return None
+
+    def resume_due(self, now: float, delay: float) -> float | None:
+        return None
+
+    def __repr__(self) -> str:
+        return "AfterTrigger()"

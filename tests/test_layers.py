@@ -37,7 +37,13 @@ def imported_modules(name: str, path: Path) -> set[str]:
     """quiv_nb modules that `name` imports anywhere in its body (resolved, package-relative)."""
     package = name if path.name == "__init__.py" else name.rpartition(".")[0]
     found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+    tree = ast.parse(path.read_text(), str(path))
+    # `if TYPE_CHECKING:` imports never run: they name types for annotations (seams.py declares
+    # Protocols over the job types of execution.py this way). Every other import is an edge.
+    for block in ast.walk(tree):
+        if isinstance(block, ast.If) and "TYPE_CHECKING" in ast.unparse(block.test):
+            block.body = []
+    for node in ast.walk(tree):
         targets: list[str] = []
         if isinstance(node, ast.Import):
             targets = [alias.name for alias in node.names]

@@ -44,9 +44,10 @@ def test_environment_yml_matches_pyproject():
     deps = []
     text = (ROOT / "environment.yml").read_text().split("dependencies:", 1)[1]
     for line in text.splitlines():
-        match = re.match(r"^\s{2}- ([A-Za-z0-9_.\-]+.*)$", line)  # top-level conda deps only, not the pip list
-        if match:
-            deps.append(match.group(1))
+        match = re.match(r"^\s{2}- ([A-Za-z0-9_.\-]+.*)$", line)  # top-level conda deps
+        pip_only = re.match(r"^\s{6}- ([A-Za-z0-9_.\-]+.*)$", line)  # the pip list: runtime deps conda lacks
+        if match or pip_only:
+            deps.append((match or pip_only).group(1))
     assert _names(deps) - FRONTENDS == _pyproject_runtime()
 
 
