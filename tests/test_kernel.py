@@ -39,7 +39,9 @@ def kernel():
 def _clean_tasks(kernel):
     yield
     kernel.run(
-        "for _t in quiv_nb.get_scheduler().get_all_tasks(): quiv_nb.get_scheduler().remove_task(_t.task_id)",
+        "for _t in quiv_nb.get_scheduler().get_all_tasks():\n"
+        "    try: quiv_nb.get_scheduler().remove_task(_t.task_id, cascade=True)\n"
+        "    except quiv_nb.TaskNotFoundError: pass  # removed with its upstream",
         timeout=30,
     )
 
