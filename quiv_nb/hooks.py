@@ -12,12 +12,15 @@ from typing import TYPE_CHECKING, Any, Awaitable, Callable, ContextManager
 
 if TYPE_CHECKING:
     import asyncio
+    from datetime import datetime
 
 __all__ = [
     "before_exit_steps",
     "register_wait_helper",
     "wait_helper",
     "context_capturers",
+    "notify_attachers",
+    "register_notify_attacher",
     "loop_resolvers",
     "register_before_exit",
     "register_context_capturer",
@@ -29,6 +32,7 @@ LoopResolver = Callable[[], "asyncio.AbstractEventLoop | None"]
 ExitStep = Callable[[float], Any]
 Poll = Callable[[], Awaitable[None]]  # handle the messages waiting now (on the loop a wait runs)
 WaitHelper = Callable[["asyncio.AbstractEventLoop"], ContextManager["Poll | None"]]
+NotifyAttacher = Callable[[Any, str, "datetime"], Any]  # (scheduler, task id, since) on the adding thread
 
 # Called on the thread that adds a task; each returns a context-manager factory to wrap that
 # task's job bodies, or None. kernel.py registers one that sends a job's output to the cell
@@ -40,6 +44,8 @@ _loop_resolvers: list[LoopResolver] = []
 _before_exit: list[ExitStep] = []
 # Wraps a blocking wait that runs the main loop re-entrantly (see `register_wait_helper`).
 _wait_helper: list[WaitHelper] = []
+# Called by `Quiv.add_task(..., notify=True)` on the adding thread (see `register_notify_attacher`).
+_notify_attachers: list[NotifyAttacher] = []
 
 
 def register_context_capturer(capturer: ContextCapturer) -> None:
@@ -96,3 +102,22 @@ def register_wait_helper(helper: WaitHelper) -> None:
 def wait_helper() -> WaitHelper | None:
     """The registered wait helper, or None (outside a kernel)."""
     return _wait_helper[0] if _wait_helper else None
+
+
+def register_notify_attacher(attacher: NotifyAttacher) -> None:
+    """Add what announces a `notify=True` task's job ends (idempotent). Any thread; returns None.
+
+    `Quiv.add_task` calls `attacher(scheduler, task_id, since)` on the thread that added the task
+    (a notebook cell's, for a cell that calls `add_task` or `%quiv run/add --notify`), after the
+    task is registered and the scheduler lock released; `since` is a UTC-aware time taken before
+    the task was added, so a job that ended in between is still announced. The kernel package
+    registers one that shows the notify widget in that cell. What it raises is logged, not raised
+    from `add_task`: the task is added either way.
+    """
+    if attacher not in _notify_attachers:
+        _notify_attachers.append(attacher)
+
+
+def notify_attachers() -> tuple[NotifyAttacher, ...]:
+    """The registered notify attachers, in registration order (a snapshot)."""
+    return tuple(_notify_attachers)

@@ -26,11 +26,13 @@ from .errors import (
 from .eventbus import EventBus, as_event, run_effects
 from .execution import JobExecutor
 from .history import JobHistory
+from .hooks import notify_attachers
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
 from .models import Event, Job, JobStatus, Stats, Task
 from .pipeline import Pipeline
 from .pool import as_job_executor
+from .records import utcnow
 from .tasks import TaskTable, build_task, number
 from .timeline import Timeline
 from .waiters import Waiters, Waiting
@@ -201,11 +203,14 @@ class Quiv:
         in `timezone` (an IANA name; default: this machine's zone); or `after`, a task name/id or
         a list of them: the task then runs each time all of them completed a job, and gets their
         results as `_upstream` (see `quiv_nb.pipeline`). `notify` is stored and shown as
-        `Task.notify` (the notebook layer then announces each job's end with a desktop
-        notification). Raises `ConfigurationError` for bad arguments, an unknown upstream or a
-        cycle (nothing is registered then), and `SchedulerStoppedError` after shutdown.
+        `Task.notify`; with `notify=True` each `hooks.register_notify_attacher` hook is then
+        called on this thread (in a notebook: the notify widget shows in the adding cell and
+        announces each job's end with a desktop notification). Raises `ConfigurationError` for
+        bad arguments, an unknown upstream or a cycle (nothing is registered then), and
+        `SchedulerStoppedError` after shutdown.
         """
         self._main.note_caller()
+        since = utcnow() if notify is True else None  # before adding: a quick first job is announced too
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
         task = build_task(
@@ -216,7 +221,17 @@ class Quiv:
             self._check_open()
             effects = self._control.add(task, time.monotonic(), replace=replace, after=after)
         run_effects(effects)
+        if since is not None:
+            self._attach_notifiers(task.task_id, since)
         return task.task_id
+
+    def _attach_notifiers(self, task_id: str, since: Any) -> None:
+        """Run the `notify=True` hooks on the adding thread; the task stays added if one fails."""
+        for attacher in notify_attachers():
+            try:
+                attacher(self, task_id, since)
+            except Exception:
+                self._log.exception("quiv_nb: could not set up notifications for task %s", task_id)
 
     def remove_task(self, task_id: str, cascade: bool = False) -> None:
         """Remove a task; its running job, if any, gets its stop event set.

@@ -92,3 +92,40 @@ def test_attaching_again_replaces_the_notifier(kernel: KernelSession) -> None:
     assert kernel.value("__import__('quiv_nb.render.pump').render.pump.get_pump().flush(10)") is True
     assert [n["title"] for n in _custom(kernel, second)] == ["again completed"]
     assert _custom(kernel, first) == []
+
+
+# ---------------------------------------------------------------------- notify=True and --notify (no attach call)
+
+
+def test_add_task_notify_true_shows_the_widget_in_the_adding_cell(kernel: KernelSession) -> None:
+    comm_id = _notify_widget(kernel, "t4 = q.add_task('weekly', nightly, interval=3600, delay=3600, notify=True)")
+    assert kernel.widget_states()[comm_id]["task_name"] == "weekly"
+    kernel.run("q.wait_for_job(q.run_task_immediately(t4), timeout=30)")
+    notes = kernel.wait_for(lambda: _custom(kernel, comm_id), what="the notify message")
+    assert [n["title"] for n in notes] == ["weekly completed"]
+    assert notes[0]["tag"] == f"quiv-{kernel.value('t4')}"
+
+
+def test_add_task_without_notify_shows_no_widget(kernel: KernelSession) -> None:
+    cell = kernel.run("t5 = q.add_task('quiet', nightly, interval=3600, delay=3600)")
+    assert cell.ok, cell.error
+    assert [cid for cid, s in kernel.widgets_opened_by(cell.msg_id).items() if "_esm" in s] == []
+
+
+def test_run_notify_magic_announces_a_job_that_ends_at_once(kernel: KernelSession) -> None:
+    """`%quiv run etl --notify`: the job fails within moments, maybe before the widget exists; it is announced."""
+    kernel.run("%load_ext quiv_nb")
+    comm_id = _notify_widget(kernel, "%quiv run etl --notify --bar none")
+    notes = kernel.wait_for(lambda: _custom(kernel, comm_id), what="the notify message")
+    assert [(n["title"], n["body"].split(" (after")[0]) for n in notes] == [("etl failed", "ValueError: disk full")]
+    assert kernel.widget_states()[comm_id]["task_name"] == "etl"
+
+
+def test_add_notify_magic_shows_the_widget_and_hears_each_job(kernel: KernelSession) -> None:
+    kernel.run("%load_ext quiv_nb")
+    comm_id = _notify_widget(kernel, "%quiv add hourly nightly --every 1h --delay 1h --notify --bar none")
+    kernel.run(
+        "q.wait_for_job(q.run_task_immediately([t.task_id for t in q.get_all_tasks() if t.task_name == 'hourly'][0]), timeout=30)"
+    )
+    notes = kernel.wait_for(lambda: _custom(kernel, comm_id), what="the notify message")
+    assert [n["title"] for n in notes] == ["hourly completed"] and notes[0]["body"].endswith("\u2192 42")

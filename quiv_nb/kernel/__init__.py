@@ -12,8 +12,15 @@ this module fills on import.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
+from typing import Any
 
-from ..hooks import register_context_capturer, register_loop_resolver, register_wait_helper
+from ..hooks import (
+    register_context_capturer,
+    register_loop_resolver,
+    register_notify_attacher,
+    register_wait_helper,
+)
 from .controls import answer_on_sender_shell, comm_messages_flow
 from .lifecycle import (
     SHUTDOWN_TIMEOUT,
@@ -47,7 +54,19 @@ def _kernel_loop_resolver() -> asyncio.AbstractEventLoop | None:
     return kernel_loop()
 
 
+def _show_notify_widget(scheduler: Any, task_id: str, since: datetime) -> None:
+    """`add_task(..., notify=True)` (API or `--notify` magic): the notify widget in the adding cell.
+
+    Runs on the adding thread; `attach` does nothing outside a kernel. Imported here, not at the
+    top: the render layer (and anywidget, on first use) loads only when a task asks to notify.
+    """
+    from ..render.notify import attach
+
+    attach(scheduler, task_id, since=since)
+
+
 register_context_capturer(capture_cell_parent)
+register_notify_attacher(_show_notify_widget)
 register_loop_resolver(_kernel_loop_resolver)
 register_wait_helper(comm_messages_flow)
 if in_kernel():

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import TaskNotFoundError
+from ..kernel.shell import in_kernel  # a leaf: the kernel package itself imports this module (its notify hook)
 from ..models import Event, Job, JobStatus, Task
 from .pump import RenderPump, get_pump
 
@@ -235,8 +236,6 @@ def attach(scheduler: Listenable, task_id: str, *, since: datetime | None = None
     `Notifier` (its widget is `notifier.widget`), or None outside a Jupyter kernel, where no
     browser could show a notification. Raises `TaskNotFoundError` for an unknown task.
     """
-    from ..kernel import in_kernel
-
     name = _task_name(scheduler, task_id)
     if not in_kernel():
         _log.info("quiv_nb: notify=True has no effect outside a Jupyter kernel (task %s)", name)
