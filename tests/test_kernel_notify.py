@@ -124,8 +124,7 @@ def test_run_notify_magic_announces_a_job_that_ends_at_once(kernel: KernelSessio
 def test_add_notify_magic_shows_the_widget_and_hears_each_job(kernel: KernelSession) -> None:
     kernel.run("%load_ext quiv_nb")
     comm_id = _notify_widget(kernel, "%quiv add hourly nightly --every 1h --delay 1h --notify --bar none")
-    kernel.run(
-        "q.wait_for_job(q.run_task_immediately([t.task_id for t in q.get_all_tasks() if t.task_name == 'hourly'][0]), timeout=30)"
-    )
+    kernel.run("hourly_id = [t.task_id for t in q.get_all_tasks() if t.task_name == 'hourly'][0]")
+    kernel.run("q.wait_for_job(q.run_task_immediately(hourly_id), timeout=30)")
     notes = kernel.wait_for(lambda: _custom(kernel, comm_id), what="the notify message")
     assert [n["title"] for n in notes] == ["hourly completed"] and notes[0]["body"].endswith("\u2192 42")

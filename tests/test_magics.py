@@ -341,21 +341,9 @@ def test_log_prints_the_jobs_output_and_traceback(kernel):
 # ---------------------------------------------------------------------- flags the scheduler grows (issues 12, 13)
 
 
-@pytest.mark.parametrize(
-    "line, kwarg",
-    [
-        ("%quiv add t quick --after extract --bar none", "after"),
-        ("%quiv add t quick --cron '0 9 * * 1-5' --bar none", "cron"),
-        ("%quiv add t quick --at 09:30 --bar none", "at"),
-        ("%quiv add t quick --at 09:30 --tz Europe/Paris --bar none", "timezone"),
-        ("%quiv run quick --notify --bar none", "notify"),
-    ],
-)
-def test_a_flag_the_scheduler_lacks_is_a_usage_error(kernel, line, kwarg):
-    if kernel.value(f"supports({kwarg!r})"):
-        pytest.skip(f"add_task takes {kwarg}= (the end-to-end test below covers it)")
-    cell = kernel.run(line, allow_error=True)
-    assert cell.error["ename"] == "UsageError" and "does not support" in cell.error["evalue"]
+def test_the_scheduler_takes_every_flag_the_magics_pass(kernel):
+    """The magics pass --after/--cron/--at/--tz/--notify as add_task keywords (a missing one would be a UsageError)."""
+    assert kernel.value("[k for k in ('after', 'cron', 'at', 'timezone', 'notify') if not supports(k)]") == []
 
 
 def test_tz_needs_cron_or_at(kernel):
@@ -364,8 +352,6 @@ def test_tz_needs_cron_or_at(kernel):
 
 
 def test_calendar_and_pipeline_flags_reach_add_task(kernel):
-    if not kernel.value("supports('after') and supports('cron') and supports('at') and supports('timezone')"):
-        pytest.skip("add_task lacks after=/cron=/at=/timezone= on this branch")
     kernel.run("%quiv add extract quick --every 1h --bar none")
     kernel.run("%quiv add clean quick --every 1h --bar none")
     kernel.run("%quiv add transform add_up(1) --after extract,clean --bar none")
@@ -382,9 +368,74 @@ def test_calendar_and_pipeline_flags_reach_add_task(kernel):
 
 
 def test_notify_reaches_add_task(kernel):
-    if not kernel.value("supports('notify')"):
-        pytest.skip("add_task lacks notify= on this branch")
     kernel.run("%quiv add pinged quick --every 1h --notify --bar none")
     assert kernel.value("[t.notify for t in quiv_nb.get_scheduler().get_all_tasks() if t.task_name == 'pinged']") == [
         True
     ]
+
+
+def _final_jobs(kernel, name: str) -> list[tuple]:
+    """(status, result) of the task's ended jobs, once there is one (a downstream job may end before a wait starts)."""
+    code = f"[(j.status.value, j.result) for j in _q.get_all_jobs(task_id=_ids[{name!r}]) if j.status.is_final]"
+    kernel.wait_for(lambda: kernel.value(code), timeout=30, what=f"a job of {name!r} to end")
+    return kernel.value(code)
+
+
+def test_after_repeated_and_comma_separated_runs_when_all_upstreams_completed(kernel):
+    """`--after a --after b,c`: the task runs once all three completed a job, and gets their results."""
+    kernel.run("def gather(_upstream):\n    return sorted(_upstream.items())")
+    for name, value in (("a", 1), ("b", 2), ("c", 3)):
+        kernel.run(f"%quiv add {name} add_up({value}) --every 1h --delay 1h --bar none")
+    cell = kernel.run("%quiv add joined gather --after a --after b,c --bar none")
+    assert "quiv: task 'joined' runs after a, b, c" in cell.stdout
+    assert kernel.value(
+        "[tuple(t.after) for t in quiv_nb.get_scheduler().get_all_tasks() if t.task_name == 'joined']"
+    ) == [("a", "b", "c")]
+    kernel.run("_q = quiv_nb.get_scheduler()\n_ids = {t.task_name: t.task_id for t in _q.get_all_tasks()}")
+    kernel.run("for _n in 'ab':\n    _q.wait_for_job(_q.run_task_immediately(_ids[_n]), timeout=30)")
+    assert kernel.value("[j.status.value for j in _q.get_all_jobs(task_id=_ids['joined'])]") == []  # c is missing
+    kernel.run("_q.wait_for_job(_q.run_task_immediately(_ids['c']), timeout=30)")
+    done = _final_jobs(kernel, "joined")
+    assert done == [("completed", [("a", 1), ("b", 2), ("c", 3)])]
+
+
+def test_cell_run_after_runs_the_cell_body_each_time_upstream_completes(kernel):
+    """`%%quiv run --name t --after u`: the body runs after u, sees `_upstream`, and assigns in the notebook."""
+    kernel.run("%quiv add u add_up(20, b=1) --every 1h --delay 1h --bar none")
+    cell = kernel.run("%%quiv run --name t --after u --bar none\nseen = _upstream['u']\nseen * 2")
+    assert "quiv: task 't' runs this cell after u" in cell.stdout
+    assert kernel.value("'seen' in globals()") is False  # nothing ran yet: u has not completed
+    kernel.run("_q = quiv_nb.get_scheduler()\n_ids = {t.task_name: t.task_id for t in _q.get_all_tasks()}")
+    kernel.run("_q.wait_for_job(_q.run_task_immediately(_ids['u']), timeout=30)")
+    assert _final_jobs(kernel, "t") == [("completed", 42)]
+    assert kernel.value("seen") == 21
+
+
+def test_cron_at_and_tz_give_the_true_next_wall_clock_run(kernel):
+    """`--cron` and `--at` with `--tz`: next_run_at is the next such wall-clock time in that zone."""
+    kernel.run("%quiv add weekday quick --cron '30 9 * * 1-5' --tz America/New_York --bar none")
+    kernel.run("%quiv add teatime quick --at 16:05 --tz Asia/Tokyo --bar none")
+    kernel.run(
+        "from datetime import datetime\nfrom zoneinfo import ZoneInfo\n"
+        "_tasks = {t.task_name: t for t in quiv_nb.get_scheduler().get_all_tasks()}\n"
+        "_w, _a = _tasks['weekday'].next_run_at, _tasks['teatime'].next_run_at"
+    )
+    weekday = kernel.value(
+        "(_w.astimezone(ZoneInfo('America/New_York')).strftime('%H:%M %a'), _w > datetime.now(_w.tzinfo))"
+    )
+    assert weekday[0].split()[0] == "09:30" and weekday[0].split()[1] in ("Mon", "Tue", "Wed", "Thu", "Fri")
+    assert weekday[1] is True
+    teatime = kernel.value("_a.astimezone(ZoneInfo('Asia/Tokyo')).strftime('%H:%M')")
+    assert teatime == "16:05"
+    assert kernel.value("(_a - datetime.now(_a.tzinfo)).total_seconds() <= 86400 and _a > datetime.now(_a.tzinfo)")
+    listing = kernel.run("%quiv tasks").stdout
+    assert "30 9 * * 1-5" in listing and "16:05" in listing
+
+
+def test_bad_cron_and_at_are_usage_errors(kernel):
+    cell = kernel.run("%quiv add t quick --cron 'every tuesday'", allow_error=True)
+    assert cell.error["ename"] == "UsageError" and "'t' was not added" in cell.error["evalue"]
+    cell = kernel.run("%quiv add t quick --at 25:99", allow_error=True)
+    assert cell.error["ename"] == "UsageError"
+    cell = kernel.run("%quiv add t quick --at 09:30 --tz Mars/Olympus", allow_error=True)
+    assert cell.error["ename"] == "UsageError"

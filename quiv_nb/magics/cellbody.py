@@ -10,7 +10,9 @@ What "like re-running the cell" means, and how it is done:
   all count).
 - `progress`, `stop_event` and `job_id` are that function's parameters: local to each run,
   never written to the notebook, and visible to nested functions, lambdas, comprehensions and
-  generator expressions in the body as ordinary closure variables.
+  generator expressions in the body as ordinary closure variables. So is `upstream` (or
+  `_upstream`), the `{task name: result}` of the jobs that triggered a `--after` cell, where
+  the body names it.
 
   Why not `exec(code, user_ns, per_run_locals)`: at module level a name defined in a nested
   scope is looked up in the *globals* (LOAD_GLOBAL), so `[progress(step=i) for i in ...]` or a
@@ -40,6 +42,7 @@ from IPython.core.error import UsageError
 __all__ = ["PER_RUN", "compile_cell", "register_source"]
 
 PER_RUN = ("progress", "stop_event", "job_id")
+UPSTREAM = ("upstream", "_upstream")  # per run too, where the body names one: {upstream task name: result}
 _FUNC = "__quiv_cell__"
 _NESTED = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
 
@@ -60,12 +63,17 @@ def compile_cell(source: str, user_ns: dict[str, Any], filename: str, first_line
     except SyntaxError as exc:
         raise UsageError(f"the cell body does not compile: {exc}") from None
     is_async = bool(code.co_flags & inspect.CO_COROUTINE)
-    wants_stop = any(isinstance(n, ast.Name) and n.id == "stop_event" for n in ast.walk(tree))
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    wants_stop = "stop_event" in used
+    # `upstream` / `_upstream` (the results of the tasks an `--after` cell runs after) are per-run
+    # only where the body names them, so a notebook variable so named stays visible elsewhere.
+    upstream = tuple(n for n in UPSTREAM if n in used)
+    per_run = PER_RUN + upstream
     body = _function_body(tree.body)
     ast.increment_lineno(ast.Module(body=body, type_ignores=[]), first_line - 1)
 
-    func_def = _function(body, is_async)
-    names = sorted(_bound_names(func_def) - set(PER_RUN))
+    func_def = _function(body, is_async, per_run)
+    names = sorted(_bound_names(func_def) - set(per_run))
     if names:
         func_def.body.insert(0, ast.Global(names=names))
     module = ast.Module(body=[func_def], type_ignores=[])
@@ -76,7 +84,7 @@ def compile_cell(source: str, user_ns: dict[str, Any], filename: str, first_line
         raise UsageError(f"the cell body does not compile: {exc}") from None
     scope: dict[str, Any] = {}
     exec(compiled, user_ns, scope)  # only defines the function; its globals are the notebook namespace
-    return _wrap(scope[_FUNC], is_async, wants_stop)
+    return _wrap(scope[_FUNC], is_async, wants_stop, len(upstream))
 
 
 def register_source(filename: str, source: str) -> None:
@@ -126,10 +134,12 @@ def _top_level_nodes(statements: list[ast.stmt]) -> list[ast.AST]:
     return seen
 
 
-def _function(body: list[ast.stmt], is_async: bool) -> ast.FunctionDef | ast.AsyncFunctionDef:
-    """`def __quiv_cell__(progress, stop_event, job_id): <body>` (async if the body awaits)."""
+def _function(
+    body: list[ast.stmt], is_async: bool, per_run: tuple[str, ...] = PER_RUN
+) -> ast.FunctionDef | ast.AsyncFunctionDef:
+    """`def __quiv_cell__(progress, stop_event, job_id[, upstream]): <body>` (async if the body awaits)."""
     params = ast.arguments(
-        posonlyargs=[], args=[ast.arg(n) for n in PER_RUN], kwonlyargs=[], kw_defaults=[], defaults=[]
+        posonlyargs=[], args=[ast.arg(n) for n in per_run], kwonlyargs=[], kw_defaults=[], defaults=[]
     )
     kind = ast.AsyncFunctionDef if is_async else ast.FunctionDef
     func = kind(name=_FUNC, args=params, body=body, decorator_list=[], returns=None)
@@ -147,26 +157,25 @@ def _bound_names(func_def: ast.AST) -> set[str]:
     return set(function.get_locals())  # type: ignore[attr-defined]
 
 
-def _wrap(body: Callable[..., Any], is_async: bool, wants_stop: bool) -> Callable[..., Any]:
-    """The handler the scheduler calls; its parameter names are what it asks to be injected."""
-    if is_async and wants_stop:
+def _wrap(body: Callable[..., Any], is_async: bool, wants_stop: bool, upstream_names: int) -> Callable[..., Any]:
+    """The handler the scheduler calls; the names in its signature are what it asks to be injected
+    (by keyword): always the progress hook and job id, the stop event and upstream results only
+    when the body names them (a cancel is then reported honestly, see the module docstring)."""
+    wanted = ["_progress_hook", "_job_id"] + ["_stop_event"] * wants_stop + ["_upstream"] * bool(upstream_names)
 
-        async def cell_job(_progress_hook: Any, _stop_event: Any, _job_id: str) -> Any:
-            return await body(_progress_hook, _stop_event, _job_id)
+    def args(progress: Any, job_id: str, stop: Any, upstream: Any) -> tuple[Any, ...]:
+        return (progress, stop, job_id) + (upstream,) * upstream_names  # one per spelling the body uses
 
-    elif is_async:
+    if is_async:
 
-        async def cell_job(_progress_hook: Any, _job_id: str) -> Any:  # type: ignore[misc]
-            return await body(_progress_hook, None, _job_id)
-
-    elif wants_stop:
-
-        def cell_job(_progress_hook: Any, _stop_event: Any, _job_id: str) -> Any:  # type: ignore[misc]
-            return body(_progress_hook, _stop_event, _job_id)
+        async def cell_job(_progress_hook: Any, _job_id: str, _stop_event: Any = None, _upstream: Any = None) -> Any:
+            return await body(*args(_progress_hook, _job_id, _stop_event, _upstream))
 
     else:
 
-        def cell_job(_progress_hook: Any, _job_id: str) -> Any:  # type: ignore[misc]
-            return body(_progress_hook, None, _job_id)
+        def cell_job(_progress_hook: Any, _job_id: str, _stop_event: Any = None, _upstream: Any = None) -> Any:  # type: ignore[misc]
+            return body(*args(_progress_hook, _job_id, _stop_event, _upstream))
 
+    positional = inspect.Parameter.POSITIONAL_OR_KEYWORD
+    cell_job.__signature__ = inspect.Signature([inspect.Parameter(n, positional) for n in wanted])  # type: ignore[attr-defined]
     return cell_job
