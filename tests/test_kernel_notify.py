@@ -128,3 +128,10 @@ def test_add_notify_magic_shows_the_widget_and_hears_each_job(kernel: KernelSess
     kernel.run("q.wait_for_job(q.run_task_immediately(hourly_id), timeout=30)")
     notes = kernel.wait_for(lambda: _custom(kernel, comm_id), what="the notify message")
     assert [n["title"] for n in notes] == ["hourly completed"] and notes[0]["body"].endswith("\u2192 42")
+
+
+def test_cell_run_notify_shows_the_widget_in_that_cell(kernel: KernelSession) -> None:
+    kernel.run("%load_ext quiv_nb")
+    comm_id = _notify_widget(kernel, "%%quiv run --name celljob --notify --bar none\n6 * 7")
+    notes = kernel.wait_for(lambda: _custom(kernel, comm_id), what="the notify message")
+    assert [n["title"] for n in notes] == ["celljob completed"] and notes[0]["body"].endswith("\u2192 42")

@@ -50,7 +50,8 @@ def every(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
 @option.new
 @option.notify
 def run_cell(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
-    """Run this cell's body once in the background, now (or, with --after, each time TASK completes)."""
+    """Run this cell's body once in the background, now (or, with --after, each time TASK completes; the body
+    reads their results as `upstream`)."""
     name = _identity(opts, cell)
     after = option.flatten(opts.after)
     handler = _handler(ctx, "run", cell, name)
