@@ -10,7 +10,8 @@
    cron schedule of ``extract``; the ``publish`` row's last run is the skip.
 4. No traceback or broken widget anywhere.
 
-Screenshots: ``<app>-pipeline.png`` (the fan-out cell's bars), ``<app>-pipeline-dashboard.png``.
+Screenshots: ``<app>-pipeline.png`` (the fan-out cell's bars), ``<app>-pipeline-extract.png``,
+``<app>-pipeline-transform.png`` and ``<app>-pipeline-dashboard.png``.
 """
 
 from __future__ import annotations
@@ -126,6 +127,9 @@ def _check_pipeline(nb, shot: str) -> None:
     reason = publish["text"] + " " + publish["title"]
     assert "skipped" in reason and "upstream 'quality-gate' failed" in reason, publish
 
+    for source, suffix in (("extract_id = scheduler.add_task(", "extract"), ("%quiv add transform", "transform")):
+        path = nb.screenshot(f"{shot}-pipeline-{suffix}", cell=nb.cell_index(source))
+        shutil.copy(path, Path("/tmp") / path.name)
     cell = nb.cell_index('for name, func in (("regions", by_region)')
     path = nb.screenshot(f"{shot}-pipeline", cell=cell)
     shutil.copy(path, Path("/tmp") / path.name)
