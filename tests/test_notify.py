@@ -179,3 +179,49 @@ def test_attach_outside_a_kernel_does_nothing(quiv: Quiv) -> None:
     assert attach(quiv, task_id) is None  # no browser to notify
     with pytest.raises(TaskNotFoundError):
         attach(quiv, "no-such-task")
+
+
+# ---------------------------------------------------------------------- the notify hook of add_task
+
+
+@pytest.fixture
+def attachers(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, ...]]:
+    """Register a recording attacher in a fresh registry (the kernel package's own one stays out of it)."""
+    import quiv_nb.hooks as hooks
+
+    monkeypatch.setattr(hooks, "_notify_attachers", [])
+    calls: list[tuple[Any, ...]] = []
+    hooks.register_notify_attacher(
+        lambda scheduler, task_id, since: calls.append((scheduler, task_id, since, threading.get_ident()))
+    )
+    return calls
+
+
+def test_add_task_notify_true_calls_the_attacher_on_the_adding_thread(quiv: Quiv, attachers: list) -> None:
+    before = datetime.now(timezone.utc)
+    task_id = quiv.add_task("fast", ok, run_once=True, notify=True)
+    ((scheduler, seen_id, since, thread),) = attachers
+    assert scheduler is quiv and seen_id == task_id and thread == threading.get_ident()
+    assert before <= since <= datetime.now(timezone.utc)
+    job = quiv.wait_for_task(task_id, timeout=WAIT)
+    assert job.ended_at is not None and since <= job.ended_at  # a job that ends before attach is still caught up
+
+
+def test_add_task_without_notify_calls_no_attacher(quiv: Quiv, attachers: list) -> None:
+    quiv.add_task("quiet", ok, interval=3600, delay=3600)
+    assert attachers == []
+
+
+def test_a_failing_attacher_is_logged_and_the_task_stays_added(
+    quiv: Quiv, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import quiv_nb.hooks as hooks
+
+    def broken(scheduler: Any, task_id: str, since: datetime) -> None:
+        raise RuntimeError("no frontend")
+
+    monkeypatch.setattr(hooks, "_notify_attachers", [])
+    hooks.register_notify_attacher(broken)
+    task_id = quiv.add_task("kept", ok, interval=3600, delay=3600, notify=True)
+    assert quiv.get_task(task_id).notify is True
+    assert "could not set up notifications for task" in caplog.text and "no frontend" in caplog.text
