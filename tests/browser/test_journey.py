@@ -35,7 +35,7 @@ import time
 
 import pytest
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+pytestmark = pytest.mark.browser
 
 NOTEBOOK = "journey.ipynb"
 BAR_WIDTH = 320  # quiv_nb.render.widget.BAR_WIDTH (not imported: the test reads the page, not the package)
@@ -364,6 +364,7 @@ def _journey(nb, app: str, server) -> None:
     assert not [b for b in all_bars if b["labelCut"]], [b["text"] for b in all_bars if b["labelCut"]]
     broken = _wait(nb, "boom's final bar", lambda: [b for b in j.bars(boom) if "quiv-static" in b["classes"]])
     assert "…" in broken[0]["text"] and any(t.count("retry later") == 20 for t in broken[0]["titles"]), broken
+    nb.cell(train).scroll_into_view_if_needed()
     j.shot("7-bars")
 
     # 13. Save, close (kernel shut down), reopen: finished bars still drawn, no widget errors.
@@ -381,6 +382,9 @@ def _journey(nb, app: str, server) -> None:
     widget_errors = [e for e in nb.error_outputs(stderr=False) if "widget" in e.lower() or "model not found" in e]
     assert widget_errors == [], widget_errors
     assert "model not found" not in page.locator(".jp-Notebook").first.inner_text()
+    for name, i in (("train", train), ("boom", boom), ("quiet", quiet), ("slow", slow), ("dashboard", dash_cell)):
+        j.shot(f"13-reopened-{name}", cell=i)
+    nb.cell(train).scroll_into_view_if_needed()
     j.shot("13-reopened")
     print(f"\n[{app}] journey {time.monotonic() - t0:.0f}s; screenshots: {' '.join(j.shots)}")
 
