@@ -332,6 +332,7 @@ def _journey(nb, app: str, server) -> None:
         })"""
     )
     assert rows and all(r["oneLine"] and r["height"] < 48 and not r["overflow"] for r in rows), rows
+    assert dash.locator(".quiv-dash-row", has_text="every 1s").count() == 1, "the edited cell's task is doubled"
     progress = slow_row.locator(".quiv-dash-progress-text").evaluate(
         "e => [e.scrollWidth, e.clientWidth, e.textContent]"
     )
@@ -369,6 +370,9 @@ def _journey(nb, app: str, server) -> None:
     # 13. Save, close (kernel shut down), reopen: finished bars still drawn, no widget errors.
     finished = {i: [b["text"] for b in j.bars(i) if "quiv-static" in b["classes"]] for i in (train, boom, quiet, slow)}
     assert all(finished.values()), (finished, j.bars(train), j.output_text(train), j.cell_state(train))
+    # 9. ... and the job that could not be cancelled is recorded as what it was: completed, with its result
+    honest = _wait(nb, "stubborn's final bar", lambda: [b for b in j.bars(stubborn) if "quiv-static" in b["classes"]])
+    assert "quiv-completed" in honest[0]["classes"] and "finished anyway" in honest[0]["text"], honest
     page.keyboard.press("Escape")
     page.keyboard.press("Control+s")
     _wait(nb, "the save", lambda: page.evaluate("() => !window.jupyterapp.shell.currentWidget.context.model.dirty"))
