@@ -322,7 +322,7 @@ def _journey(nb, app: str, server) -> None:
     slow_row = dash.locator(".quiv-dash-row", has=page.locator(".quiv-dash-name", has_text="slow"))
     slow_row.locator(".quiv-dash-progress-text", has_text="/600").wait_for(state="attached", timeout=30_000)
     rows = dash.locator(".quiv-dash-row").evaluate_all(
-        """rows => rows.map(r => {
+        """rows => rows.filter(r => r.parentElement).map(r => {  // a redraw may detach a row meanwhile
             const kids = [...r.children].filter(k => getComputedStyle(k).display !== 'none');
             const boxes = kids.map(k => k.getBoundingClientRect()).filter(b => b.height > 0);
             const top = Math.max(...boxes.map(b => b.top)), bottom = Math.min(...boxes.map(b => b.bottom));
