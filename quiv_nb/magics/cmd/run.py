@@ -34,8 +34,9 @@ def run(ctx: Context, opts: argparse.Namespace) -> JobHandle:
     running = None if opts.new else ctx.state.line_runs.get(key)
     if running is not None and still_running(ctx, running):
         say(
-            f"quiv: {call.name!r} from this cell is still running (job {running}); showing its live bar again. "
-            f"`%quiv run {opts.func} --new` starts another, `%quiv cancel {running}` stops it."
+            # short enough for one line in a notebook at the default width (the job id is 36 characters)
+            f"quiv: {call.name!r} from this cell is still running; its live bar is below again. "
+            f"`--new` starts another, `%quiv cancel {running}` stops it."
         )
         if running.bar is not None:
             show_bar(running.bar)
