@@ -24,7 +24,7 @@ from .models import Event, Job, JobStatus, Stats, Task, TaskStatus
 from .scheduler import Quiv
 
 if "ipykernel" in _sys.modules:
-    # Inside a kernel: kernel.py fills the core's hooks (output to the adding cell, the kernel's
+    # Inside a kernel: the kernel package fills the core's hooks (output to the adding cell, the kernel's
     # loop) and quiesces at exit, so a plain `Quiv()` in a notebook behaves like the kernel's own.
     from . import kernel  # noqa: F401
 

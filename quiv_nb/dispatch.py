@@ -128,7 +128,7 @@ class MainLoop:
             self.note_caller()
             if self._loop is not None:
                 return self._loop
-        for resolver in loop_resolvers():  # kernel.py registers the kernel's loop
+        for resolver in loop_resolvers():  # the kernel package registers the kernel's loop
             try:
                 candidate = resolver()
             except Exception:

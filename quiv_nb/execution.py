@@ -144,7 +144,7 @@ def adding_recurring_task() -> bool:
 def capture_job_contexts(recurring: bool = False) -> tuple[Callable[[], ContextManager[Any]], ...]:
     """Collect the contexts to re-enter around this task's jobs, on the adding thread.
 
-    The capturers come from `hooks` (kernel.py registers the one that routes output to the cell);
+    The capturers come from `hooks` (the kernel package registers the one that routes output to the cell);
     they read `adding_recurring_task()` to pick the output shape for this task.
     """
     token = _adding_recurring.set(recurring)

@@ -1,7 +1,7 @@
 """Registries through which the host application plugs into the core, filled from above.
 
 A leaf: it imports nothing of quiv_nb, so the core (execution.py, dispatch.py, the render pump)
-reads these lists and kernel.py fills and runs them without any module importing one above it
+reads these lists and the kernel package fills and runs them without any module importing one above it
 (docs/design.md, "Layers"). Every function here is thread-safe for the way it is used: lists are
 only appended to (idempotently) and read as tuple snapshots.
 """
@@ -35,12 +35,12 @@ WaitHelper = Callable[["asyncio.AbstractEventLoop"], ContextManager["Poll | None
 NotifyAttacher = Callable[[Any, str, "datetime"], Any]  # (scheduler, task id, since) on the adding thread
 
 # Called on the thread that adds a task; each returns a context-manager factory to wrap that
-# task's job bodies, or None. kernel.py registers one that sends a job's output to the cell
+# task's job bodies, or None. the kernel package registers one that sends a job's output to the cell
 # that added its task.
 _context_capturers: list[ContextCapturer] = []
-# Extra ways to find a main loop at dispatch time (kernel.py registers the kernel's loop).
+# Extra ways to find a main loop at dispatch time (the kernel package registers the kernel's loop).
 _loop_resolvers: list[LoopResolver] = []
-# Run once by kernel.py at kernel exit (see `register_before_exit`).
+# Run once by the kernel package at kernel exit (see `register_before_exit`).
 _before_exit: list[ExitStep] = []
 # Wraps a blocking wait that runs the main loop re-entrantly (see `register_wait_helper`).
 _wait_helper: list[WaitHelper] = []
@@ -73,7 +73,7 @@ def loop_resolvers() -> tuple[LoopResolver, ...]:
 def register_before_exit(step: ExitStep) -> None:
     """Add a quiesce step for kernel exit (idempotent). Any thread; returns None.
 
-    kernel.py calls `step(timeout)` once, on the main thread at interpreter exit, after the
+    The kernel package calls `step(timeout)` once, on the main thread at interpreter exit, after the
     kernel's scheduler has shut down and before ipykernel stops its IOPub thread and closes its
     sockets. A step must make its threads stop sending on the kernel's channels (widget comm
     messages, display updates, stream writes) and return once they have, within `timeout`

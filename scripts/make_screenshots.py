@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "tests" / "artifacts"
 DEST = REPO / "docs" / "images"
 
-#: docs/images name -> tests/artifacts name (both .png), all saved by tests/browser/test_quickstart.py.
+#: docs/images name -> tests/artifacts name (both .png), saved by tests/browser/test_quickstart.py and test_journey.py.
 IMAGES = {
     # JupyterLab: from the train cell (its bar green at 100 %) down to the live dashboard.
     "quickstart-lab.png": "lab-quickstart.png",
@@ -31,6 +31,9 @@ IMAGES = {
     "dashboard.png": "lab-quickstart-dashboard.png",
     # Notebook 7: the cancelled (grey) and failed (red) bars and the failure's report.
     "quickstart-notebook7.png": "notebook7-quickstart.png",
+    # JupyterLab, from tests/browser/test_journey.py: a `%%quiv every` cell, `%quiv run train(epochs=5)` (its bar
+    # re-attached by a re-run) and `r = %quiv wait`.
+    "cell-magics-lab.png": "lab-journey-cells.png",
 }
 
 

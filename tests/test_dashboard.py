@@ -473,6 +473,7 @@ def test_progress_is_read_from_a_bar_state_by_duck_typing():
 
     assert read_progress(bar(value=5, total=20, desc="etl", label="load"), job, now) == (0.25, "etl: load · 5/20 · 3s")
     assert read_progress(bar(value=7, total=None), job, now) == (None, "7 · 3s")
+    assert read_progress(bar(value=0, total=None), job, now) == (None, "running · 3s")  # no progress reported
     assert read_progress(bar(value=5, total=20, status="completed"), job, now) == (None, "running 3s")  # stale run
     assert read_progress(bar(value=5, total=20, job_id="other"), job, now) == (None, "running 3s")
     assert read_progress(SimpleNamespace(state=lambda: {"value": 1, "total": 2}), job, now).fraction == 0.5

@@ -158,7 +158,7 @@ def test_rerunning_a_run_cell_reattaches_to_its_running_job(kernel):
     first = run_in_cell(kernel, "jid = %quiv run ticker(n=200, pause=0.05) --bar widget", cid)
     jid = kernel.value("str(jid)")
     again = run_in_cell(kernel, "jid = %quiv run ticker(n=200, pause=0.05) --bar widget", cid)
-    assert "still running" in again.stdout and jid in again.stdout and "--new" in again.stdout
+    assert "still running" in again.stdout and jid[:8] in again.stdout and "--new" in again.stdout
     assert kernel.value("str(jid)") == jid
     assert widget_views(first) and widget_views(again) == widget_views(first)[:1]  # the same live bar
     assert kernel.value("len([j for j in quiv_nb.get_scheduler().get_all_jobs() if j.status == 'running'])") == 1
@@ -312,7 +312,7 @@ def test_interrupting_a_wait_prints_one_line_and_the_job_keeps_running(kernel):
     (error,) = [m for m in cell.messages if m["msg_type"] == "error"]
     (line,) = error["content"]["traceback"]
     job_id = kernel.value("[j.job_id for j in quiv_nb.get_scheduler().get_all_jobs() if j.task_name == 'sleeper'][-1]")
-    assert f"job {job_id} of 'sleeper' keeps running" in line and f"%quiv cancel {job_id}" in line
+    assert f"job {job_id[:8]} of 'sleeper' keeps running" in line and f"%quiv cancel {job_id[:8]}" in line
     assert kernel.value(f"quiv_nb.get_scheduler().get_job('{job_id}').status.value") == "running"
     assert adder.ok
 
@@ -439,3 +439,16 @@ def test_bad_cron_and_at_are_usage_errors(kernel):
     assert cell.error["ename"] == "UsageError"
     cell = kernel.run("%quiv add t quick --at 09:30 --tz Mars/Olympus", allow_error=True)
     assert cell.error["ename"] == "UsageError"
+
+
+def test_a_unique_job_id_prefix_names_the_job(kernel):
+    """Messages show 8-character ids; `%quiv cancel/wait/log` take any unique prefix of 6+ characters."""
+    kernel.run("import threading\nprefix_gate = threading.Event()\ndef gated(_stop_event):\n    _stop_event.wait(30)")
+    kernel.run("jid = %quiv run gated --bar none")
+    job_id = kernel.run("print(jid)").stdout.strip()
+    out = kernel.run(f"%quiv cancel {job_id[:8]}").stdout
+    assert f"cancel requested for job {job_id}" in out
+    result = kernel.run(f"%quiv wait {job_id[:6]}", allow_error=True)
+    assert result.error is not None and result.error["ename"] == "JobCancelledError"
+    too_short = kernel.run(f"%quiv cancel {job_id[:3]}", allow_error=True)
+    assert too_short.error is not None and too_short.error["ename"] == "UsageError"

@@ -74,7 +74,19 @@ class Context:
                 return scheduler.get_job(candidate).job_id
             except QuivError:
                 pass
-        return None
+        return self._job_by_prefix(target)
+
+    def _job_by_prefix(self, prefix: str) -> str | None:
+        """The one job whose id starts with `prefix` (at least 6 characters, as the messages show 8), or None.
+
+        Raises `UsageError` when several jobs share the prefix, naming them.
+        """
+        if len(prefix) < SHORT_ID_MIN or not all(c in "0123456789abcdef-" for c in prefix.lower()):
+            return None
+        found = [j.job_id for j in self.scheduler.get_all_jobs() if j.job_id.startswith(prefix.lower())]
+        if len(found) > 1:
+            raise UsageError(f"job id prefix {prefix!r} is ambiguous: {', '.join(found)}")
+        return found[0] if found else None
 
     def _variable(self, name: str) -> str | None:
         """The string a notebook variable `name` holds (e.g. a job handle), or None."""
@@ -104,6 +116,14 @@ class Context:
             flags = ", ".join("--" + ("tz" if k == "timezone" else k) for k in missing)
             raise UsageError(f"{flags}: this version of quiv_nb's scheduler does not support it")
         return given
+
+
+SHORT_ID_MIN = 6  # shortest job-id prefix `%quiv cancel/wait/log` accept
+
+
+def short_id(job_id: str) -> str:
+    """The 8-character prefix messages show; any unique prefix of 6+ characters names the job."""
+    return str(job_id)[:8]
 
 
 def make_bar(kind: str, name: str) -> Any:

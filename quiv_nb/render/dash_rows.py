@@ -58,7 +58,8 @@ def read_progress(renderer: Any, job: Job, now: datetime) -> Progress:
                 fraction: float | None = min(1.0, max(0.0, value / total))
                 text = f"{value:g}/{total:g}"
             else:
-                fraction, text = None, f"{value:g}"
+                # 0 of an unknown total: the job reports no progress (its bar is indeterminate), so "0" would mislead
+                fraction, text = None, "running" if value == 0 else f"{value:g}"
             desc = get("desc")
             if desc == job.task_name:  # the row already names the task: keep the cell for the numbers
                 desc = None

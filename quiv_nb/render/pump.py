@@ -10,7 +10,7 @@ bars stay live while a notebook cell blocks the kernel's loop.
 The thread sleeps without a timeout while nothing is queued and otherwise exactly until the next
 drawable is due (or the budget refills), so an idle process pays nothing for it. At interpreter
 exit the pump gets a moment to draw what is still queued (the last line of a script's text bar).
-In a kernel, kernel.py closes the process-wide pump at exit (`close`, registered through
+In a kernel, the kernel package closes the process-wide pump at exit (`close`, registered through
 `hooks.register_before_exit`) before ipykernel closes its sockets: a draw racing that close
 would send on a zmq socket being closed and can abort the kernel inside libzmq.
 """
@@ -143,7 +143,7 @@ class RenderPump:
     def close(self, timeout: float = 2.0) -> bool:
         """Draw what is queued, then stop for good; True if the thread ended in time.
 
-        Runs on the calling thread (kernel.py calls it on the main thread at kernel exit). Later
+        Runs on the calling thread (the kernel package calls it on the main thread at kernel exit). Later
         `request` calls are dropped and never start a thread, so once this returns True the pump
         sends nothing more. Idempotent.
         """

@@ -164,6 +164,20 @@ class WidgetBar(BarRenderer):
             widget.close()
         return 1 + len(models)
 
+    def show(self) -> None:
+        """Display the bar again in the current cell (kernel thread; `%quiv run` re-attaching to a running job).
+
+        Under the bar's own display id, so the final static rendering replaces this copy too; a plain
+        `display(bar)` would leave a widget view whose model is closed at the end (an empty output live, and
+        "Error displaying widget: model not found" once the notebook is saved and reopened).
+        """
+        from IPython.display import display as show
+
+        if self._handle is None:
+            self._handle = show(self, display_id=True)
+        else:
+            show(self, display_id=self._handle.display_id)
+
     def _models(self) -> list[Any]:
         """Every widget model this bar opened: the four widgets and their layouts and styles."""
         parts = (self._box, self._label, self._progress, self._text)

@@ -97,7 +97,7 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(request, app):
     export = dash.locator(".quiv-dash-row", has=page.locator(".quiv-dash-name", has_text="export"))
     export.locator(".quiv-dash-progress-text", has_text="exporting").wait_for(state="attached", timeout=30_000)
     rows = dash.locator(".quiv-dash-row").evaluate_all(
-        """rows => rows.map(r => {
+        """rows => rows.filter(r => r.parentElement).map(r => {  // a redraw may detach a row meanwhile
             const kids = [...r.children].filter(k => getComputedStyle(k).display !== 'none');
             const boxes = kids.map(k => k.getBoundingClientRect()).filter(b => b.height > 0);  // empty text: 0 high
             const top = Math.max(...boxes.map(b => b.top)), bottom = Math.min(...boxes.map(b => b.bottom));

@@ -17,7 +17,7 @@ from ...kernel import cell_id
 from ...units import format_duration
 from .. import args as types
 from ..cellbody import compile_cell, register_source
-from ..context import Context, make_bar, say
+from ..context import Context, make_bar, say, short_id
 from ..handle import JobHandle, show_bar
 from ..registry import subcommand
 from . import _options as option
@@ -67,8 +67,8 @@ def run_cell(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
         handle, previous_body = previous
         if previous_body == body:
             say(
-                f"quiv: this cell's job {handle} is still running; showing its live bar again "
-                f"(`--new` starts another, `%quiv cancel {handle}` stops it)"
+                f"quiv: this cell's job {short_id(handle)} is still running; showing its live bar again "
+                f"(`--new` starts another, `%quiv cancel {short_id(handle)}` stops it)"
             )
             if handle.bar is not None:
                 show_bar(handle.bar)

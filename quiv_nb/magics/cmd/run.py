@@ -15,7 +15,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ...kernel import cell_id, cell_source, follow_job_output
 from ..callexpr import parse_call
-from ..context import Context, make_bar, say
+from ..context import Context, make_bar, say, short_id
 from ..handle import JobHandle, show_bar
 from ..registry import subcommand
 from . import _options as option
@@ -34,8 +34,9 @@ def run(ctx: Context, opts: argparse.Namespace) -> JobHandle:
     running = None if opts.new else ctx.state.line_runs.get(key)
     if running is not None and still_running(ctx, running):
         say(
-            f"quiv: {call.name!r} from this cell is still running (job {running}); showing its live bar again. "
-            f"`%quiv run {opts.func} --new` starts another, `%quiv cancel {running}` stops it."
+            # one line at the default width: ids are shown by their 8-character prefix, which the magics accept
+            f"quiv: {call.name!r} from this cell is still running; its live bar is below again. "
+            f"`--new` starts another, `%quiv cancel {short_id(running)}` stops it."
         )
         if running.bar is not None:
             show_bar(running.bar)

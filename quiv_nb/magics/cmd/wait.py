@@ -10,7 +10,7 @@ from IPython.core.magic_arguments import argument, magic_arguments
 
 from ...errors import QuivError
 from ...units import format_duration
-from ..context import Context, say
+from ..context import Context, say, short_id
 from ..registry import subcommand
 from ..results import describe, result_of
 from . import _options as option
@@ -63,5 +63,6 @@ def _interrupted(ctx: Context, target: str, job_id: str | None) -> WaitInterrupt
     if job is None or job.status.is_final:
         return WaitInterrupted(f"stopped waiting for {target!r}")
     return WaitInterrupted(
-        f"stopped waiting; job {job.job_id} of {job.task_name!r} keeps running (`%quiv cancel {job.job_id}` stops it)"
+        f"stopped waiting; job {short_id(job.job_id)} of {job.task_name!r} keeps running "
+        f"(`%quiv cancel {short_id(job.job_id)}` stops it)"
     )
