@@ -55,6 +55,9 @@ from .base import BarRenderer
 __all__ = ["BAR_WIDTH", "WidgetBar", "in_kernel", "static_html"]
 
 BAR_WIDTH = 320  # px: every bar is this wide, as tqdm.notebook's are
+# Labels up to this wide take exactly this room, so bars in one notebook start at the same x (a longer
+# label still shows whole and pushes its own bar right).
+LABEL_MIN_WIDTH = "9em"
 CANCELLED_COLOUR = "#9e9e9e"
 _GREY = frozenset({st.CANCELLED, st.SKIPPED})
 _BAR_STYLES = {st.COMPLETED: "success", st.FAILED: "danger", st.CANCELLED: "warning", st.SKIPPED: "warning"}
@@ -109,7 +112,7 @@ class WidgetBar(BarRenderer):
     def _build(self, state: st.BarState) -> None:
         """Create the widgets showing `state` (on creation, and for a run after a static final)."""
         w = _widgets()
-        self._label = w.HTML(_title_html(state), layout=w.Layout(flex="0 0 auto"))
+        self._label = w.HTML(_title_html(state), layout=w.Layout(flex="0 0 auto", min_width=LABEL_MIN_WIDTH))
         progress_layout = w.Layout(width=f"{BAR_WIDTH}px", min_width=f"{BAR_WIDTH}px", flex="0 0 auto")
         self._progress = w.FloatProgress(min=0.0, **_progress_traits(state), layout=progress_layout)
         self._text = w.HTML(_text_html(state), layout=w.Layout(flex="1 1 0", min_width="0", overflow="hidden"))
@@ -281,7 +284,11 @@ def static_html(state: st.BarState) -> str:
     return (
         f'<div class="quiv-bar quiv-static quiv-{html.escape(state.status)}" style="white-space:nowrap;'
         'overflow:hidden;text-overflow:ellipsis;line-height:24px;font-variant-numeric:tabular-nums">'
-        + (f'<span style="margin-right:6px">{label}</span>' if label else "")
+        + (
+            f'<span style="display:inline-block;min-width:{LABEL_MIN_WIDTH};margin-right:6px">{label}</span>'
+            if label
+            else ""
+        )
         + f'<span style="display:inline-block;vertical-align:middle;width:{BAR_WIDTH}px;height:18px;'
         'background:#e0e0e0;margin-right:6px">'
         f'<span class="progress-bar{bar_class}" style="display:block;height:100%;width:{fraction * 100:.1f}%;'
