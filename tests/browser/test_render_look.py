@@ -117,8 +117,13 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(request, app):
     )
     dash.locator(".quiv-dash-title", has_text="scheduler stopped").wait_for(state="attached", timeout=30_000)
     _wait(nb, "every row stopped", lambda: dash.locator(".quiv-dash-row.quiv-dash-status-stopped").count() == 3)
-    cells = dash.locator(".quiv-dash-row .quiv-dash-next, .quiv-dash-row .quiv-dash-progress-text").all_text_contents()
-    assert all(c.strip() in ("—", "") for c in cells), cells
+    # Each row's cells are separate widgets, updated by separate messages: wait for the last to land.
+    stopped_cells = ".quiv-dash-row .quiv-dash-next, .quiv-dash-row .quiv-dash-progress-text"
+    _wait(
+        nb,
+        "no next run or progress on a stopped row",
+        lambda: all(c.strip() in ("—", "") for c in dash.locator(stopped_cells).all_text_contents()),
+    )
     nb.screenshot(f"{app}-render-dashboard-stopped", element=dash)
 
     # 4. Save, reload: the finished bars are still there, and nothing failed to render.
