@@ -24,12 +24,12 @@ from .errors import (
     SchedulerStoppedError,
 )
 from .eventbus import EventBus, as_event, run_effects
-from .execution import JobExecutor
 from .history import JobHistory
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
 from .models import Event, Job, JobStatus, Stats, Task
 from .pool import as_job_executor
+from .seams import JobExecutor
 from .tasks import TaskTable, build_task, number
 from .timeline import Timeline
 from .waiters import Waiters, Waiting
