@@ -23,14 +23,12 @@ from .errors import ConfigurationError
 from .hooks import context_capturers
 from .joblog import JobLog
 from .output import capture as capture_output
-from .seams import JobExecutor  # declared with the other seams; re-exported here
 
 __all__ = [
     "DATA_KINDS",
     "INJECTED_NAMES",
     "HandlerSpec",
     "JobCall",
-    "JobExecutor",
     "Outcome",
     "StopEvent",
     "inspect_handler",

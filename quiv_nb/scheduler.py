@@ -24,7 +24,6 @@ from .errors import (
     SchedulerStoppedError,
 )
 from .eventbus import EventBus, as_event, run_effects
-from .execution import JobExecutor
 from .history import JobHistory
 from .hooks import notify_attachers
 from .lifecycle import JobLifecycle
@@ -33,6 +32,7 @@ from .models import Event, Job, JobStatus, Stats, Task
 from .pipeline import Pipeline
 from .pool import as_job_executor
 from .records import utcnow
+from .seams import JobExecutor
 from .tasks import TaskTable, build_task, number
 from .timeline import Timeline
 from .waiters import Waiters, Waiting

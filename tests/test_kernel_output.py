@@ -187,17 +187,22 @@ def test_recurring_task_shows_its_latest_run_in_one_area_and_counts_repeated_fai
 def test_a_jobs_lines_arrive_before_its_bar_turns_final(kernel):
     kernel.run("def counted():\n    for i in range(300):\n        print('counted', i)\n")
     adder = kernel.run("%quiv run counted")  # a widget bar
-    (progress_id,) = kernel.wait_for(
-        lambda: kernel.widgets_opened_by(adder.msg_id, "FloatProgressModel"), timeout=30, what="the bar"
-    )
+    # The bar's display (its widget view), found in the adding cell; the job may have ended (and the
+    # widget models closed) by now, so the display is looked up, not the still-open widgets.
+    (display_id,) = {
+        m["content"]["transient"]["display_id"]
+        for m in kernel.messages(parent=adder.msg_id, msg_type="display_data")
+        if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+    }
 
     def final_at() -> int | None:
+        # The bar turns final when its display is replaced by the static rendering of the completed bar.
         for i, m in enumerate(kernel.messages()):
             content = m["content"]
             if (
-                m["msg_type"] == "comm_msg"
-                and content.get("comm_id") == progress_id
-                and content.get("data", {}).get("state", {}).get("bar_style") == "success"
+                m["msg_type"] == "update_display_data"
+                and content.get("transient", {}).get("display_id") == display_id
+                and "quiv-static quiv-completed" in content["data"].get("text/html", "")
             ):
                 return i
         return None

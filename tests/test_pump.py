@@ -328,6 +328,34 @@ def test_close_draws_what_is_queued_then_stops_for_good(make_pump):
     assert pump.close(WAIT)  # idempotent
 
 
+def test_close_waits_for_a_send_now_in_progress_and_refuses_later_ones(make_pump):
+    """A job's end-of-job lines are sent on its own thread through `send_now`; once `close` returned
+    (kernel exit), no such send is running or can start (a late one raced ipykernel's socket close)."""
+    pump = make_pump()
+    entered, release, closed = threading.Event(), threading.Event(), threading.Event()
+    results: list[int | None] = []
+
+    def slow_send() -> int:
+        entered.set()
+        assert release.wait(WAIT)
+        return 1
+
+    sender = threading.Thread(target=lambda: results.append(pump.send_now(slow_send)), name="test-job-thread")
+    sender.start()
+    assert entered.wait(WAIT)
+    closer = threading.Thread(target=lambda: pump.close(WAIT) and closed.set(), name="test-closer")
+    closer.start()
+    assert not closed.wait(0.2)  # close is held by the send in progress (the event proves the order)
+    release.set()
+    assert closed.wait(WAIT)
+    sender.join(WAIT)
+    closer.join(WAIT)
+    assert results == [1]
+    late = []
+    assert pump.send_now(lambda: late.append(1) or 1) is None
+    assert late == []
+
+
 def test_the_process_pump_is_registered_for_kernel_exit():
     from quiv_nb import hooks
 

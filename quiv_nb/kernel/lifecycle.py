@@ -9,7 +9,8 @@ while the main thread closes that pipe; libzmq then aborts the process with
 `Assertion failed: pfd.revents & POLLIN (src/signaler.cpp)`. So our exit handler, registered
 after ipykernel's and therefore run before them (atexit is last-in, first-out), shuts the
 scheduler down, then runs every `hooks.register_before_exit` step (the pump draws what is queued,
-refuses new draws and joins its thread) while every socket is still open.
+refuses new draws, waits for a job thread's end-of-job send and refuses later ones, and joins its
+thread) while every socket is still open.
 """
 
 from __future__ import annotations

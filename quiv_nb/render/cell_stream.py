@@ -20,7 +20,8 @@ the red stderr box; recurring tasks use `OutputArea` instead (one area showing t
   returns. The failure (headline, trimmed traceback) is sent at once too, as a "stderr" stream,
   when the scheduler records it (before it settles the job's waiters). These synchronous sends are
   ordered with the pump's draws by a send lock and share `SYNC_RATE`; beyond it (thousands of
-  one-off jobs ending within a second) they fall back to the pump and arrive a moment later.
+  one-off jobs ending within a second) they fall back to the pump and arrive a moment later. They
+  pass the pump's gate (`RenderPump.send_now`), so they stop when the pump closes at kernel exit.
 """
 
 from __future__ import annotations
@@ -151,12 +152,19 @@ class CellStream:
         if not _SYNC.take(1):
             self._request(True)
             return
-        with self._send_lock:
+
+        def send() -> int:
             with self._lock:
                 size = self._pending_size()
                 out = self._take()
             self._budget.spend(size)
-            self._send(out, size)
+            return self._send(out, size)
+
+        with self._send_lock:
+            # Through the pump's gate: after its `close` at kernel exit, a handler abandoned then that
+            # ends later (IPython's exit clears the namespace it runs in) must not send while ipykernel
+            # closes its sockets; its lines stay in `Job.output`.
+            (self._pump or get_pump()).send_now(send)
 
     # ------------------------------------------------------------------ drawing (pump thread)
 

@@ -23,7 +23,7 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Protocol
+from typing import Callable, Protocol
 
 from ..hooks import register_before_exit
 
@@ -34,6 +34,9 @@ _log = logging.getLogger("quiv_nb")
 RATE = 250.0  # messages per second for all drawables together (the server limits iopub to 1,000)
 BURST = 25.0  # tokens the bucket may hold: a short burst after a quiet spell
 _EXIT_FLUSH = 0.5  # seconds the pump may still draw at interpreter exit
+# Seconds `close` still gives a draw in progress (on the pump's thread or a job's) once its flush used up the
+# timeout: one draw takes milliseconds, and returning while it sends is the race `close` exists to prevent.
+_CLOSE_GRACE = 0.5
 
 
 class Drawable(Protocol):
@@ -74,6 +77,8 @@ class RenderPump:
         self._stop = threading.Event()  # the running thread's stop flag (a new one per thread)
         self._atexit = False
         self._closed = False  # set by `close`: requests are dropped from then on
+        # Held by `send_now` while it sends on a caller's thread, and by `close` to refuse further ones.
+        self._sync_lock = threading.Lock()
         self.messages_sent = 0  # for benchmarks and tests (written by the pump thread only)
         self.draws = 0
 
@@ -140,26 +145,45 @@ class RenderPump:
         thread.join(timeout)
         return not thread.is_alive()
 
+    def send_now(self, send: Callable[[], int]) -> int | None:
+        """Run `send` (a draw that must not wait for the pump) on the calling thread, unless closed.
+
+        Any thread (a job's own thread sends its last lines at its end). Returns what `send`
+        returned, or None when the pump is closed and `send` was not called. `close` waits for a
+        send in progress and refuses later ones: these sends, too, stop before the kernel closes
+        its sockets.
+        """
+        with self._sync_lock:
+            if self._closed:
+                return None
+            return send()
+
     def close(self, timeout: float = 2.0) -> bool:
         """Draw what is queued, then stop for good; True if the thread ended in time.
 
         Runs on the calling thread (the kernel package calls it on the main thread at kernel exit). Later
-        `request` calls are dropped and never start a thread, so once this returns True the pump
-        sends nothing more. Idempotent.
+        `request` and `send_now` calls are dropped and never start a thread, so once this returns
+        True the pump sends nothing more, on its thread or on a caller's. Idempotent.
         """
         deadline = time.monotonic() + timeout
         self.flush(timeout)  # final states still reach the frontend while its channel is open
-        with self._lock:
-            self._closed = True
-            thread, self._thread = self._thread, None
-            self._stop.set()
-            self._queue.clear()  # undrawn after `timeout`: dropped, the pump is going away
-            self._drew.notify_all()
+        # Wait for a `send_now` in progress (a job's end-of-job lines), and refuse the next ones.
+        quiet = self._sync_lock.acquire(timeout=max(_CLOSE_GRACE, deadline - time.monotonic()))
+        try:
+            with self._lock:
+                self._closed = True
+                thread, self._thread = self._thread, None
+                self._stop.set()
+                self._queue.clear()  # undrawn after `timeout`: dropped, the pump is going away
+                self._drew.notify_all()
+        finally:
+            if quiet:
+                self._sync_lock.release()
         self._wake.set()
         if thread is None:
-            return True
-        thread.join(max(0.0, deadline - time.monotonic()))
-        return not thread.is_alive()
+            return quiet
+        thread.join(max(_CLOSE_GRACE, deadline - time.monotonic()))
+        return quiet and not thread.is_alive()
 
     @property
     def closed(self) -> bool:
