@@ -340,6 +340,8 @@ def _journey(nb, app: str, server) -> None:
     )
     assert progress[0] <= progress[1] + 1, f"progress text cut: {progress}"
     j.shot("10-dashboard", element=dash)
+    # 9 (end). `%quiv stop` would abandon stubborn if it still ran: let it run to its end first.
+    _wait(nb, "stubborn's end", lambda: [b for b in j.bars(stubborn) if "quiv-static" in b["classes"]], 30)
     stop = j.type_cell("%quiv stop", timeout=60)
     dash.locator(".quiv-dash-title", has_text="scheduler stopped").wait_for(state="attached", timeout=30_000)
     # (the one-off tasks leave the table when their jobs end; the recurring cell task stays, stopped)

@@ -96,8 +96,7 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(request, app):
     dash.locator(".quiv-dash-row").nth(2).wait_for(state="attached", timeout=30_000)
     export = dash.locator(".quiv-dash-row", has=page.locator(".quiv-dash-name", has_text="export"))
     export.locator(".quiv-dash-progress-text", has_text="exporting").wait_for(state="attached", timeout=30_000)
-    rows = dash.locator(".quiv-dash-row").evaluate_all(
-        """rows => rows.filter(r => r.parentElement).map(r => {  // a redraw may detach a row meanwhile
+    rows_js = """rows => rows.filter(r => r.parentElement).map(r => {  // a redraw may detach a row meanwhile
             const kids = [...r.children].filter(k => getComputedStyle(k).display !== 'none');
             const boxes = kids.map(k => k.getBoundingClientRect()).filter(b => b.height > 0);  // empty text: 0 high
             const top = Math.max(...boxes.map(b => b.top)), bottom = Math.min(...boxes.map(b => b.bottom));
@@ -105,7 +104,12 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(request, app):
             return {height: r.getBoundingClientRect().height, oneLine: top < bottom,
                     overflow: right > r.parentElement.getBoundingClientRect().right + 1};
         })"""
-    )
+
+    def three_rows():  # the table is rebuilt when one-off tasks leave it: measure once it has settled on three
+        found = dash.locator(".quiv-dash-row").evaluate_all(rows_js)
+        return found if len(found) == 3 else None
+
+    rows = _wait(nb, "three dashboard rows on the page", three_rows)
     assert len(rows) == 3 and all(r["oneLine"] and r["height"] < 48 and not r["overflow"] for r in rows), rows
     text = export.locator(".quiv-dash-progress-text").evaluate("e => [e.scrollWidth, e.clientWidth, e.textContent]")
     assert text[0] <= text[1] + 1 and "/600" in text[2], f"progress text cut: {text}"
