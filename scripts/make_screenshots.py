@@ -4,7 +4,7 @@ Usage::
 
     python scripts/make_screenshots.py            # run the browser tests, then copy the images
     python scripts/make_screenshots.py --no-run   # copy what the last test run left in tests/artifacts/
-    python scripts/make_screenshots.py --dest /tmp/images
+    python scripts/make_screenshots.py --dest images-out
 
 The browser tests (tests/browser/, see its conftest.py) are the only producer of screenshots, so the images in the
 docs always show what a passing test saw. ``IMAGES`` names the artifacts that go into the docs; the script deletes

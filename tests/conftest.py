@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -16,7 +17,7 @@ from typing import Any, Callable
 
 import pytest
 
-from quiv_nb import Quiv
+from quiv_nb import Event, Job, Quiv
 
 # Generous: the CI box has two cores shared with other engineers' test runs.
 WAIT = 10.0
@@ -159,3 +160,28 @@ def pytest_collection_modifyitems(config, items):
     browser module), and putting those modules last keeps every other test away from it.
     """
     items.sort(key=lambda item: item.get_closest_marker("browser") is not None)
+
+
+def next_job(q: Quiv, name: str) -> concurrent.futures.Future[Job]:
+    """The next job of the task named `name` to end, whatever its status.
+
+    Registered before the run is triggered, so it cannot miss a job that ends at once (which
+    `wait_for_task`, waiting for the task's *next* job, could).
+    """
+    fut: concurrent.futures.Future[Job] = concurrent.futures.Future()
+
+    def listener(event: Event, task: Any, job: Job) -> None:
+        if job.task_name == name:
+            with contextlib.suppress(concurrent.futures.InvalidStateError):
+                fut.set_result(job)
+
+    for event in (Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED, Event.JOB_SKIPPED):
+        q.add_listener(event, listener)
+    return fut
+
+
+def ended_event(q: Quiv, task_id: str) -> threading.Event:
+    """Set when a job of `task_id` completes (registered before the run, so it cannot be missed)."""
+    ended = threading.Event()
+    q.add_listener(Event.JOB_COMPLETED, lambda e, t, j: j.task_id == task_id and ended.set())
+    return ended

@@ -8,19 +8,17 @@ real minute boundary.
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable
+from typing import Callable
 from zoneinfo import ZoneInfo
 
 import pytest
-from conftest import WAIT
+from conftest import WAIT, ended_event, next_job
 
 import quiv_nb.cron as cron_module
-from quiv_nb import Event, Job, JobStatus, Quiv
+from quiv_nb import JobStatus, Quiv
 from quiv_nb.cron import CronTrigger
 
 UTC = timezone.utc
@@ -37,30 +35,6 @@ def wall_clock(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[datetime],
         monkeypatch.setattr(cron_module, "wall_now", lambda: real() + offset)
 
     yield set_to
-
-
-def next_job(q: Quiv, name: str) -> concurrent.futures.Future[Job]:
-    """The next job of the task named `name` to end, whatever its status.
-
-    Registered before the run is triggered, so it cannot miss a job that ends at once (which
-    `wait_for_task`, waiting for the task's *next* job, could).
-    """
-    fut: concurrent.futures.Future[Job] = concurrent.futures.Future()
-
-    def listener(event: Event, task: Any, job: Job) -> None:
-        if job.task_name == name:
-            with contextlib.suppress(concurrent.futures.InvalidStateError):
-                fut.set_result(job)
-
-    for event in (Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED, Event.JOB_SKIPPED):
-        q.add_listener(event, listener)
-    return fut
-
-
-def first_job(q: Quiv, task_id: str) -> threading.Event:
-    done = threading.Event()
-    q.add_listener(Event.JOB_COMPLETED, lambda e, t, j: j.task_id == task_id and done.set())
-    return done
 
 
 def test_a_daily_task_fires_at_its_time_and_plans_the_next_day(
@@ -142,7 +116,7 @@ def test_a_calendar_task_added_before_start_is_planned_at_start(
     wall_clock(datetime(2026, 6, 1, 6, 59, 59, 800_000, tzinfo=UTC))
     tid = q.add_task("seven", lambda _scheduled_at: _scheduled_at, at="7:00", timezone="UTC")
     assert q.get_task(tid).next_run_at is None  # not started: nothing planned yet
-    done = first_job(q, tid)
+    done = ended_event(q, tid)
     q.start()
     assert done.wait(WAIT)
     assert q.get_all_jobs(task_id=tid)[0].result == datetime(2026, 6, 1, 7, 0, tzinfo=UTC)

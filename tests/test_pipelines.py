@@ -5,41 +5,14 @@ Real threads and a real pool; every wait is on a job, an event or a gate with a 
 
 from __future__ import annotations
 
-import concurrent.futures
-import contextlib
 import threading
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable
 
 import pytest
-from conftest import WAIT, Gate
+from conftest import WAIT, Gate, ended_event, next_job
 
-from quiv_nb import ConfigurationError, DependentTasksError, Event, Job, JobStatus, Quiv
-
-
-def next_job(q: Quiv, name: str) -> concurrent.futures.Future[Job]:
-    """The next job of the task named `name` to end, whatever its status.
-
-    Registered before the run is triggered, so it cannot miss a job that ends at once (which
-    `wait_for_task`, waiting for the task's *next* job, could).
-    """
-    fut: concurrent.futures.Future[Job] = concurrent.futures.Future()
-
-    def listener(event: Event, task: Any, job: Job) -> None:
-        if job.task_name == name:
-            with contextlib.suppress(concurrent.futures.InvalidStateError):
-                fut.set_result(job)
-
-    for event in (Event.JOB_COMPLETED, Event.JOB_FAILED, Event.JOB_CANCELLED, Event.JOB_SKIPPED):
-        q.add_listener(event, listener)
-    return fut
-
-
-def ended_event(q: Quiv, task_id: str) -> threading.Event:
-    """Set when a job of `task_id` completes (registered before the run, so it cannot be missed)."""
-    ended = threading.Event()
-    q.add_listener(Event.JOB_COMPLETED, lambda e, t, j: j.task_id == task_id and ended.set())
-    return ended
+from quiv_nb import ConfigurationError, DependentTasksError, Event, JobStatus, Quiv
 
 
 def collect(q: Quiv, *events: Event) -> list[tuple[Event, str, str, str | None]]:
