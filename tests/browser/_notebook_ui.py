@@ -130,6 +130,14 @@ class NotebookUI:
 
     # -- waiting -----------------------------------------------------------------------------------------------
 
+    def poll(self, what: str, read, timeout: float = 60.0):
+        """Call ``read()`` every 0.1 s until it returns something truthy; return that, or fail naming ``what``."""
+        deadline = time.monotonic() + timeout
+        while not (value := read()):
+            assert time.monotonic() < deadline, f"{self.app}: timed out after {timeout:.0f}s waiting for {what}"
+            self.page.wait_for_timeout(100)
+        return value
+
     def wait_until_ready(self, timeout: float = 90.0) -> None:
         """Wait until the notebook is loaded and its kernel is connected and idle.
 

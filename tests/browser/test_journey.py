@@ -106,15 +106,6 @@ _JS_BARS = """(scope) => [...scope.querySelectorAll('.quiv-bar')].map(b => {
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
-def _wait(nb, what: str, read, timeout: float = 60.0):
-    """Poll ``read()`` until it is truthy; return its value, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while not (value := read()):
-        assert time.monotonic() < deadline, f"{nb.app}: timed out after {timeout:.0f}s waiting for {what}"
-        nb.page.wait_for_timeout(100)
-    return value
-
-
 class Journey:
     """The person at the keyboard: types cells, runs them, reads them back."""
 
@@ -150,8 +141,7 @@ class Journey:
         self.wait_ran(index, after=before, timeout=timeout)
 
     def wait_ran(self, index: int, *, after: int = 0, timeout: float = 60.0) -> dict:
-        return _wait(
-            self.nb,
+        return self.nb.poll(
             f"cell {index} to run",
             lambda: (
                 (s := self.cell_state(index))["count"] is not None
@@ -168,8 +158,8 @@ class Journey:
         return area.inner_text()
 
     def wait_text(self, index: int, text: str, timeout: float = 60.0) -> str:
-        return _wait(
-            self.nb, f"{text!r} under cell {index}", lambda: text in (t := self.output_text(index)) and t, timeout
+        return self.nb.poll(
+            f"{text!r} under cell {index}", lambda: text in (t := self.output_text(index)) and t, timeout
         )
 
     def bars(self, index: int) -> list[dict]:
@@ -188,8 +178,7 @@ class Journey:
             self.page.keyboard.press("Control+a")
         # insert_text types the text as one input event: no auto-closed brackets or auto-indent doubling it up
         self.page.keyboard.insert_text(code)
-        _wait(
-            self.nb,
+        self.nb.poll(
             f"cell {index} to hold the typed code",
             lambda: (
                 self.page.evaluate(
@@ -254,7 +243,7 @@ def _journey(nb, app: str, server) -> None:
     again = j.wait_text(train, "still running")
     assert "its live bar is below again" in again, again
     _no_out_prompt(j, train)
-    _wait(nb, "train's bar back", lambda: j.bars(train))
+    nb.poll("train's bar back", lambda: j.bars(train))
     j.shot("3-train-reattached", cell=train)
 
     # 4, 5. The result, with the argument passed.
@@ -282,9 +271,9 @@ def _journey(nb, app: str, server) -> None:
 
     # 8. No progress: an indeterminate bar, then "done in … → 'ok'".
     quiet = j.type_cell("%quiv run quiet")
-    assert _wait(nb, "quiet's striped bar", lambda: any(b["indeterminate"] for b in j.bars(quiet)), 30)
+    assert nb.poll("quiet's striped bar", lambda: any(b["indeterminate"] for b in j.bars(quiet)), 30)
     j.shot("8-quiet-running", cell=quiet)
-    done = _wait(nb, "quiet's final bar", lambda: [b for b in j.bars(quiet) if "quiv-static" in b["classes"]], 60)
+    done = nb.poll("quiet's final bar", lambda: [b for b in j.bars(quiet) if "quiv-static" in b["classes"]], 60)
     assert re.search(r"done in .+ → 'ok'", done[0]["text"]) and "it/s" not in done[0]["text"], done
 
     # 9. Honest cancel: said at once.
@@ -306,7 +295,7 @@ def _journey(nb, app: str, server) -> None:
     # (the print tells the test the kernel reached the cell: an interrupt before that would hit something else)
     interrupted = j.type_cell('print("waiting for slow")\n%quiv wait slow', wait=False)
     j.wait_text(interrupted, "waiting for slow", 30)
-    _wait(nb, "slow to make progress", lambda: [b for b in j.bars(slow) if "quiv-running" in b["classes"]], 30)
+    nb.poll("slow to make progress", lambda: [b for b in j.bars(slow) if "quiv-running" in b["classes"]], 30)
     page.keyboard.press("Escape")
     page.keyboard.press("i")
     page.keyboard.press("i")
@@ -341,12 +330,12 @@ def _journey(nb, app: str, server) -> None:
     assert progress[0] <= progress[1] + 1, f"progress text cut: {progress}"
     j.shot("10-dashboard", element=dash)
     # 9 (end). `%quiv stop` would abandon stubborn if it still ran: let it run to its end first.
-    _wait(nb, "stubborn's end", lambda: [b for b in j.bars(stubborn) if "quiv-static" in b["classes"]], 30)
+    nb.poll("stubborn's end", lambda: [b for b in j.bars(stubborn) if "quiv-static" in b["classes"]], 30)
     stop = j.type_cell("%quiv stop", timeout=60)
     dash.locator(".quiv-dash-title", has_text="scheduler stopped").wait_for(state="attached", timeout=30_000)
     # (the one-off tasks leave the table when their jobs end; the recurring cell task stays, stopped)
     all_rows = dash.locator(".quiv-dash-row")
-    _wait(nb, "every row stopped", lambda: all_rows.count() == dash.locator(".quiv-dash-status-stopped").count() > 0)
+    nb.poll("every row stopped", lambda: all_rows.count() == dash.locator(".quiv-dash-status-stopped").count() > 0)
     cells = dash.locator(".quiv-dash-row .quiv-dash-next, .quiv-dash-row .quiv-dash-progress-text").all_text_contents()
     assert all(c.strip() in ("—", "") for c in cells), cells
     texts = all_rows.all_inner_texts()
@@ -364,7 +353,7 @@ def _journey(nb, app: str, server) -> None:
     assert len(all_bars) >= 6, all_bars
     assert {b["width"] for b in all_bars} == {BAR_WIDTH}, [(b["width"], b["text"]) for b in all_bars]
     assert not [b for b in all_bars if b["labelCut"]], [b["text"] for b in all_bars if b["labelCut"]]
-    broken = _wait(nb, "boom's final bar", lambda: [b for b in j.bars(boom) if "quiv-static" in b["classes"]])
+    broken = nb.poll("boom's final bar", lambda: [b for b in j.bars(boom) if "quiv-static" in b["classes"]])
     assert "…" in broken[0]["text"] and any(t.count("retry later") == 20 for t in broken[0]["titles"]), broken
     nb.cell(train).scroll_into_view_if_needed()
     j.shot("7-bars")
@@ -375,16 +364,16 @@ def _journey(nb, app: str, server) -> None:
     finished = {i: [b["text"] for b in j.bars(i) if "quiv-static" in b["classes"]] for i in (train, boom, quiet, slow)}
     assert all(finished.values()), (finished, j.bars(train), j.output_text(train), j.cell_state(train))
     # 9. ... and the job that could not be cancelled is recorded as what it was: completed, with its result
-    honest = _wait(nb, "stubborn's final bar", lambda: [b for b in j.bars(stubborn) if "quiv-static" in b["classes"]])
+    honest = nb.poll("stubborn's final bar", lambda: [b for b in j.bars(stubborn) if "quiv-static" in b["classes"]])
     assert "quiv-completed" in honest[0]["classes"] and "finished anyway" in honest[0]["text"], honest
     page.keyboard.press("Escape")
     page.keyboard.press("Control+s")
-    _wait(nb, "the save", lambda: page.evaluate("() => !window.jupyterapp.shell.currentWidget.context.model.dirty"))
+    nb.poll("the save", lambda: page.evaluate("() => !window.jupyterapp.shell.currentWidget.context.model.dirty"))
     server.shutdown_sessions()
     page.reload()
     nb.wait_until_ready()
     for i, texts in finished.items():
-        after = _wait(nb, f"cell {i}'s bar after reopening", lambda i=i: j.bars(i))
+        after = nb.poll(f"cell {i}'s bar after reopening", lambda i=i: j.bars(i))
         assert [b["text"] for b in after if "quiv-static" in b["classes"]] == texts, (i, after, texts)
     # (bar cells only: a dashboard is a live widget; without its kernel it shows "Loading widget..." or an error)
     bar_cells = {train, boom, quiet, slow, every, chatty, stubborn}

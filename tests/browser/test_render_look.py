@@ -43,14 +43,6 @@ def _bars(nb, cell: int) -> list[dict]:
     return nb.cell(cell).evaluate(_JS_BARS)
 
 
-def _wait(nb, what: str, read, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while not (value := read()):
-        assert time.monotonic() < deadline, f"timed out after {timeout:.0f}s waiting for {what}"
-        nb.page.wait_for_timeout(100)
-    return value
-
-
 @pytest.mark.parametrize("app", ["lab", "notebook7"])
 def test_bars_and_dashboard_read_well_and_survive_a_reload(request, app):
     nb = request.getfixturevalue("lab_page" if app == "lab" else "notebook_page")(NOTEBOOK)
@@ -78,8 +70,8 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(request, app):
     nb.wait_until_executed(timeout=90)
     finals = {}
     for name, cell in (("train", train), ("quiet", quiet), ("broken", broken), ("skipped", skipped)):
-        finals[name] = _wait(
-            nb, f"{name}'s static bar", lambda c=cell: [b for b in _bars(nb, c) if "quiv-static" in b["classes"]]
+        finals[name] = nb.poll(
+            f"{name}'s static bar", lambda c=cell: [b for b in _bars(nb, c) if "quiv-static" in b["classes"]]
         )[0]
     assert {b["width"] for b in finals.values()} == {BAR_WIDTH}
     assert not any(b["labelCut"] for b in finals.values())
@@ -109,7 +101,7 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(request, app):
         found = dash.locator(".quiv-dash-row").evaluate_all(rows_js)
         return found if len(found) == 3 else None
 
-    rows = _wait(nb, "three dashboard rows on the page", three_rows)
+    rows = nb.poll("three dashboard rows on the page", three_rows)
     assert len(rows) == 3 and all(r["oneLine"] and r["height"] < 48 and not r["overflow"] for r in rows), rows
     text = export.locator(".quiv-dash-progress-text").evaluate("e => [e.scrollWidth, e.clientWidth, e.textContent]")
     assert text[0] <= text[1] + 1 and "/600" in text[2], f"progress text cut: {text}"
@@ -120,11 +112,10 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(request, app):
         "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.requestExecute({code: '%quiv stop'})"
     )
     dash.locator(".quiv-dash-title", has_text="scheduler stopped").wait_for(state="attached", timeout=30_000)
-    _wait(nb, "every row stopped", lambda: dash.locator(".quiv-dash-row.quiv-dash-status-stopped").count() == 3)
+    nb.poll("every row stopped", lambda: dash.locator(".quiv-dash-row.quiv-dash-status-stopped").count() == 3)
     # Each row's cells are separate widgets, updated by separate messages: wait for the last to land.
     stopped_cells = ".quiv-dash-row .quiv-dash-next, .quiv-dash-row .quiv-dash-progress-text"
-    _wait(
-        nb,
+    nb.poll(
         "no next run or progress on a stopped row",
         lambda: all(c.strip() in ("—", "") for c in dash.locator(stopped_cells).all_text_contents()),
     )
@@ -132,14 +123,13 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(request, app):
 
     # 4. Save, reload: the finished bars are still there, and nothing failed to render.
     page.keyboard.press("Control+s")
-    _wait(nb, "the save", lambda: page.evaluate(
+    nb.poll("the save", lambda: page.evaluate(
         "() => { const w = window.jupyterapp.shell.currentWidget; return w && !w.context.model.dirty; }"
     ))  # fmt: skip
     page.reload()
     nb.wait_until_ready()
     for name, cell in (("train", train), ("quiet", quiet), ("broken", broken), ("skipped", skipped)):
-        _wait(
-            nb,
+        nb.poll(
             f"{name}'s bar after the reload",
             lambda c=cell: any("quiv-static" in b["classes"] for b in _bars(nb, c)),
         )
