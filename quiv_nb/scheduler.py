@@ -21,6 +21,7 @@ from .dispatch import Dispatcher, MainLoop
 from .errors import (
     ConfigurationError,
     JobNotFoundError,
+    QuivError,
     SchedulerStoppedError,
 )
 from .eventbus import EventBus, as_event, run_effects
@@ -28,6 +29,7 @@ from .history import JobHistory
 from .hooks import notify_attachers
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
+from .mapping import MapBody, make_spawner, prepare, upstream_body
 from .models import Event, Job, JobStatus, Stats, Task
 from .pipeline import Pipeline
 from .pool import as_job_executor
@@ -85,6 +87,7 @@ class Quiv:
             self._tasks, self._history, self._timeline, self._jobs, self._waiters, self._bus, self._is_started,
             self._pipeline,
         )  # fmt: skip
+        self._spawner = make_spawner(self._executor)  # helpers for `map` jobs on other workers
         self._started = False
         self._stopped = False
 
@@ -196,6 +199,7 @@ class Quiv:
         at: str | None = None,
         timezone: str | None = None,
         notify: bool = False,
+        map: bool = False,
     ) -> str:
         """Register a task and return its id; its first run is after `delay` (default: at once).
 
@@ -207,9 +211,16 @@ class Quiv:
         called on this thread (in a notebook: the notify widget shows in the adding cell and
         announces each job's end with a desktop notification). Raises `ConfigurationError` for
         bad arguments, an unknown upstream or a cycle (nothing is registered then), and
-        `SchedulerStoppedError` after shutdown.
+        `SchedulerStoppedError` after shutdown. `map=True` (with one `after` upstream) calls
+        `func(item, *args, **kwargs)` once per item of the upstream's result, as `Quiv.map` does,
+        and the task's result is the list (see `quiv_nb.mapping`).
         """
         self._main.note_caller()
+        if map is not False:
+            if map is not True:
+                raise ConfigurationError(f"map must be True or False, got {map!r}")
+            func = upstream_body(func, tuple(args), dict(kwargs or {}), after, self._spawner, self._pool_size)
+            args, kwargs = (), None
         since = utcnow() if notify is True else None  # before adding: a quick first job is announced too
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
@@ -279,6 +290,42 @@ class Quiv:
     def progress_callback(self, task_id: str) -> Callable[..., Any] | None:
         """The task's `progress_callback` (or None, also for an unknown task); any thread, lock-free."""
         return self._tasks.callback(task_id)
+
+    def map(
+        self,
+        func: Callable[..., Any],
+        *iterables: Any,
+        name: str | None = None,
+        max_workers: int | None = None,
+        fail_fast: bool = False,
+        progress_callback: Callable[..., Any] | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Start one job that calls `func` on each item, like `map(func, *iterables)`; return its id.
+
+        The iterables are read on this thread. The job (task `name`, default `func`'s name) runs
+        the items on up to `max_workers` workers (default: the pool's size), its result is the
+        list in input order, and `progress_callback` gets `step`/`total`/`failed` payloads. If
+        items fail the job ends failed, its result still the list with each failed item's
+        exception in its slot; `fail_fast=True` stops at the first failure. `cancel_job` stops
+        it between items (and sets the stop event items take as `_stop_event`). Raises
+        `ConfigurationError` for bad arguments (see `mapping.prepare`), `SchedulerStoppedError`,
+        or `QuivError` before `start()`.
+        """
+        spec, items = prepare(func, iterables, max_workers, fail_fast, self._pool_size)
+        if name is None:
+            name = getattr(func, "__name__", None) or type(func).__name__
+        if not self._started:
+            self._check_open()
+            raise QuivError("the scheduler is not started yet; call start() first")
+        body = MapBody(spec, items, self._spawner)
+        task_id = self.add_task(name, body, run_once=True, progress_callback=progress_callback, timeout=timeout)
+        with self._lock:
+            task = self._tasks.find(task_id)
+            job = self._history.last_run(task_id) if task is None else self._history.find(task.last_job_id or "")
+        if job is None:  # only if history keeps nothing (retention 0) and the job already ended
+            raise JobNotFoundError(f"the map job of task {name!r} ended and was pruned at once (retention 0)")
+        return job.job_id
 
     # ------------------------------------------------------------------ jobs
 
