@@ -18,14 +18,18 @@ functions, tested on their own.
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 import traceback as _traceback
+from collections import deque
+from concurrent.futures import Future
 from typing import Any, Callable
 
-from .dispatch import noop_hook, run_in_temporary_loop
+from .dispatch import noop_hook
 from .errors import ConfigurationError, MapError
-from .execution import JOB_ID, PROGRESS, STOP, UPSTREAM, HandlerSpec, JobCall, inspect_handler
+from .execution import JOB_ID, PROGRESS, STOP, UPSTREAM, HandlerSpec, JobCall, Outcome, StopEvent, inspect_handler
+from .mapbatch import BATCH_SPEC, EMIT_INTERVAL, LocalBodies, batch_size, item_caller, label_payload, run_batch
 from .pool import PoolExecutor
 from .seams import JobExecutor
 
@@ -35,17 +39,27 @@ __all__ = [
     "MapSpec",
     "chunk_size",
     "failure_message",
-    "make_spawner",
+    "map_fanout",
     "prepare",
     "upstream_body",
 ]
 
-EMIT_INTERVAL = 0.05  # seconds between two progress payloads of one map (bars draw at ~10 Hz anyway)
 CHUNKS_PER_RUNNER = 4  # guided scheduling: a claim takes 1/(runners * this) of what is left
-_COUNTER_KEYS = frozenset({"step", "total", "progress", "n", "pct", "failed"})  # the map reports these itself
 _PLAIN = HandlerSpec(False, ())
 
 Spawner = Callable[[str, Any, Callable[[], None]], None]  # (job id, stop event, fn): run fn on another worker
+
+
+class RemoteBatches:
+    """Where a map body sends its items when jobs run elsewhere (a cluster): batch jobs on `executor`."""
+
+    __slots__ = ("executor",)
+
+    def __init__(self, executor: JobExecutor) -> None:
+        self.executor = executor
+
+
+Fanout = Spawner | RemoteBatches | None
 
 
 class MapSpec:
@@ -83,12 +97,13 @@ def _check_common(func: Any, max_workers: Any, fail_fast: Any, default_workers: 
 
 
 def prepare(
-    func: Any, iterables: tuple[Any, ...], max_workers: Any, fail_fast: Any, default_workers: int
-) -> tuple[MapSpec, list[tuple[Any, ...]]]:
+    func: Any, iterables: tuple[Any, ...], max_workers: Any, fail_fast: Any, default_workers: int, name: Any = None
+) -> tuple[MapSpec, list[tuple[Any, ...]], Any]:
     """Check `Quiv.map`'s arguments and read the items (calling thread).
 
-    Returns the spec and the items as argument tuples, like `zip(*iterables)` (the iterables are
-    consumed here, so the total is known). Raises `ConfigurationError` naming the bad argument:
+    Returns the spec, the items as argument tuples, like `zip(*iterables)` (the iterables are
+    consumed here, so the total is known), and the task name (`name`, else `func`'s name).
+    Raises `ConfigurationError` naming the bad argument:
     a non-callable `func`, no iterable, a non-iterable, a `func` that cannot take one argument per
     iterable, a bad `max_workers` or `fail_fast`.
     """
@@ -104,15 +119,20 @@ def prepare(
             ) from None
     spec = inspect_handler(func, (None,) * len(iterables), {})
     items = list(zip(*iterables, strict=False))  # as map(): the shortest iterable ends it
-    return MapSpec(func, spec, workers, fail_fast), items
+    if name is None:
+        name = getattr(func, "__name__", None) or type(func).__name__
+    return MapSpec(func, spec, workers, fail_fast), items, name
 
 
-def upstream_body(
-    func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], after: Any, spawner: Spawner | None, workers: int
-) -> MapBody:
+def upstream_body(flag: Any, func: Any, args: Any, kwargs: Any, after: Any, fanout: Fanout, workers: int) -> MapBody:
     """The body of an `add_task(..., after=UP, map=True)` task: `func(item, *args, **kwargs)` per item
-    of UP's result (calling thread). Raises `ConfigurationError` unless there is exactly one upstream
-    and `func` can take an item plus `args`/`kwargs`."""
+    of UP's result (calling thread). Raises `ConfigurationError` unless `flag` (map=) is True, there is
+    exactly one upstream and `func` can take an item plus `args`/`kwargs`."""
+    if flag is not True:
+        raise ConfigurationError(f"map must be True or False, got {flag!r}")
+    if not isinstance(args, (tuple, list)) or not (kwargs is None or isinstance(kwargs, dict)):
+        raise ConfigurationError("args must be a tuple or list and kwargs a dict or None")
+    args, kwargs = tuple(args), dict(kwargs or {})
     names = [after] if isinstance(after, str) else list(after) if isinstance(after, (list, tuple)) else None
     if not names or len(names) != 1:
         raise ConfigurationError(
@@ -120,7 +140,7 @@ def upstream_body(
         )
     _check_common(func, None, False, workers)
     spec = inspect_handler(func, (None, *args), kwargs)
-    return MapBody(MapSpec(func, spec, workers, False, tuple(args), dict(kwargs)), None, spawner)
+    return MapBody(MapSpec(func, spec, workers, False, tuple(args), dict(kwargs)), None, fanout)
 
 
 def chunk_size(remaining: int, runners: int) -> int:
@@ -135,11 +155,15 @@ def failure_message(failed: int, total: int, first_index: int, first: BaseExcept
     return f"{failed} of {total} {items} failed; the first, item {first_index}: {what}"
 
 
-def make_spawner(executor: JobExecutor) -> Spawner | None:
-    """How a map body gets helpers on `executor`: on our thread pool (or a plain Executor) a helper
-    is one more `JobCall` on it; elsewhere (a Dask cluster) None, and the body runs every item."""
+def map_fanout(executor: JobExecutor) -> tuple[JobExecutor, Fanout]:
+    """(the executor the scheduler should use, how map bodies get help on it), at `Quiv()` time.
+
+    On our thread pool (or a plain Executor) a helper is one more `JobCall` on it. On any other
+    executor (a Dask cluster) map bodies run here (`LocalBodies`) and send their items to it in
+    batches (`RemoteBatches`).
+    """
     if not isinstance(executor, PoolExecutor):
-        return None
+        return LocalBodies(executor), RemoteBatches(executor)
 
     def spawn(job_id: str, stop: Any, fn: Callable[[], None]) -> None:
         try:
@@ -147,18 +171,20 @@ def make_spawner(executor: JobExecutor) -> Spawner | None:
         except Exception:  # shut down meanwhile: the body does the work alone
             pass
 
-    return spawn
+    return executor, spawn
 
 
 class MapBody:
     """The handler of a map job (a worker thread): runs the items, returns the list in input order.
 
-    Raises `MapError` (with the list) when items failed. Picklable when its function and items are
-    (no thread state until it runs), so a remote executor can run it whole.
+    Raises `MapError` (with the list) when items failed. `quiv_runs_here` asks `LocalBodies` to
+    keep it in this process when jobs go to a cluster.
     """
 
-    def __init__(self, spec: MapSpec, items: list[tuple[Any, ...]] | None, spawner: Spawner | None) -> None:
-        self._spec, self._items, self._spawner = spec, items, spawner
+    quiv_runs_here = True
+
+    def __init__(self, spec: MapSpec, items: list[tuple[Any, ...]] | None, fanout: Fanout) -> None:
+        self._spec, self._items, self._fanout = spec, items, fanout
 
     def __call__(
         self, _stop_event: Any, _progress_hook: Callable[..., None], _job_id: str, _upstream: Any = None
@@ -174,7 +200,7 @@ class MapBody:
                     f"map=True: the upstream result must be iterable (its items are mapped), got {type(value).__name__}"
                 ) from None
         run = _Run(self._spec, items, _stop_event, _progress_hook, _job_id, upstream)
-        return run.run(self._spawner)
+        return run.run(self._fanout)
 
 
 class _Run:
@@ -199,25 +225,31 @@ class _Run:
         self._emit_lock = threading.Lock()
         self._shown = -1
         self._next_emit = 0.0
-        self._call = self._caller(upstream)
-
-    def _caller(self, upstream: dict[str, Any]) -> Callable[..., Any]:
-        """`func(*item)` with the extra arguments and the injected names it asked for."""
-        spec = self._spec
-        func, args, kwargs = spec.func, spec.args, dict(spec.kwargs)
-        values = {STOP: self._stop, PROGRESS: self._item_hook, JOB_ID: self._job_id, UPSTREAM: upstream}
-        for name, kind in spec.spec.inject:
-            kwargs[name] = values.get(kind)  # `_scheduled_at`: an item has no slot of its own
-        if spec.spec.is_async:
-            return lambda *item: run_in_temporary_loop(func(*item, *args, **kwargs))
-        if not args and not kwargs:
-            return func
-        return lambda *item: func(*item, *args, **kwargs)
+        self._started: set[int] = set()  # first indices of the remote batches that began
+        self._tracebacks: dict[int, str | None] = {}  # of items that failed remotely (no __traceback__ here)
+        self._upstream = upstream
+        values = {STOP: stop, PROGRESS: self._item_hook, JOB_ID: job_id, UPSTREAM: upstream}
+        self._call = item_caller(spec.func, spec.spec, spec.args, spec.kwargs, values)
 
     # ------------------------------------------------------------------ the job's thread
 
-    def run(self, spawner: Spawner | None) -> list[Any]:
+    def run(self, fanout: Fanout) -> list[Any]:
         self._emit(force=True)  # the total, at once
+        if isinstance(fanout, RemoteBatches):
+            self._run_batches(fanout.executor)
+        else:
+            self._run_here(fanout)
+        self._emit(force=True)
+        if self._failed and not self._stop.is_set():
+            first = min(self._failed)
+            exc = self._results[first]
+            tb = self._tracebacks.get(first) or "".join(_traceback.format_exception(type(exc), exc, exc.__traceback__))
+            message = failure_message(len(self._failed), self._total, first, exc)
+            raise MapError(message, self._results, f"item {first} of {self._total} failed:\n{tb}")
+        return self._results
+
+    def _run_here(self, spawner: Spawner | None) -> None:
+        """Run items on this thread, with helpers on other workers of the pool."""
         if spawner is not None:
             for _ in range(self._runners - 1):
                 spawner(self._job_id, self._stop, self._help)
@@ -228,14 +260,99 @@ class _Run:
                 self._closed = True  # helpers not started yet will not start
                 while self._active:
                     self._cond.wait()
-        self._emit(force=True)
-        if self._failed and not self._stop.is_set():
-            first = min(self._failed)
-            exc = self._results[first]
-            tb = "".join(_traceback.format_exception(type(exc), exc, exc.__traceback__))
-            message = failure_message(len(self._failed), self._total, first, exc)
-            raise MapError(message, self._results, f"item {first} of {self._total} failed:\n{tb}")
-        return self._results
+
+    def _run_batches(self, executor: JobExecutor) -> None:
+        """Send the items to `executor` in batches, at most `max_workers` at once, and collect them.
+
+        A cancel takes the queued batches back and sets the stop event of the running ones.
+        """
+        size = batch_size(self._total, self._runners)
+        pending = deque(range(start, min(start + size, self._total)) for start in range(0, self._total, size))
+        in_flight: dict[Future[Outcome], tuple[range, StopEvent, int]] = {}
+        wake = threading.Event()
+        self._stop.on_set(wake.set)
+        name = f"map-{getattr(self._spec.func, '__name__', 'items')}"
+        while pending or in_flight:
+            if self._stop.is_set() or self._halted:
+                pending.clear()
+                if self._stop.is_set():
+                    with self._claim_lock:  # see `_batch_started`
+                        for batch, batch_stop, _ in in_flight.values():
+                            if batch.start in self._started:
+                                batch_stop.set("cancel")
+            while pending and len(in_flight) < self._runners:
+                batch = pending.popleft()
+                slot = len(self._counts)
+                self._counts.append(0)
+                batch_stop = StopEvent()
+                call = JobCall(
+                    f"{self._job_id}-{batch.start}", run_batch, self._batch_args(batch), {}, BATCH_SPEC, batch_stop,
+                    functools.partial(self._batch_progress, slot), functools.partial(self._batch_started, batch.start),
+                    extra={"task_name": name},
+                )  # fmt: skip
+                try:
+                    future = executor.submit(call)
+                except Exception as exc:  # refused (a closed cluster): its items fail
+                    self._take(batch, slot, Outcome(False, error_message=f"{type(exc).__name__}: {exc}"))
+                    continue
+                in_flight[future] = (batch, batch_stop, slot)
+                future.add_done_callback(lambda _: wake.set())
+            if not in_flight:
+                continue
+            wake.wait(0.5)
+            wake.clear()  # before the scan: a batch ending after it sets `wake` again
+            for future in [f for f in in_flight if f.done()]:
+                batch, _, slot = in_flight.pop(future)
+                self._take(batch, slot, future.result())
+
+    def _batch_started(self, start: int) -> bool:
+        """A batch's `on_start` (the executor's thread, as its worker reports it began): False once the
+        map is cancelled, and the executor stops it there.
+
+        Only batches known to have started get their stop event set on cancel: for one the executor
+        still thinks queued it would take the Dask task back, and a worker that had begun it
+        meanwhile would never hear of the cancel. Checked and marked under the claim lock, which the
+        cancel holds while it reads the marks, so each batch is stopped one way or the other.
+        """
+        with self._claim_lock:
+            if self._stop.is_set():
+                return False
+            self._started.add(start)
+            return True
+
+    def _batch_args(self, batch: range) -> tuple[Any, ...]:
+        spec = self._spec
+        items = self._items[batch.start : batch.stop]
+        return (spec.func, spec.spec, spec.args, spec.kwargs, items, spec.fail_fast, self._job_id, self._upstream)
+
+    def _take(self, batch: range, slot: int, outcome: Outcome) -> None:
+        """A batch ended (the job's thread): put its items' results in their slots."""
+        if outcome.ok:
+            for offset, (ok, value, tb) in enumerate(outcome.result or ()):
+                index = batch.start + offset
+                self._results[index] = value
+                if not ok:
+                    self._tracebacks[index] = tb
+                    self._failed.append(index)
+                    self._halted = self._halted or self._spec.fail_fast
+            self._counts[slot] = len(outcome.result or ())
+        elif not outcome.cancelled:  # the batch itself failed (a worker died, an item that does not pickle)
+            exc = RuntimeError(f"its batch failed: {outcome.error_message}")
+            for index in batch:
+                self._results[index] = exc
+                self._tracebacks[index] = outcome.traceback
+                self._failed.append(index)
+            self._counts[slot] = len(batch)
+            self._halted = self._halted or self._spec.fail_fast
+        self._emit()
+
+    def _batch_progress(self, slot: int, *args: Any, **kwargs: Any) -> None:
+        """A batch's `_progress_hook(k, **labels)`, relayed from its worker: k of its items are done."""
+        if args and isinstance(args[0], int):
+            self._counts[slot] = max(self._counts[slot], args[0])
+        labels = label_payload(kwargs)
+        if labels or time.monotonic() >= self._next_emit:
+            self._emit(extra=labels or None)
 
     # ------------------------------------------------------------------ any runner's thread
 
@@ -299,6 +416,6 @@ class _Run:
 
     def _item_hook(self, *args: Any, **kwargs: Any) -> None:
         """An item's `_progress_hook`: its labels and other keys travel with the map's counts."""
-        extra = {k: v for k, v in kwargs.items() if k not in _COUNTER_KEYS}
+        extra = label_payload(kwargs)
         if extra:
             self._emit(extra=extra)

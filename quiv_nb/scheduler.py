@@ -29,12 +29,11 @@ from .history import JobHistory
 from .hooks import notify_attachers
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
-from .mapping import MapBody, make_spawner, prepare, upstream_body
+from .mapping import MapBody, map_fanout, prepare, upstream_body
 from .models import Event, Job, JobStatus, Stats, Task
 from .pipeline import Pipeline
 from .pool import as_job_executor
 from .records import utcnow
-from .seams import JobExecutor
 from .tasks import TaskTable, build_task, number
 from .timeline import Timeline
 from .waiters import Waiters, Waiting
@@ -67,7 +66,7 @@ class Quiv:
         )
         self._log = logger or logging.getLogger("quiv_nb")
         self._pool_size = pool_size
-        self._executor: JobExecutor = as_job_executor(executor, pool_size)
+        self._executor, self._fanout = map_fanout(as_job_executor(executor, pool_size))
         self._main = MainLoop(main_loop)
         dispatch = Dispatcher(self._main, self._log)
 
@@ -87,7 +86,6 @@ class Quiv:
             self._tasks, self._history, self._timeline, self._jobs, self._waiters, self._bus, self._is_started,
             self._pipeline,
         )  # fmt: skip
-        self._spawner = make_spawner(self._executor)  # helpers for `map` jobs on other workers
         self._started = False
         self._stopped = False
 
@@ -211,16 +209,12 @@ class Quiv:
         called on this thread (in a notebook: the notify widget shows in the adding cell and
         announces each job's end with a desktop notification). Raises `ConfigurationError` for
         bad arguments, an unknown upstream or a cycle (nothing is registered then), and
-        `SchedulerStoppedError` after shutdown. `map=True` (with one `after` upstream) calls
-        `func(item, *args, **kwargs)` once per item of the upstream's result, as `Quiv.map` does,
-        and the task's result is the list (see `quiv_nb.mapping`).
+        `SchedulerStoppedError` after shutdown. `map=True` (one `after` upstream): `func(item, *args,
+        **kwargs)` per item of the upstream's result, as `Quiv.map`; the task's result is the list.
         """
         self._main.note_caller()
-        if map is not False:
-            if map is not True:
-                raise ConfigurationError(f"map must be True or False, got {map!r}")
-            func = upstream_body(func, tuple(args), dict(kwargs or {}), after, self._spawner, self._pool_size)
-            args, kwargs = (), None
+        if map is not False:  # the handler becomes a map body over the upstream's result
+            func, args, kwargs = upstream_body(map, func, args, kwargs, after, self._fanout, self._pool_size), (), None
         since = utcnow() if notify is True else None  # before adding: a quick first job is announced too
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
@@ -303,29 +297,22 @@ class Quiv:
     ) -> str:
         """Start one job that calls `func` on each item, like `map(func, *iterables)`; return its id.
 
-        The iterables are read on this thread. The job (task `name`, default `func`'s name) runs
-        the items on up to `max_workers` workers (default: the pool's size), its result is the
-        list in input order, and `progress_callback` gets `step`/`total`/`failed` payloads. If
-        items fail the job ends failed, its result still the list with each failed item's
-        exception in its slot; `fail_fast=True` stops at the first failure. `cancel_job` stops
-        it between items (and sets the stop event items take as `_stop_event`). Raises
-        `ConfigurationError` for bad arguments (see `mapping.prepare`), `SchedulerStoppedError`,
-        or `QuivError` before `start()`.
+        See `quiv_nb.mapping` and the README's "Map" section: the job's result is the list in input
+        order; failed items keep their exception in their slot and fail the job. Raises
+        `ConfigurationError` for bad arguments, `SchedulerStoppedError`, or `QuivError` before `start()`.
         """
-        spec, items = prepare(func, iterables, max_workers, fail_fast, self._pool_size)
-        if name is None:
-            name = getattr(func, "__name__", None) or type(func).__name__
+        spec, items, name = prepare(func, iterables, max_workers, fail_fast, self._pool_size, name)
         if not self._started:
             self._check_open()
             raise QuivError("the scheduler is not started yet; call start() first")
-        body = MapBody(spec, items, self._spawner)
+        body = MapBody(spec, items, self._fanout)
         task_id = self.add_task(name, body, run_once=True, progress_callback=progress_callback, timeout=timeout)
-        with self._lock:
-            task = self._tasks.find(task_id)
-            job = self._history.last_run(task_id) if task is None else self._history.find(task.last_job_id or "")
-        if job is None:  # only if history keeps nothing (retention 0) and the job already ended
-            raise JobNotFoundError(f"the map job of task {name!r} ended and was pruned at once (retention 0)")
-        return job.job_id
+        with self._lock:  # its job started at once; a quick one may have ended (its task is then gone)
+            task, last = self._tasks.find(task_id), self._history.last_run(task_id)
+        job_id = task.last_job_id if task is not None else last.job_id if last is not None else None
+        if job_id is None:
+            raise JobNotFoundError(f"the map job of {name!r} ended and was pruned at once (retention 0)")
+        return job_id
 
     # ------------------------------------------------------------------ jobs
 
