@@ -8,9 +8,11 @@ once, so a map never waits for a worker it cannot get and finishes even on a poo
 
 Items are handed out in chunks whose size shrinks as the queue empties (guided scheduling): few
 claims for 10,000 trivial items, and no runner left holding many slow ones at the end. Progress
-and cancel do not depend on the chunking: each runner counts items one by one in its own slot,
-progress is emitted at most every `EMIT_INTERVAL` seconds (and at the start and the end) as
-`step`/`total`/`failed`, never going backwards, and the stop event is checked before every item.
+and cancel do not depend on the chunking: each runner counts items one by one in its own slot, a
+progress thread per map (only when someone listens) reports the sum every `EMIT_INTERVAL` seconds
+while it changes, plus at the start and the end, as `step`/`total`/`failed`, never going
+backwards; and the stop event is checked before every item. On other executors (Dask) the items
+go out in batches instead (`_run_batches`, `quiv_nb.mapbatch`).
 
 The rules without threads — argument checks, chunk sizes, the failure message — are plain
 functions, tested on their own.
@@ -20,13 +22,12 @@ from __future__ import annotations
 
 import functools
 import threading
-import time
 import traceback as _traceback
 from collections import deque
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from .dispatch import noop_hook
+from .dispatch import noop_hook, worker_scope
 from .errors import ConfigurationError, MapError
 from .execution import JOB_ID, PROGRESS, STOP, UPSTREAM, HandlerSpec, JobCall, Outcome, StopEvent, inspect_handler
 from .mapbatch import BATCH_SPEC, EMIT_INTERVAL, LocalBodies, batch_size, item_caller, label_payload, run_batch
@@ -224,7 +225,6 @@ class _Run:
         self._closed = False
         self._emit_lock = threading.Lock()
         self._shown = -1
-        self._next_emit = 0.0
         self._started: set[int] = set()  # first indices of the remote batches that began
         self._tracebacks: dict[int, str | None] = {}  # of items that failed remotely (no __traceback__ here)
         self._upstream = upstream
@@ -235,10 +235,22 @@ class _Run:
 
     def run(self, fanout: Fanout) -> list[Any]:
         self._emit(force=True)  # the total, at once
-        if isinstance(fanout, RemoteBatches):
-            self._run_batches(fanout.executor)
-        else:
-            self._run_here(fanout)
+        done = threading.Event()
+        flusher = None
+        if self._hook is not noop_hook:  # someone listens: report the count every EMIT_INTERVAL
+            flusher = threading.Thread(
+                target=self._flush, args=(done,), name=f"quiv_nb-map-progress-{self._job_id[:8]}", daemon=True
+            )
+            flusher.start()
+        try:
+            if isinstance(fanout, RemoteBatches):
+                self._run_batches(fanout.executor)
+            else:
+                self._run_here(fanout)
+        finally:
+            done.set()
+            if flusher is not None:
+                flusher.join()
         self._emit(force=True)
         if self._failed and not self._stop.is_set():
             first = min(self._failed)
@@ -247,6 +259,16 @@ class _Run:
             message = failure_message(len(self._failed), self._total, first, exc)
             raise MapError(message, self._results, f"item {first} of {self._total} failed:\n{tb}")
         return self._results
+
+    def _flush(self, done: threading.Event) -> None:
+        """The progress thread of one map: the count so far, every `EMIT_INTERVAL` while it changes.
+
+        Not the runners: a runner that just finished items and then starts a long one would
+        leave them unreported for as long as that item runs.
+        """
+        with worker_scope():  # a callback without a main loop runs here, as it would on a worker
+            while not done.wait(EMIT_INTERVAL):
+                self._emit()
 
     def _run_here(self, spawner: Spawner | None) -> None:
         """Run items on this thread, with helpers on other workers of the pool."""
@@ -351,8 +373,8 @@ class _Run:
         if args and isinstance(args[0], int):
             self._counts[slot] = max(self._counts[slot], args[0])
         labels = label_payload(kwargs)
-        if labels or time.monotonic() >= self._next_emit:
-            self._emit(extra=labels or None)
+        if labels:
+            self._emit(extra=labels)
 
     # ------------------------------------------------------------------ any runner's thread
 
@@ -381,7 +403,7 @@ class _Run:
 
     def _work(self, slot: int) -> None:
         call, items, results, counts = self._call, self._items, self._results, self._counts
-        stop, clock = self._stop, time.monotonic
+        stop = self._stop
         fail_fast = self._spec.fail_fast
         while True:
             chunk = self._claim()
@@ -397,9 +419,7 @@ class _Run:
                     self._failed.append(index)
                     if fail_fast:
                         self._halted = True
-                counts[slot] += 1
-                if clock() >= self._next_emit:
-                    self._emit()
+                counts[slot] += 1  # reported by the progress thread (`_flush`)
 
     def _emit(self, force: bool = False, extra: dict[str, Any] | None = None) -> None:
         """Report step/total/failed; the step shown never goes backwards (any runner's thread)."""
@@ -408,7 +428,6 @@ class _Run:
             if done < self._shown or (done == self._shown and not force and not extra):
                 return
             self._shown = done
-            self._next_emit = time.monotonic() + EMIT_INTERVAL
             payload = {"step": done, "total": self._total, "failed": len(self._failed)}
             if extra:
                 payload.update(extra)

@@ -191,6 +191,22 @@ def test_progress_counts_items_and_failures_and_never_goes_backwards(quiv: Quiv)
     assert all(p["total"] == 2000 for p in payloads)
 
 
+def test_progress_is_reported_while_a_long_item_runs_inside_a_big_chunk(quiv: Quiv) -> None:
+    reported_ten = threading.Event()
+
+    def record(step: int, total: int, failed: int) -> None:
+        if step >= 10:
+            reported_ten.set()
+
+    def item(i: int) -> int:
+        if i == 10:  # in the runner's first chunk (50 items): the ten before it must show meanwhile
+            assert reported_ten.wait(WAIT)
+        return i
+
+    job = quiv.wait_for_job(quiv.map(item, range(200), max_workers=1, progress_callback=record), timeout=WAIT)
+    assert job.status is JobStatus.COMPLETED and reported_ten.is_set()
+
+
 def test_items_get_the_injected_names_they_ask_for(quiv: Quiv) -> None:
     labels: list[dict[str, Any]] = []
 
