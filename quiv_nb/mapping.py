@@ -38,6 +38,8 @@ __all__ = [
     "EMIT_INTERVAL",
     "MapBody",
     "MapSpec",
+    "PoolHelpers",
+    "RemoteBatches",
     "chunk_size",
     "failure_message",
     "map_fanout",
@@ -48,7 +50,22 @@ __all__ = [
 CHUNKS_PER_RUNNER = 4  # guided scheduling: a claim takes 1/(runners * this) of what is left
 _PLAIN = HandlerSpec(False, ())
 
-Spawner = Callable[[str, Any, Callable[[], None]], None]  # (job id, stop event, fn): run fn on another worker
+
+class PoolHelpers:
+    """How a map body gets helpers on our thread pool (or a plain Executor): one more `JobCall` on
+    it each, at most `size - 1` (the pool's size; the body holds one worker itself)."""
+
+    __slots__ = ("_executor", "size")
+
+    def __init__(self, executor: JobExecutor, size: int) -> None:
+        self._executor, self.size = executor, size
+
+    def spawn(self, job_id: str, stop: Any, fn: Callable[[], None]) -> None:
+        """Queue `fn` on another worker (the body's thread); a refusal (shut down) is ignored."""
+        try:
+            self._executor.submit(JobCall(job_id, fn, (), {}, _PLAIN, stop, noop_hook))
+        except Exception:  # shut down meanwhile: the body does the work alone
+            pass
 
 
 class RemoteBatches:
@@ -60,7 +77,7 @@ class RemoteBatches:
         self.executor = executor
 
 
-Fanout = Spawner | RemoteBatches | None
+Fanout = PoolHelpers | RemoteBatches | None
 
 
 class MapSpec:
@@ -156,23 +173,16 @@ def failure_message(failed: int, total: int, first_index: int, first: BaseExcept
     return f"{failed} of {total} {items} failed; the first, item {first_index}: {what}"
 
 
-def map_fanout(executor: JobExecutor) -> tuple[JobExecutor, Fanout]:
+def map_fanout(executor: JobExecutor, pool_size: int) -> tuple[JobExecutor, Fanout]:
     """(the executor the scheduler should use, how map bodies get help on it), at `Quiv()` time.
 
-    On our thread pool (or a plain Executor) a helper is one more `JobCall` on it. On any other
-    executor (a Dask cluster) map bodies run here (`LocalBodies`) and send their items to it in
-    batches (`RemoteBatches`).
+    On our thread pool (or a plain Executor) helpers are more jobs on it (`PoolHelpers`). On any
+    other executor (a Dask cluster) map bodies run here (`LocalBodies`) and send their items to it
+    in batches (`RemoteBatches`).
     """
     if not isinstance(executor, PoolExecutor):
         return LocalBodies(executor), RemoteBatches(executor)
-
-    def spawn(job_id: str, stop: Any, fn: Callable[[], None]) -> None:
-        try:
-            executor.submit(JobCall(job_id, fn, (), {}, _PLAIN, stop, noop_hook))
-        except Exception:  # shut down meanwhile: the body does the work alone
-            pass
-
-    return executor, spawn
+    return executor, PoolHelpers(executor, pool_size)
 
 
 class MapBody:
@@ -270,11 +280,11 @@ class _Run:
             while not done.wait(EMIT_INTERVAL):
                 self._emit()
 
-    def _run_here(self, spawner: Spawner | None) -> None:
+    def _run_here(self, helpers: PoolHelpers | None) -> None:
         """Run items on this thread, with helpers on other workers of the pool."""
-        if spawner is not None:
-            for _ in range(self._runners - 1):
-                spawner(self._job_id, self._stop, self._help)
+        if helpers is not None:
+            for _ in range(min(self._runners, helpers.size) - 1):
+                helpers.spawn(self._job_id, self._stop, self._help)
         try:
             self._work(0)
         finally:

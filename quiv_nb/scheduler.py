@@ -66,7 +66,7 @@ class Quiv:
         )
         self._log = logger or logging.getLogger("quiv_nb")
         self._pool_size = pool_size
-        self._executor, self._fanout = map_fanout(as_job_executor(executor, pool_size))
+        self._executor, self._fanout = map_fanout(as_job_executor(executor, pool_size), pool_size)
         self._main = MainLoop(main_loop)
         dispatch = Dispatcher(self._main, self._log)
 
