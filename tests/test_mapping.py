@@ -146,6 +146,22 @@ def test_cancel_stops_between_items_that_cannot_see_the_stop_event(quiv: Quiv) -
     assert job.result == [0] + [None] * 99
 
 
+def test_shutdown_stops_a_running_map_and_leaves_no_thread(quiv_factory: Callable[..., Quiv]) -> None:
+    q = quiv_factory()
+    started = Gate()
+
+    def item(i: int, _stop_event: threading.Event) -> int:
+        started.set()
+        _stop_event.wait(WAIT)
+        return i
+
+    job_id = q.map(item, range(100), progress_callback=lambda **p: None)
+    started.wait()
+    q.shutdown(timeout=WAIT)
+    job = q.get_job(job_id)
+    assert job.status is JobStatus.CANCELLED and job.error_message == "cancelled: the scheduler shut down"
+
+
 # ---------------------------------------------------------------- max_workers, progress, injection
 
 
