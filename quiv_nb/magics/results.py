@@ -54,6 +54,7 @@ def failure_of(job: Job, user_ns: dict[str, Any]) -> Exception:
         what = f"was cancelled: {reason}"
     exc2 = _OneLine(f"job {job.job_id} of {job.task_name!r} {what}; it has no result")
     exc2.job = job  # type: ignore[attr-defined]
+    exc2.results = job.result  # type: ignore[attr-defined]  # a cancelled map's list so far (else None)
     return exc2
 
 
