@@ -12,7 +12,7 @@ and cancel do not depend on the chunking: each runner counts items one by one in
 progress thread per map (only when someone listens) reports the sum every `EMIT_INTERVAL` seconds
 while it changes, plus at the start and the end, as `step`/`total`/`failed`, never going
 backwards; and the stop event is checked before every item. On other executors (Dask) the items
-go out in batches instead (`_run_batches`, `quiv_nb.mapbatch`).
+go out in batches instead (`_run_batches`); where the work goes is `quiv_nb.mapfanout`.
 
 The rules without threads — argument checks, chunk sizes, the failure message — are plain
 functions, tested on their own.
@@ -30,54 +30,30 @@ from typing import Any, Callable
 from .dispatch import noop_hook, worker_scope
 from .errors import ConfigurationError, MapError
 from .execution import JOB_ID, PROGRESS, STOP, UPSTREAM, HandlerSpec, JobCall, Outcome, StopEvent, inspect_handler
-from .mapbatch import BATCH_SPEC, EMIT_INTERVAL, LocalBodies, batch_size, item_caller, label_payload, run_batch
-from .pool import PoolExecutor
+from .mapfanout import (
+    BATCH_SPEC,
+    EMIT_INTERVAL,
+    Fanout,
+    PoolHelpers,
+    RemoteBatches,
+    batch_size,
+    item_caller,
+    label_payload,
+    run_batch,
+)
 from .seams import JobExecutor
 
 __all__ = [
     "EMIT_INTERVAL",
     "MapBody",
     "MapSpec",
-    "PoolHelpers",
-    "RemoteBatches",
     "chunk_size",
     "failure_message",
-    "map_fanout",
     "prepare",
     "upstream_body",
 ]
 
 CHUNKS_PER_RUNNER = 4  # guided scheduling: a claim takes 1/(runners * this) of what is left
-_PLAIN = HandlerSpec(False, ())
-
-
-class PoolHelpers:
-    """How a map body gets helpers on our thread pool (or a plain Executor): one more `JobCall` on
-    it each, at most `size - 1` (the pool's size; the body holds one worker itself)."""
-
-    __slots__ = ("_executor", "size")
-
-    def __init__(self, executor: JobExecutor, size: int) -> None:
-        self._executor, self.size = executor, size
-
-    def spawn(self, job_id: str, stop: Any, fn: Callable[[], None]) -> None:
-        """Queue `fn` on another worker (the body's thread); a refusal (shut down) is ignored."""
-        try:
-            self._executor.submit(JobCall(job_id, fn, (), {}, _PLAIN, stop, noop_hook))
-        except Exception:  # shut down meanwhile: the body does the work alone
-            pass
-
-
-class RemoteBatches:
-    """Where a map body sends its items when jobs run elsewhere (a cluster): batch jobs on `executor`."""
-
-    __slots__ = ("executor",)
-
-    def __init__(self, executor: JobExecutor) -> None:
-        self.executor = executor
-
-
-Fanout = PoolHelpers | RemoteBatches | None
 
 
 class MapSpec:
@@ -173,22 +149,10 @@ def failure_message(failed: int, total: int, first_index: int, first: BaseExcept
     return f"{failed} of {total} {items} failed; the first, item {first_index}: {what}"
 
 
-def map_fanout(executor: JobExecutor, pool_size: int) -> tuple[JobExecutor, Fanout]:
-    """(the executor the scheduler should use, how map bodies get help on it), at `Quiv()` time.
-
-    On our thread pool (or a plain Executor) helpers are more jobs on it (`PoolHelpers`). On any
-    other executor (a Dask cluster) map bodies run here (`LocalBodies`) and send their items to it
-    in batches (`RemoteBatches`).
-    """
-    if not isinstance(executor, PoolExecutor):
-        return LocalBodies(executor), RemoteBatches(executor)
-    return executor, PoolHelpers(executor, pool_size)
-
-
 class MapBody:
     """The handler of a map job (a worker thread): runs the items, returns the list in input order.
 
-    Raises `MapError` (with the list) when items failed. `quiv_runs_here` asks `LocalBodies` to
+    Raises `MapError` (with the list) when items failed. `quiv_runs_here` asks `mapfanout.LocalBodies` to
     keep it in this process when jobs go to a cluster.
     """
 

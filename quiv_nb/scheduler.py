@@ -29,7 +29,8 @@ from .history import JobHistory
 from .hooks import notify_attachers
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
-from .mapping import MapBody, map_fanout, prepare, upstream_body
+from .mapfanout import map_fanout
+from .mapping import MapBody, prepare, upstream_body
 from .models import Event, Job, JobStatus, Stats, Task
 from .pipeline import Pipeline
 from .pool import as_job_executor
@@ -297,8 +298,7 @@ class Quiv:
     ) -> str:
         """Start one job that calls `func` on each item, like `map(func, *iterables)`; return its id.
 
-        See `quiv_nb.mapping` and the README's "Map" section: the job's result is the list in input
-        order; failed items keep their exception in their slot and fail the job. Raises
+        See `quiv_nb.mapping` and the README's "Map": the result is the list in input order. Raises
         `ConfigurationError` for bad arguments, `SchedulerStoppedError`, or `QuivError` before `start()`.
         """
         spec, items, name = prepare(func, iterables, max_workers, fail_fast, self._pool_size, name)

@@ -1,5 +1,8 @@
-"""The parts of a map that cross to where items run: calling one item, a batch of items on a remote
-worker, and keeping map bodies local when jobs go to a cluster.
+"""Where a map's items run: helpers on our pool, batches on a cluster (with the batch body that
+runs on a remote worker), calling one item, and keeping map bodies local when jobs go to a cluster.
+
+On the thread pool a map body gets up to `pool size - 1` helpers (`PoolHelpers`), more jobs on
+the same pool that pull from its queue (`quiv_nb.mapping`).
 
 On `DaskExecutor` a map job's body stays in this process (`LocalBodies` runs it on a local
 thread: it only hands out work) and sends the items to the cluster in batches, like
@@ -15,16 +18,69 @@ import traceback
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from .dispatch import run_in_temporary_loop
+from .dispatch import noop_hook, run_in_temporary_loop
 from .execution import JOB_ID, PROGRESS, STOP, UPSTREAM, HandlerSpec, JobCall, Outcome, run_call
+from .pool import PoolExecutor
 from .seams import JobExecutor
 
-__all__ = ["BATCH_SPEC", "LocalBodies", "batch_size", "item_caller", "run_batch"]
+__all__ = [
+    "BATCH_SPEC",
+    "Fanout",
+    "LocalBodies",
+    "PoolHelpers",
+    "RemoteBatches",
+    "batch_size",
+    "item_caller",
+    "map_fanout",
+    "run_batch",
+]
 
 # What `run_batch` takes by injection: the batch's own stop event and progress hook.
 BATCH_SPEC = HandlerSpec(False, (("_stop_event", STOP), ("_progress_hook", PROGRESS)))
 _COUNTER_KEYS = frozenset({"step", "total", "progress", "n", "pct", "failed"})  # the map reports these itself
 EMIT_INTERVAL = 0.05  # seconds between two progress payloads (of a map, or of one batch on its worker)
+_PLAIN = HandlerSpec(False, ())  # a helper: nothing injected
+
+
+class PoolHelpers:
+    """How a map body gets helpers on our thread pool (or a plain Executor): one more `JobCall` on
+    it each, at most `size - 1` (the pool's size; the body holds one worker itself)."""
+
+    __slots__ = ("_executor", "size")
+
+    def __init__(self, executor: JobExecutor, size: int) -> None:
+        self._executor, self.size = executor, size
+
+    def spawn(self, job_id: str, stop: Any, fn: Callable[[], None]) -> None:
+        """Queue `fn` on another worker (the body's thread); a refusal (shut down) is ignored."""
+        try:
+            self._executor.submit(JobCall(job_id, fn, (), {}, _PLAIN, stop, noop_hook))
+        except Exception:  # shut down meanwhile: the body does the work alone
+            pass
+
+
+class RemoteBatches:
+    """Where a map body sends its items when jobs run elsewhere (a cluster): batch jobs on `executor`."""
+
+    __slots__ = ("executor",)
+
+    def __init__(self, executor: JobExecutor) -> None:
+        self.executor = executor
+
+
+Fanout = PoolHelpers | RemoteBatches | None
+
+
+def map_fanout(executor: JobExecutor, pool_size: int) -> tuple[JobExecutor, Fanout]:
+    """(the executor the scheduler should use, how map bodies get help on it), at `Quiv()` time.
+
+    On our thread pool (or a plain Executor) helpers are more jobs on it (`PoolHelpers`). On any
+    other executor (a Dask cluster) map bodies run here (`LocalBodies`) and send their items to it
+    in batches (`RemoteBatches`).
+    """
+    if not isinstance(executor, PoolExecutor):
+        return LocalBodies(executor), RemoteBatches(executor)
+    return executor, PoolHelpers(executor, pool_size)
 
 
 def item_caller(
