@@ -82,3 +82,14 @@ def test_cancel_takes_queued_batches_back_and_stops_running_items(quiv: Quiv, cl
     assert ran and set(ran) == {"stopped"}
     assert len(ran) <= 2  # at most one item of each of the two running batches; queued ones never ran
     assert_released(client)
+
+
+def test_fail_fast_sends_no_batch_after_the_first_failure(quiv: Quiv) -> None:
+    def parse(text: str) -> int:
+        return int(text)
+
+    items = ["1", "x"] + ["2"] * 40  # one batch of 11 at a time (max_workers=1); the first fails at its 2nd item
+    job = quiv.wait_for_job(quiv.map(parse, items, max_workers=1, fail_fast=True), WAIT)
+    assert job.status is JobStatus.FAILED
+    assert job.result[0] == 1 and isinstance(job.result[1], ValueError)
+    assert job.result[2:] == [None] * 40  # the rest of its batch and every later batch never ran
