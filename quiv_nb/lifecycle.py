@@ -61,7 +61,8 @@ def final_state(
     named in a timed-out job's message. A job whose stop event was set ends CANCELLED (keeping
     what it returned, as quiv does), except a `cancel_job` the handler could not observe
     (`observable` False: a sync handler without a stop-event parameter): it ran to its end, so
-    it is recorded as it really ended.
+    it is recorded as it really ended. A failed job has no result, except a map whose items
+    failed: its list, with each failed item's exception in its slot.
     """
     stopped = stop_reason is not None and (observable or stop_reason != "cancel")
     if outcome.cancelled or stopped:
@@ -75,7 +76,7 @@ def final_state(
         return JobStatus.CANCELLED, outcome.result if outcome.ok else None, message, outcome.traceback
     if outcome.ok:
         return JobStatus.COMPLETED, outcome.result, None, None
-    return JobStatus.FAILED, None, outcome.error_message, outcome.traceback
+    return JobStatus.FAILED, outcome.result, outcome.error_message, outcome.traceback  # a map's partial list
 
 
 def _due_at(task: TaskRecord, due: float, now: float) -> datetime:

@@ -21,6 +21,7 @@ from .dispatch import Dispatcher, MainLoop
 from .errors import (
     ConfigurationError,
     JobNotFoundError,
+    QuivError,
     SchedulerStoppedError,
 )
 from .eventbus import EventBus, as_event, run_effects
@@ -28,11 +29,12 @@ from .history import JobHistory
 from .hooks import notify_attachers
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
+from .mapfanout import map_fanout
+from .mapping import MapBody, prepare, upstream_body
 from .models import Event, Job, JobStatus, Stats, Task
 from .pipeline import Pipeline
 from .pool import as_job_executor
 from .records import utcnow
-from .seams import JobExecutor
 from .tasks import TaskTable, build_task, number
 from .timeline import Timeline
 from .waiters import Waiters, Waiting
@@ -65,7 +67,7 @@ class Quiv:
         )
         self._log = logger or logging.getLogger("quiv_nb")
         self._pool_size = pool_size
-        self._executor: JobExecutor = as_job_executor(executor, pool_size)
+        self._executor, self._fanout = map_fanout(as_job_executor(executor, pool_size), pool_size)
         self._main = MainLoop(main_loop)
         dispatch = Dispatcher(self._main, self._log)
 
@@ -196,6 +198,7 @@ class Quiv:
         at: str | None = None,
         timezone: str | None = None,
         notify: bool = False,
+        map: bool = False,
     ) -> str:
         """Register a task and return its id; its first run is after `delay` (default: at once).
 
@@ -207,9 +210,12 @@ class Quiv:
         called on this thread (in a notebook: the notify widget shows in the adding cell and
         announces each job's end with a desktop notification). Raises `ConfigurationError` for
         bad arguments, an unknown upstream or a cycle (nothing is registered then), and
-        `SchedulerStoppedError` after shutdown.
+        `SchedulerStoppedError` after shutdown. `map=True` (one `after` upstream): `func(item, *args,
+        **kwargs)` per item of the upstream's result, as `Quiv.map`; the task's result is the list.
         """
         self._main.note_caller()
+        if map is not False:  # the handler becomes a map body over the upstream's result
+            func, args, kwargs = upstream_body(map, func, args, kwargs, after, self._fanout, self._pool_size), (), None
         since = utcnow() if notify is True else None  # before adding: a quick first job is announced too
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
@@ -279,6 +285,34 @@ class Quiv:
     def progress_callback(self, task_id: str) -> Callable[..., Any] | None:
         """The task's `progress_callback` (or None, also for an unknown task); any thread, lock-free."""
         return self._tasks.callback(task_id)
+
+    def map(
+        self,
+        func: Callable[..., Any],
+        *iterables: Any,
+        name: str | None = None,
+        max_workers: int | None = None,
+        fail_fast: bool = False,
+        progress_callback: Callable[..., Any] | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Start one job that calls `func` on each item, like `map(func, *iterables)`; return its id.
+
+        See `quiv_nb.mapping` and the README's "Map": the result is the list in input order. Raises
+        `ConfigurationError` for bad arguments, `SchedulerStoppedError`, or `QuivError` before `start()`.
+        """
+        spec, items, name = prepare(func, iterables, max_workers, fail_fast, self._pool_size, name)
+        if not self._started:
+            self._check_open()
+            raise QuivError("the scheduler is not started yet; call start() first")
+        body = MapBody(spec, items, self._fanout)
+        task_id = self.add_task(name, body, run_once=True, progress_callback=progress_callback, timeout=timeout)
+        with self._lock:  # its job started at once; a quick one may have ended (its task is then gone)
+            task, last = self._tasks.find(task_id), self._history.last_run(task_id)
+        job_id = task.last_job_id if task is not None else last.job_id if last is not None else None
+        if job_id is None:
+            raise JobNotFoundError(f"the map job of {name!r} ended and was pruned at once (retention 0)")
+        return job_id
 
     # ------------------------------------------------------------------ jobs
 

@@ -6,7 +6,7 @@ trigger (cron, a daily time) or clock plugs in without the core knowing its type
 
 | seam | implemented by | called by |
 |---|---|---|
-| `JobExecutor` | `pool.PoolExecutor`, `dask.DaskExecutor` | `lifecycle.JobLifecycle.start_job`, `Quiv.shutdown` |
+| `JobExecutor` | `pool.PoolExecutor`, `dask.DaskExecutor`, `mapfanout.LocalBodies` | `JobLifecycle.start_job` |
 | `ProgressSink` | `render.base.BarRenderer` (`quiv_nb.bar()`) | job hooks, `JobLifecycle.on_start`/`finalize` |
 | `Drawable` | bars and the dashboard | `render.pump.RenderPump` |
 | `Trigger` | `triggers.*Trigger`, `cron.CronTrigger`/`DailyTrigger` | `Quiv.start`/`add_task`, `JobLifecycle.fire` |
