@@ -215,7 +215,8 @@ class Quiv:
         """
         self._main.note_caller()
         if map is not False:  # the handler becomes a map body over the upstream's result
-            func, args, kwargs = upstream_body(map, func, args, kwargs, after, self._fanout, self._pool_size), (), None
+            body = upstream_body(map, func, args, kwargs, after, self._fanout, self._pool_size, task_name)
+            func, args, kwargs = body, (), None
         since = utcnow() if notify is True else None  # before adding: a quick first job is announced too
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")

@@ -317,6 +317,17 @@ def test_map_true_over_a_result_that_is_not_iterable_fails_the_job(quiv_factory:
     assert job.status is JobStatus.FAILED and "upstream result must be iterable" in job.error_message
 
 
+def test_map_true_run_now_says_there_is_no_upstream_result_and_what_to_run(quiv: Quiv) -> None:
+    quiv.add_task("urls", lambda: ["a"], interval=60, delay=60)
+    task_id = quiv.add_task("fetch", lambda url: url, after="urls", map=True)
+    job = quiv.wait_for_job(quiv.run_task_immediately(task_id), WAIT)
+    assert job.status is JobStatus.FAILED
+    assert job.error_message == (
+        "QuivError: task 'fetch' maps over its upstream's result; run-now has no upstream result "
+        "— run the upstream task instead"
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "says"),
     [
