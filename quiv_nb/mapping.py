@@ -41,6 +41,8 @@ from .mapfanout import (
     label_payload,
     run_batch,
 )
+from .output import current_output
+from .output import join as join_output
 from .seams import JobExecutor
 
 __all__ = [
@@ -211,6 +213,7 @@ class _Run:
         self._started: set[int] = set()  # first indices of the remote batches that began
         self._tracebacks: dict[int, str | None] = {}  # of items that failed remotely (no __traceback__ here)
         self._upstream = upstream
+        self._output = current_output()  # the job's capture (this is its thread), joined by the helpers
         values = {STOP: stop, PROGRESS: self._item_hook, JOB_ID: job_id, UPSTREAM: upstream}
         self._call = item_caller(spec.func, spec.spec, spec.args, spec.kwargs, values)
 
@@ -369,7 +372,8 @@ class _Run:
             slot = len(self._counts)
             self._counts.append(0)
         try:
-            self._work(slot)
+            with join_output(self._output):  # before `_active` drops: the job's capture ends after this
+                self._work(slot)
         finally:
             with self._cond:
                 self._active -= 1

@@ -39,9 +39,11 @@ __all__ = [
     "JobOutput",
     "OutputRoute",
     "capture",
+    "current_output",
     "current_route",
     "failure_headline",
     "install",
+    "join",
     "route_current_job",
     "route_of",
     "trim_traceback",
@@ -145,11 +147,15 @@ class JobOutput:
         if self.route is None:
             _CONSOLE.flush(stream)
 
-    def close(self) -> None:
-        """End of the job body: pass on what is buffered, then tell the route."""
+    def drain(self) -> None:
+        """Pass on the partial lines (this thread's writes for the job end here)."""
         for stream in ("stdout", "stderr"):
             if self._partial[stream]:  # a job that wrote nothing costs no flush (OutStream's waits for its thread)
                 self.flush(stream)
+
+    def close(self) -> None:
+        """End of the job body: pass on what is buffered, then tell the route."""
+        self.drain()
         try:
             (self.route or _CONSOLE).job_ended(self.job_id)
         except Exception:
@@ -337,6 +343,48 @@ class capture:  # lower case: used as a context manager, like contextlib's
             _current.reset(self._token)
 
 
+class join:  # lower case: a context manager, like `capture`
+    """Capture this thread's writes as `parent`'s job's output (its log and route), line-whole.
+
+    For a thread that does part of a running job's work (a map's helper thread): `parent` is the
+    job's capture, taken on the job's thread with `current_output()` after its contexts routed it.
+    The job's own capture starts and ends its route; a joined thread only adds its lines and, on
+    leaving, passes on its partial ones (so it must leave before the job's body returns).
+    `parent=None` (no capture there) captures nothing.
+    """
+
+    __slots__ = ("_out", "_parent", "_token")
+
+    def __init__(self, parent: JobOutput | None) -> None:
+        self._parent = parent
+        self._out: JobOutput | None = None
+        self._token: Any = None
+
+    def __enter__(self) -> None:
+        parent = self._parent
+        if parent is None:
+            return
+        if not (type(sys.stdout) is _StreamProxy and type(sys.stderr) is _StreamProxy):
+            install()
+        out = self._out = JobOutput(parent.job_id, parent.log)  # this thread's own partial lines
+        out.route = parent.route
+        self._token = _current.set(out)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._out is None:
+            return
+        try:
+            self._out.drain()
+        finally:
+            _current.reset(self._token)
+
+
+def current_output() -> JobOutput | None:
+    """The capture of the job running on this thread (None outside a job), for `join` on its helpers."""
+    out = _current.get()
+    return None if out is None or out.thread != _get_ident() else out
+
+
 def route_current_job(route: OutputRoute) -> None:
     """Send the running job's output (and its failure record) to `route`; on the job's thread.
 
@@ -362,8 +410,8 @@ def route_of(job_id: str) -> OutputRoute | None:
 
 def current_route() -> OutputRoute | None:
     """The route of the job running on this thread (None outside a job or on the console)."""
-    out = _current.get()
-    return None if out is None or out.thread != _get_ident() else out.route
+    out = current_output()
+    return None if out is None else out.route
 
 
 # ------------------------------------------------------------------------------ tracebacks

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.kernel
 
 SETUP = """
 %load_ext quiv_nb
-import threading, quiv_nb
+import logging, threading, quiv_nb
 
 def square(x, _stop_event):
     _stop_event.wait(0.01)  # a little work per item, so the bar is seen running
@@ -83,6 +83,28 @@ def test_keyword_arguments_and_fail_fast(kernel):
     kernel.run("%quiv map invert [0, 1, 2] --workers 1 --fail-fast --bar none")
     kernel.run("try:\n    %quiv wait\nexcept quiv_nb.JobFailedError as exc:\n    partial = exc.results")
     assert kernel.value("partial[1:]") == [None, None]
+
+
+def test_every_line_items_print_on_every_runner_lands_under_the_map_cell_not_one_running_meanwhile(kernel):
+    kernel.run(
+        "go, seen, seen_lock = threading.Event(), set(), threading.Lock()\n"
+        "def shout(i):\n"
+        "    with seen_lock:\n"
+        "        seen.add(threading.get_ident())\n"
+        "    go.wait(60)\n"
+        "    print('item', i, 'done')\n"
+        "    if i in (0, 299):  # a few: stdout and stderr alternating line by line would be elided in the cell\n"
+        "        logging.getLogger('maptest').warning('logged %d', i)\n"
+    )
+    mapped = kernel.run("%quiv map shout range(300) --workers 3 --bar none")
+    kernel.wait_for(lambda: kernel.value("len(seen)") == 3, 30, "three runner threads holding items")
+    meanwhile = kernel.run("go.set()\nout = %quiv wait --timeout 60")  # the items print while this cell runs
+    stdout = "".join(text for _, text in kernel.cell_streams(mapped.msg_id, "stdout"))
+    stderr = "".join(text for _, text in kernel.cell_streams(mapped.msg_id, "stderr"))
+    assert sorted(stdout.splitlines()) == sorted(f"item {i} done" for i in range(300))
+    assert sorted(stderr.splitlines()) == ["logged 0", "logged 299"]
+    assert "item" not in kernel.cell_text(meanwhile.msg_id) and "logged" not in kernel.cell_text(meanwhile.msg_id)
+    assert kernel.value("len(quiv_nb.get_scheduler().get_job(_quiv_last_job).output.splitlines())") == 302
 
 
 @pytest.mark.parametrize(

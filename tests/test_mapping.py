@@ -6,6 +6,8 @@ Real threads and a real pool; every wait is on a job, an event or a gate with a 
 
 from __future__ import annotations
 
+import logging
+import sys
 import threading
 from typing import Any, Callable
 
@@ -14,6 +16,7 @@ from conftest import WAIT, Gate, next_job
 
 from quiv_nb import ConfigurationError, JobStatus, MapError, Quiv, QuivError
 from quiv_nb.mapping import chunk_size, failure_message
+from quiv_nb.output import install
 
 
 def square(x: int) -> int:
@@ -183,6 +186,44 @@ def test_max_workers_caps_how_many_items_run_at_once(quiv_factory: Callable[...,
     job = q.wait_for_job(q.map(item, range(30), max_workers=3), timeout=WAIT)
     assert job.status is JobStatus.COMPLETED
     assert peak == 3
+
+
+def test_every_line_items_print_on_every_runner_thread_lands_whole_in_the_jobs_output(
+    quiv_factory: Callable[..., Quiv],
+) -> None:
+    q = quiv_factory(pool_size=4)
+    install()  # the stream proxies exist before the handler below takes sys.stderr
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("LOG %(message)s"))
+    logger = logging.getLogger("quiv_nb.test.map_output")
+    logger.addHandler(handler)
+    logger.propagate = False
+    runners: set[int] = set()
+    lock = threading.Lock()
+    all_runners = threading.Event()
+
+    def item(i: int) -> None:
+        with lock:
+            runners.add(threading.get_ident())
+            if len(runners) == 3:
+                all_runners.set()
+        assert all_runners.wait(WAIT)  # every runner thread holds a chunk before any prints
+        print("item", i, "of", 2000, end="")  # several writes make one line
+        print(" done")
+        print(f"item {i} on stderr", file=sys.stderr)
+        if i % 100 == 0:
+            logger.warning("item %d", i)
+
+    try:
+        job = q.wait_for_job(q.map(item, range(2000), max_workers=3), timeout=WAIT * 3)
+    finally:
+        logger.removeHandler(handler)
+    assert job.status is JobStatus.COMPLETED
+    assert len(runners) == 3
+    lines = job.output.splitlines()
+    expected = [f"item {i} of 2000 done" for i in range(2000)] + [f"item {i} on stderr" for i in range(2000)]
+    expected += [f"LOG item {i}" for i in range(0, 2000, 100)]
+    assert sorted(lines) == sorted(expected)  # each line once, whole: none lost to the console
 
 
 def test_progress_counts_items_and_failures_and_never_goes_backwards(quiv: Quiv) -> None:
