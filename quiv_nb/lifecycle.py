@@ -121,6 +121,7 @@ class JobLifecycle:
         self._clock = clock  # what `now` is on the worker side (timeouts, ends); tests pass a fake one
         self._pipeline = pipeline if pipeline is not None else Pipeline()  # `after=` edges and their rule
         self._in_pipeline = self._pipeline.nodes.__contains__
+        self._deferred: list[tuple[JobRecord, JobCall]] = []  # jobs asked for before `start()` (a map)
 
     # ------------------------------------------------------------------ scheduler side (lock held)
 
@@ -148,12 +149,14 @@ class JobLifecycle:
         attempt: int = 0,
         upstream: dict[str, Any] | None = None,
         scheduled_at: datetime | None = None,
+        defer: bool = False,
     ) -> list[Effect]:
         """Create a job for `task` and submit it to the executor; the task is then busy.
 
         A fresh run (`upstream` given, `{}` when no pipeline triggered it) sets the values
         `_upstream` / `_scheduled_at` inject (due now when `scheduled_at` is None); a retry
-        (`upstream` None) reuses those of the run it repeats.
+        (`upstream` None) reuses those of the run it repeats. With `defer` (a job asked for
+        before `start()`) the job stays "scheduled" until `submit_deferred` hands it over.
         """
         job = JobRecord()
         job.job_id = new_id()
@@ -180,6 +183,18 @@ class JobLifecycle:
             self._make_hook(task, job.job_id), lambda: self.on_start(job), task.contexts,
             {"task_name": task.name}, job.log,
         )  # fmt: skip
+        if defer:
+            self._deferred.append((job, call))
+            return []
+        return self._submit(job, call)
+
+    def submit_deferred(self) -> list[Effect]:
+        """At `start()` (lock held): submit the jobs queued before it, oldest first."""
+        deferred, self._deferred = self._deferred, []
+        return [effect for job, call in deferred for effect in self._submit(job, call)]
+
+    def _submit(self, job: JobRecord, call: JobCall) -> list[Effect]:
+        """Hand `job`'s call to the executor (lock held); the effect attaches its done-callback."""
         try:
             job.future = fut = self._executor.submit(call)
         except Exception as exc:  # the executor refused (e.g. a dead cluster): fail this job, not the caller

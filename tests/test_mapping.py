@@ -314,10 +314,40 @@ def test_bad_input_is_a_configuration_error_at_the_call(quiv: Quiv, args: tuple,
     assert quiv.get_all_tasks() == []
 
 
-def test_map_before_start_says_to_start(quiv_factory: Callable[..., Quiv]) -> None:
+def test_map_before_start_is_queued_as_scheduled_and_runs_at_start(quiv_factory: Callable[..., Quiv]) -> None:
     q = quiv_factory(start=False)
-    with pytest.raises(QuivError, match="call start"):
-        q.map(square, [1])
+    called: list[int] = []
+
+    def item(x: int) -> int:
+        called.append(x)
+        return x * x
+
+    job_id = q.map(item, [1, 2, 3], name="early")
+    job = q.get_job(job_id)
+    assert job.status is JobStatus.SCHEDULED and job.task_name == "early" and job.started_at is None
+    assert called == []
+    q.start()
+    done = q.wait_for_job(job_id, WAIT)
+    assert done.status is JobStatus.COMPLETED and done.result == [1, 4, 9]
+    assert [j.job_id for j in q.get_all_jobs()] == [job_id]  # start() planned its task too: still one job
+
+
+def test_a_map_cancelled_before_start_never_runs_and_one_left_at_shutdown_ends_cancelled(
+    quiv_factory: Callable[..., Quiv],
+) -> None:
+    q = quiv_factory(start=False)
+    called: list[int] = []
+    cancelled = q.map(called.append, [1, 2])
+    assert q.cancel_job(cancelled) is True
+    q.start()
+    assert q.wait_for_job(cancelled, WAIT).status is JobStatus.CANCELLED
+    assert called == []
+    idle = quiv_factory(start=False)
+    left = idle.map(called.append, [3])
+    idle.shutdown(timeout=WAIT)
+    assert idle.get_job(left).status is JobStatus.CANCELLED and called == []
+    with pytest.raises(QuivError, match="shut down"):
+        idle.map(called.append, [4])
 
 
 # ---------------------------------------------------------------- pipelines: map=True
