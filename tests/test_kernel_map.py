@@ -107,12 +107,35 @@ def test_every_line_items_print_on_every_runner_lands_under_the_map_cell_not_one
     assert kernel.value("len(quiv_nb.get_scheduler().get_job(_quiv_last_job).output.splitlines())") == 302
 
 
+def test_positional_arguments_follow_the_item(kernel):
+    kernel.run("%quiv map scaled(10) [1, 2, 3] --bar none")
+    kernel.run("w = %quiv wait")
+    assert kernel.value("w") == [10, 20, 30]
+
+
+def test_rerunning_a_map_cell_while_its_map_runs_shows_that_map_again_and_new_starts_another(kernel):
+    kernel.run("hold = threading.Event()\ndef held(x, _stop_event):\n    hold.wait(30)\n    return x\n")
+    line = "%quiv map held range(4) --workers 2 --bar none"
+    first = kernel.run(line)
+    first_job = kernel.value("_quiv_last_job")
+    again = kernel.run(line)  # the same cell again: re-attaches
+    assert "'held' from this cell is still running" in again.stdout and first_job[:8] in again.stdout
+    assert kernel.value("_quiv_last_job") == first_job
+    other = kernel.run(line.replace("--bar none", "--bar none --new"))
+    second_job = kernel.value("_quiv_last_job")
+    assert second_job != first_job and "still running" not in other.stdout
+    kernel.run("hold.set()")
+    assert kernel.value(f"quiv_nb.get_scheduler().wait_for_job({first_job!r}, 30).result") == [0, 1, 2, 3]
+    assert kernel.value(f"quiv_nb.get_scheduler().wait_for_job({second_job!r}, 30).result") == [0, 1, 2, 3]
+    assert "still running" not in first.stdout
+
+
 @pytest.mark.parametrize(
     ("line", "says"),
     [
         ("%quiv map square 42", "iterable 1 must be iterable"),
         ("%quiv map square nope", "cannot evaluate ITEMS `nope`: NameError"),
-        ("%quiv map scaled(1) [1]", "keyword arguments only"),
+        ("%quiv map scaled(1, 2) [1]", "FUNC `scaled(1, 2)`: scaled(x, factor=1) cannot take an item followed by"),
         ("%quiv map square [1] --workers 0", "--workers"),
     ],
 )

@@ -7,6 +7,7 @@ Real threads and a real pool; every wait is on a job, an event or a gate with a 
 from __future__ import annotations
 
 import logging
+import pickle
 import sys
 import threading
 from typing import Any, Callable
@@ -15,6 +16,7 @@ import pytest
 from conftest import WAIT, Gate, next_job
 
 from quiv_nb import ConfigurationError, JobStatus, MapError, Quiv, QuivError
+from quiv_nb.mapfanout import item_first
 from quiv_nb.mapping import chunk_size, failure_message
 from quiv_nb.output import install
 
@@ -414,6 +416,25 @@ def test_map_true_needs_one_upstream_and_a_handler_that_takes_an_item(quiv: Quiv
     kwargs = {"map": True, **kwargs}
     with pytest.raises(ConfigurationError, match=says):
         quiv.add_task("m", lambda x: x, **kwargs)
+
+
+def test_item_first_puts_the_item_before_the_given_arguments_and_keeps_injection(quiv: Quiv) -> None:
+    def scaled(x: int, factor: int, *, offset: int = 0, _job_id: str = "") -> tuple[int, bool]:
+        return x * factor + offset, bool(_job_id)
+
+    async def added(x: int, y: int) -> int:
+        return x + y
+
+    job_id = quiv.map(item_first(scaled, (10,), {"offset": 1}), [1, 2])
+    assert quiv.wait_for_job(job_id, WAIT).result == [(11, True), (21, True)]
+    assert quiv.wait_for_job(quiv.map(item_first(added, (5,), {}), [1, 2]), WAIT).result == [6, 7]
+    assert pickle.loads(pickle.dumps(item_first(pow, (2,), {})))(3) == 9  # crosses to Dask workers
+    assert item_first(square, (), {}) is square
+    with pytest.raises(
+        ConfigurationError,
+        match=r"scaled\(x: .*cannot take an item followed by args=\(1, 2\): each item is its first argument",
+    ):
+        item_first(scaled, (1, 2), {})
 
 
 # ---------------------------------------------------------------- the pure rules
