@@ -1,5 +1,6 @@
 """Where a map's items run: helpers on our pool, batches on a cluster (with the batch body that
-runs on a remote worker), calling one item, and keeping map bodies local when jobs go to a cluster.
+runs on a remote worker), calling one item (`item_first`: the item before given arguments), and
+keeping map bodies local when jobs go to a cluster.
 
 On the thread pool a map body gets up to `pool size - 1` helpers (`PoolHelpers`), more jobs on
 the same pool that pull from its queue (`quiv_nb.mapping`).
