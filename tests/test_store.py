@@ -1,0 +1,373 @@
+"""The store: history and cached steps on a real SQLite file, across schedulers and processes."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import logging
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+from conftest import WAIT, next_job, wait_until
+
+from quiv_nb import JobStatus, Quiv
+from quiv_nb.errors import QuivError
+from quiv_nb.store import Store
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_once(q: Quiv, name: str, func: Callable[..., Any], **kwargs: Any) -> Any:
+    """Add a run-once task and return its finished job."""
+    return q.wait_for_task(q.add_task(name, func, run_once=True, **kwargs), timeout=WAIT)
+
+
+def load(path: Path, name: str = "steps") -> Any:
+    """Import the module at `path` afresh (a new module object each time, as after an edit)."""
+    spec = importlib.util.spec_from_file_location(f"{name}_{abs(hash(path.read_text()))}", path)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def child(script: str, *args: str) -> subprocess.Popen[str]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    return subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(script), *args],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def double(x: int) -> int:
+    return 2 * x
+
+
+# ------------------------------------------------------------------ the file
+
+
+def test_store_creates_private_folders_and_file(tmp_path: Path) -> None:
+    path = tmp_path / "a" / "b" / "quiv.db"
+    with Quiv(store=path) as q:
+        assert run_once(q, "t", double, args=(1,)).result == 2
+    assert (path.parent.stat().st_mode & 0o777, (tmp_path / "a").stat().st_mode & 0o777) == (0o700, 0o700)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_without_a_store_nothing_is_written(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with Quiv() as q:
+        assert run_once(q, "t", double, args=(1,)).result == 2
+        assert q.store is None
+        assert [j.task_name for j in q.history()] == ["t"]  # this process's history, from memory
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_corrupt_store_is_a_quiv_error_naming_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.db"
+    path.write_bytes(b"this is not a database, just some text " * 200)
+    with pytest.raises(QuivError, match=r"broken\.db"):
+        Quiv(store=path)
+
+
+def test_history_written_by_one_scheduler_is_read_by_the_next(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Quiv(store=path) as q:
+        ok = run_once(q, "good", double, args=(4,))
+        bad = run_once(q, "bad", lambda: 1 / 0)
+    with Quiv(store=path) as q:
+        jobs = q.history()
+        assert [j.job_id for j in jobs] == [bad.job_id, ok.job_id]  # newest first
+        assert jobs[0].status is JobStatus.FAILED and "ZeroDivisionError" in (jobs[0].traceback or "")
+        assert jobs[1].status is JobStatus.COMPLETED and jobs[1].ended_at == ok.ended_at
+        assert [j.job_id for j in q.history("good")] == [ok.job_id]
+        assert len(q.history(limit=1)) == 1
+
+
+def test_output_end_is_kept(tmp_path: Path) -> None:
+    def chatty() -> None:
+        for i in range(5000):
+            print(f"line {i}")
+
+    with Quiv(store=tmp_path / "s.db") as q:
+        run_once(q, "chatty", chatty)
+    (job,) = Store(tmp_path / "s.db").history()
+    assert job.output.endswith("line 4999\n") and "line 0\n" not in job.output
+
+
+def test_a_running_jobs_start_is_on_disk_while_it_runs(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Quiv(store=path) as q:
+        q.add_task("slow", lambda stop_event: stop_event.wait(WAIT), run_once=True)
+        con = sqlite3.connect(path)
+        wait_until(lambda: con.execute("SELECT status FROM jobs WHERE task_name='slow'").fetchone() == ("running",))
+        con.close()
+
+
+# ------------------------------------------------------------------ processes
+
+_RUN_FOREVER = """
+import sys, threading
+from quiv_nb import Quiv
+q = Quiv(1, store=sys.argv[1])  # one worker: "forever" runs, "queued" waits for it
+q.add_task("forever", lambda: threading.Event().wait(), run_once=True)
+q.add_task("queued", lambda: None, run_once=True)
+q.start()
+print("opened", flush=True)
+threading.Event().wait()
+"""
+
+
+@contextlib.contextmanager
+def killed_after(path: Path) -> Iterator[str]:
+    """A child process runs a job forever (and queues one); yields that job's id once it runs on disk.
+
+    On exit the child is killed with SIGKILL, by pid.
+    """
+    proc = child(_RUN_FOREVER, str(path))
+    try:
+        # Read only once the child opened the store (in WAL mode from then on, readers never block it).
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "opened"
+        query = "SELECT job_id FROM jobs WHERE task_name='forever' AND status='running'"
+
+        def running() -> Any:
+            con = sqlite3.connect(path, timeout=WAIT)
+            try:
+                return con.execute(query).fetchone()
+            finally:
+                con.close()
+
+        try:
+            job_id = wait_until(running)[0]
+        except BaseException:
+            os.kill(proc.pid, signal.SIGKILL)
+            print(proc.communicate(timeout=WAIT)[1])  # why the child did not get there
+            raise
+        yield job_id
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.communicate(timeout=WAIT)
+
+
+@pytest.mark.slow
+def test_jobs_of_a_killed_process_are_interrupted(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with killed_after(path) as job_id:
+        store = Store(path)
+        assert store.history() == []  # its process lives: nothing is interrupted
+        store.close()
+    with Quiv(store=path) as q:
+        jobs = {j.task_name: j for j in q.history()}
+    assert {name: j.status for name, j in jobs.items()} == {
+        "forever": JobStatus.INTERRUPTED,
+        "queued": JobStatus.INTERRUPTED,
+    }
+    assert jobs["forever"].job_id == job_id and jobs["forever"].started_at is not None
+
+
+_WRITER = """
+import sys
+from quiv_nb import Quiv
+with Quiv(4, store=sys.argv[1]) as q:
+    ids = [q.add_task(f"job{i}", lambda: None, run_once=True) for i in range(300)]
+    for task_id in ids:
+        q.wait_for_task(task_id, timeout=60)
+"""
+
+
+@pytest.mark.slow
+def test_two_processes_writing_one_store_lose_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    procs = [child(_WRITER, str(path)) for _ in range(2)]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    con = sqlite3.connect(path)
+    assert con.execute("SELECT count(*), count(DISTINCT pid) FROM jobs WHERE status='completed'").fetchone() == (
+        600,
+        2,
+    )
+    con.close()
+
+
+# ------------------------------------------------------------------ cached steps
+
+_STEPS = """
+calls = []
+
+def load():
+    # {comment}
+    calls.append("load")
+    return [1, 2, 3]
+
+def total(_upstream):
+    calls.append("total")
+    return sum(_upstream["load"]) * {factor}
+"""
+
+
+def _pipeline(path: Path, module: Any, *, load_args: tuple[Any, ...] = ()) -> tuple[Any, Any]:
+    """Run load -> total (both cached) on a new scheduler and return their jobs."""
+    q = Quiv(store=path)
+    ended = next_job(q, "total")
+    q.add_task("load", lambda *a: module.load(), run_once=True, args=load_args, cache=True)
+    q.add_task("total", module.total, after="load", cache=True)
+    q.start()
+    try:
+        total = ended.result(WAIT)
+        return q.history("load", limit=1)[0], total
+    finally:
+        q.shutdown()
+
+
+def test_cached_steps_are_not_rerun_by_a_new_scheduler(tmp_path: Path) -> None:
+    src = tmp_path / "steps.py"
+    src.write_text(_STEPS.format(comment="first", factor=10))
+    path = tmp_path / "s.db"
+    load_job, total = _pipeline(path, load(src))
+    assert (load_job.cached, total.cached, total.result) == (False, False, 60)
+    src.write_text(_STEPS.format(comment="an edited comment only", factor=10))
+    module = load(src)
+    load_job, total = _pipeline(path, module)
+    assert (load_job.cached, total.cached, total.result) == (True, True, 60)
+    assert total.computed_at is not None and total.status is JobStatus.COMPLETED
+    assert module.calls == []
+
+
+def test_a_changed_step_reruns_itself_and_below(tmp_path: Path) -> None:
+    src = tmp_path / "steps.py"
+    src.write_text(_STEPS.format(comment="c", factor=10))
+    path = tmp_path / "s.db"
+    _pipeline(path, load(src))
+    src.write_text(_STEPS.format(comment="c", factor=100))  # total's code changed: only total reruns
+    module = load(src)
+    load_job, total = _pipeline(path, module)
+    assert (load_job.cached, total.cached, total.result, module.calls) == (True, False, 600, ["total"])
+
+
+def test_changed_arguments_rerun_the_step_and_below(tmp_path: Path) -> None:
+    src = tmp_path / "steps.py"
+    src.write_text(_STEPS.format(comment="c", factor=10))
+    path = tmp_path / "s.db"
+    _pipeline(path, load(src), load_args=(1,))
+    module = load(src)
+    load_job, total = _pipeline(path, module, load_args=(2,))  # load's args changed
+    assert (load_job.cached, total.cached) == (False, False)
+    assert module.calls == ["load", "total"]
+
+
+def test_changed_upstream_results_rerun_below(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+
+    def sink(_upstream: dict[str, int]) -> int:
+        return _upstream["src"] * 2
+
+    def round_with(value: int) -> Any:
+        q = Quiv(store=path)
+        ended = next_job(q, "sink")
+        q.add_task("src", lambda: value, run_once=True)  # uncached upstream: its result's digest is the key
+        q.add_task("sink", sink, after="src", cache=True)
+        q.start()
+        try:
+            return ended.result(WAIT)
+        finally:
+            q.shutdown()
+
+    assert [(j.cached, j.result) for j in map(round_with, [5, 6, 6])] == [(False, 10), (False, 12), (True, 12)]
+
+
+def test_a_pin_survives_code_edits(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Quiv(store=path) as q:
+        run_once(q, "p", lambda: "old", cache="v1")
+    with Quiv(store=path) as q:
+        same = run_once(q, "p", lambda: "new code", cache="v1")
+        bumped = run_once(q, "p", lambda: "new code", cache="v2")
+    assert (same.cached, same.result, bumped.cached, bumped.result) == (True, "old", False, "new code")
+
+
+def test_clear_cache(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Quiv(store=path) as q:
+        run_once(q, "a", double, args=(1,), cache=True)
+        run_once(q, "b", double, args=(2,), cache=True)
+        assert q.clear_cache("a") == 1
+        assert run_once(q, "a", double, args=(1,), cache=True).cached is False
+        assert run_once(q, "b", double, args=(2,), cache=True).cached is True
+        assert q.clear_cache() == 2
+    assert list((tmp_path / "s.db.cache").iterdir()) == []
+    with Quiv(store=path) as q:
+        assert run_once(q, "b", double, args=(2,), cache=True).cached is False
+
+
+def test_unpicklable_results_and_arguments_run_uncached_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, "quiv_nb")
+    with Quiv(store=tmp_path / "s.db") as q:
+        for _ in range(2):
+            assert run_once(q, "lock", lambda: __import__("threading").Lock(), cache=True).status == "completed"
+        for _ in range(2):
+            job = run_once(q, "gen", lambda g: 1, args=((i for i in ()),), cache=True)
+            assert (job.status, job.cached) == ("completed", False)
+    warnings = [r.getMessage() for r in caplog.records if "uncached" in r.getMessage()]
+    assert len([w for w in warnings if "'lock'" in w]) == 1 and "pickled" in warnings[0]
+    assert len([w for w in warnings if "'gen'" in w]) == 1
+
+
+@pytest.mark.skipif(not hasattr(os, "getuid"), reason="POSIX permissions")
+def test_a_world_writable_store_is_not_read(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    folder = tmp_path / "shared"
+    path = folder / "s.db"
+    calls = []
+
+    def step() -> int:
+        calls.append(1)
+        return 1
+
+    with Quiv(store=path) as q:
+        run_once(q, "s", step, cache=True)
+    folder.chmod(0o777)
+    caplog.set_level(logging.WARNING, "quiv_nb")
+    with Quiv(store=path) as q:
+        assert run_once(q, "s", step, cache=True).cached is False
+        assert run_once(q, "s", step, cache=True).cached is False
+    assert len(calls) == 3
+    warnings = [r.getMessage() for r in caplog.records if "uncached" in r.getMessage()]
+    assert len(warnings) == 1 and str(folder) in warnings[0]
+
+
+def test_cache_size_is_bounded_least_recently_used_first(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    store = Store(path, cache_bytes=3100)  # three pickles of 1,000 bytes fit, four do not
+    with Quiv(store=store) as q:
+        for n in (0, 1, 2, 0, 3):  # big0 is used again before big3 comes: big1 is the least recently used
+            run_once(q, f"big{n}", lambda: b"x" * 1000, cache=True)
+    con = sqlite3.connect(path)
+    kept = [name for (name,) in con.execute("SELECT task_name FROM cache ORDER BY task_name")]
+    con.close()
+    assert kept == ["big0", "big2", "big3"]
+    assert len(list((tmp_path / "s.db.cache").iterdir())) == 3
+
+
+def test_displays_of_interrupted_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with killed_after(path) as job_id:
+        store = Store(path)
+        store.record_display(job_id, "display-1", "work.ipynb")
+        store.record_display(job_id, "display-2", None)
+        assert store.displays_of_interrupted("work.ipynb") == []  # its process still runs
+        store.close()
+    store = Store(path)
+    assert store.displays_of_interrupted("work.ipynb") == [(job_id, "display-1")]
+    assert store.displays_of_interrupted(None) == [(job_id, "display-2")]
+    store.close()
