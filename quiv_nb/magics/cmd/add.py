@@ -26,6 +26,7 @@ from . import _options as option
 @argument("--retries", type=types.non_negative_int, default=0, metavar="N", help="retry a failed job N times")
 @option.bar
 @option.notify
+@option.cache
 @exclusive()
 @argument("--every", type=types.duration, metavar="DUR", help="run every DUR")
 @argument("--once", action="store_true", help="run once (the default)")
@@ -40,7 +41,13 @@ def add(ctx: Context, opts: argparse.Namespace) -> None:
     call = parse_call(opts.func, ctx.user_ns)
     scheduler = ctx.scheduler
     extra = ctx.api_kwargs(
-        scheduler.add_task, after=after, cron=opts.cron, at=opts.at, timezone=opts.tz, notify=opts.notify
+        scheduler.add_task,
+        after=after,
+        cron=opts.cron,
+        at=opts.at,
+        timezone=opts.tz,
+        notify=opts.notify,
+        cache=opts.cache,
     )
     say(f"quiv: task {opts.name!r} runs {_when(opts, after)} (adding {opts.name!r} again replaces it)")
     try:
