@@ -371,3 +371,49 @@ def test_displays_of_interrupted_jobs(tmp_path: Path) -> None:
     assert store.displays_of_interrupted("work.ipynb") == [(job_id, "display-1")]
     assert store.displays_of_interrupted(None) == [(job_id, "display-2")]
     store.close()
+
+
+def test_the_dashboard_lists_earlier_schedulers_jobs(tmp_path: Path) -> None:
+    from quiv_nb.render.dash_model import DashboardModel
+
+    path = tmp_path / "s.db"
+    with Quiv(store=path) as q:
+        earlier = run_once(q, "earlier", double, args=(1,))
+    with Quiv(store=path) as q:
+        now = run_once(q, "now", double, args=(2,))
+        assert [j.job_id for j in DashboardModel(q).recent_jobs()] == [now.job_id, earlier.job_id]
+
+
+def test_retention_forgets_old_finished_jobs(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Quiv(store=path) as q:
+        run_once(q, "old", double, args=(1,))
+    assert [j.task_name for j in Store(path).history()] == ["old"]
+    store = Store(path, retention=0.0)  # opening prunes: everything finished is older than 0 s
+    assert store.history() == []
+    store.close()
+
+
+def test_history_after_shutdown_still_reads_the_store(tmp_path: Path) -> None:
+    with Quiv(store=tmp_path / "s.db") as q:
+        job = run_once(q, "t", double, args=(1,))
+    assert [j.job_id for j in q.history()] == [job.job_id]
+
+
+def test_the_kernels_store_location(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from quiv_nb.kernel import storepath
+
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("QUIV_NB_STORE")
+    monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
+    stores = tmp_path / "data" / "quiv_nb" / "stores"
+    assert storepath.store_path() == str(stores / "default.db")  # the notebook is unknown
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/work/My analysis.ipynb")
+    one = storepath.store_path()
+    monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/other/My analysis.ipynb")
+    other = storepath.store_path()
+    assert Path(one).parent == stores and Path(one).name.startswith("My_analysis-") and one != other
+    monkeypatch.setenv("QUIV_NB_STORE", str(tmp_path / "mine.db"))
+    assert storepath.store_path() == str(tmp_path / "mine.db")
+    monkeypatch.setenv("QUIV_NB_STORE", "off")
+    assert storepath.store_path() is None

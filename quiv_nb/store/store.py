@@ -8,6 +8,7 @@ the calling thread, through a second connection of its own.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import sqlite3
@@ -25,6 +26,7 @@ from .steps import CACHE_BYTES, StepCache
 from .writer import Writer
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from datetime import datetime
 
     from ..models import Job
@@ -165,15 +167,15 @@ class Store:
             f"SELECT {', '.join(COLUMNS)} FROM jobs WHERE {where} "
             "ORDER BY coalesce(ended_at, started_at, created) DESC LIMIT ?"
         )
-        with self._read_lock:
-            rows = self._read.execute(sql, (*params, limit)).fetchall()
+        with self._reading() as con:
+            rows = con.execute(sql, (*params, limit)).fetchall()
         return [job_of(row) for row in rows]
 
     def clear_cache(self, task_name: str | None = None) -> int:
         """Forget cached results (of `task_name`, or all); return how many (calling thread)."""
         self._writer.sync()
-        with self._read_lock:
-            return self._steps.clear(self._read, task_name)
+        with self._reading() as con:
+            return self._steps.clear(con, task_name)
 
     def record_display(self, job_id: str, display_id: str, notebook: str | None) -> None:
         """Note that output display `display_id` (in `notebook`, if known) shows job `job_id` (any thread).
@@ -190,13 +192,26 @@ class Store:
     def displays_of_interrupted(self, notebook: str | None) -> list[tuple[str, str]]:
         """(job id, display id) of every recorded display in `notebook` whose job is INTERRUPTED (calling thread)."""
         self._writer.sync()
-        with self._read_lock:
-            rows = self._read.execute(
+        with self._reading() as con:
+            rows = con.execute(
                 "SELECT d.job_id, d.display_id FROM displays d JOIN jobs j ON j.job_id = d.job_id "
                 "WHERE j.status = ? AND d.notebook IS ?",
                 (JobStatus.INTERRUPTED.value, notebook),
             ).fetchall()
         return [(job_id, display_id) for job_id, display_id in rows]
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The reading connection, held; once closed, a fresh one for this call (history outlives a shutdown)."""
+        with self._read_lock:
+            if not self._closed:
+                yield self._read
+                return
+            con = connect(self.path)
+            try:
+                yield con
+            finally:
+                con.close()
 
     def close(self, timeout: float | None = 30.0) -> None:
         """Commit what is queued, stop the writer thread, close the files (idempotent)."""
