@@ -37,8 +37,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     host TEXT NOT NULL,
     pid INTEGER NOT NULL,
     pstart TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS jobs_by_end ON jobs (coalesce(ended_at, started_at, created));
+) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (status) WHERE status IN ('scheduled', 'running');
 CREATE TABLE IF NOT EXISTS cache (
     key TEXT PRIMARY KEY,
