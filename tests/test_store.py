@@ -56,7 +56,13 @@ def double(x: int) -> int:
 def test_store_creates_private_folders_and_file(tmp_path: Path) -> None:
     path = tmp_path / "a" / "b" / "quiv.db"
     with Quiv(store=path) as q:
-        assert run_once(q, "t", double, args=(1,)).result == 2
+        assert run_once(q, "t", double, args=(1,), cache=True).result == 2
+        sides = [p for p in path.parent.iterdir() if p != path]  # SQLite's -wal / -shm, the cache folder
+        assert {p.name for p in sides} >= {"quiv.db-wal", "quiv.db-shm", "quiv.db.cache"}
+        assert {p.name: p.stat().st_mode & 0o777 for p in sides} == {
+            "quiv.db-wal": 0o600, "quiv.db-shm": 0o600, "quiv.db.cache": 0o700,
+        }  # fmt: skip
+        assert [f.stat().st_mode & 0o777 for f in (path.parent / "quiv.db.cache").iterdir()] == [0o600]
     assert (path.parent.stat().st_mode & 0o777, (tmp_path / "a").stat().st_mode & 0o777) == (0o700, 0o700)
     assert path.stat().st_mode & 0o777 == 0o600
 
@@ -382,6 +388,17 @@ def test_the_dashboard_lists_earlier_schedulers_jobs(tmp_path: Path) -> None:
     with Quiv(store=path) as q:
         now = run_once(q, "now", double, args=(2,))
         assert [j.job_id for j in DashboardModel(q).recent_jobs()] == [now.job_id, earlier.job_id]
+
+
+def test_row_cap_while_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from quiv_nb.store import store as store_module
+
+    monkeypatch.setattr(store_module, "MAX_ROWS", 5)
+    monkeypatch.setattr(store_module, "PRUNE_EVERY", 10)
+    with Quiv(store=tmp_path / "s.db") as q:
+        for i in range(10):
+            run_once(q, f"t{i}", double, args=(i,))
+        assert [j.task_name for j in q.history()] == [f"t{i}" for i in range(9, 4, -1)]
 
 
 def test_retention_forgets_old_finished_jobs(tmp_path: Path) -> None:

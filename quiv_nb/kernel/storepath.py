@@ -29,9 +29,11 @@ def notebook_path() -> str | None:
     return str(session) if session else None
 
 
-def _default(notebook: str | None) -> Path:
-    from jupyter_core.paths import jupyter_data_dir  # a Jupyter dependency; imported when first needed
-
+def _default(notebook: str | None) -> Path | None:
+    try:
+        from jupyter_core.paths import jupyter_data_dir  # ipykernel's dependency; imported when first needed
+    except ImportError:  # IPython without Jupyter (a terminal): no Jupyter data directory, so no default store
+        return None
     folder = Path(jupyter_data_dir()) / "quiv_nb" / "stores"
     if notebook is None:
         return folder / "default.db"
@@ -48,7 +50,8 @@ def store_path() -> str | None:
     value = os.environ.get(ENV)
     if value is not None:
         return None if value.strip().lower() in _OFF else value
-    return str(_default(notebook_path()))
+    default = _default(notebook_path())
+    return None if default is None else str(default)
 
 
 def choose(value: str | None) -> None:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = ["MAX_ROWS", "Store"]
 
 MAX_ROWS = 10_000  # job rows kept at most, whatever the retention time
+PRUNE_EVERY = 1_000  # finished jobs between two prunes while the store is open (and once when it opens)
 _UNFINISHED = ("scheduled", "running")
 _DIED = "interrupted: its process ended while the job was queued or running"
 
@@ -64,7 +65,9 @@ class Store:
         self._read_lock = threading.Lock()
         try:
             self._mark_interrupted()
-            self._prune()
+            self._read.execute("BEGIN IMMEDIATE")
+            self._prune(self._read)
+            self._read.execute("COMMIT")
         except sqlite3.Error as exc:
             self._read.close()
             raise unreadable(self.path, exc) from None
@@ -81,6 +84,7 @@ class Store:
         if trusted:
             with self._read_lock:
                 self._steps.load_index(self._read)
+        self._ended = 0  # jobs finished through this store (scheduler lock held)
         self._closed = False
 
     def __repr__(self) -> str:
@@ -105,22 +109,19 @@ class Store:
             )
             con.execute("COMMIT")
 
-    def _prune(self) -> None:
-        """Forget finished jobs older than the retention time or beyond `MAX_ROWS`."""
+    def _prune(self, con: sqlite3.Connection) -> None:
+        """Forget finished jobs older than the retention time or beyond `MAX_ROWS` (inside a transaction)."""
         horizon = time.time() - self._retention
-        con = self._read
-        con.execute("BEGIN IMMEDIATE")
         con.execute(
             "DELETE FROM jobs WHERE status NOT IN (?, ?) AND coalesce(ended_at, started_at, created) < ?",
             (*_UNFINISHED, horizon),
         )
         con.execute(
-            "DELETE FROM jobs WHERE job_id IN (SELECT job_id FROM jobs "
+            "DELETE FROM jobs WHERE job_id IN (SELECT job_id FROM jobs WHERE status NOT IN (?, ?) "
             "ORDER BY coalesce(ended_at, started_at, created) DESC LIMIT -1 OFFSET ?)",
-            (MAX_ROWS,),
+            (*_UNFINISHED, MAX_ROWS),
         )
         con.execute("DELETE FROM displays WHERE job_id NOT IN (SELECT job_id FROM jobs)")
-        con.execute("COMMIT")
 
     # ------------------------------------------------------------------ seams.JobStore (scheduler side)
 
@@ -132,6 +133,9 @@ class Store:
         """`job` is final (scheduler lock held): queue its row, and keep a cached step's result."""
         self._writer.append_job(job)
         self._steps.ended(job)
+        self._ended += 1
+        if self._ended % PRUNE_EVERY == 0:  # a long-lived process keeps the file bounded too
+            self._writer.append_op(self._prune)
 
     def cache_base(self, task: TaskRecord, pin: str | None) -> str | None:
         """A `cache=` task's key before upstream results, None if it cannot be cached (adding thread)."""
