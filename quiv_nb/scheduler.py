@@ -34,7 +34,7 @@ from .pipeline import Pipeline
 from .pool import as_job_executor
 from .records import utcnow
 from .seams import JobExecutor, JobStore
-from .store.null import NULL_STORE
+from .store import open_store, pin_of
 from .tasks import TaskTable, build_task, number
 from .timeline import Timeline
 from .waiters import Waiters, Waiting
@@ -68,7 +68,7 @@ class Quiv:
         )
         self._log = logger or logging.getLogger("quiv_nb")
         self._pool_size = pool_size
-        self._store: JobStore = _open_store(store, retention or 0.0, self._log)
+        self._store: JobStore = open_store(store, retention or 0.0, self._log)
         self._executor: JobExecutor = as_job_executor(executor, pool_size)
         self._main = MainLoop(main_loop)
         dispatch = Dispatcher(self._main, self._log)
@@ -211,10 +211,8 @@ class Quiv:
         results as `_upstream` (see `quiv_nb.pipeline`). `notify` is stored and shown as
         `Task.notify`; with `notify=True` each `hooks.register_notify_attacher` hook is then
         called on this thread (in a notebook: the notify widget shows in the adding cell and
-        announces each job's end with a desktop notification). `cache=True` (or a version pin
-        string used instead of the code) makes it a cached step when the scheduler has a store: a
-        run with the same code, arguments and upstream results reuses the stored result
-        (`Job.cached`; see docs/design.md, "Store"). Raises `ConfigurationError` for
+        announces each job's end with a desktop notification). `cache=True` (or a version pin like
+        "v2") makes it a cached step (with a store; see `quiv_nb.store`). Raises `ConfigurationError` for
         bad arguments, an unknown upstream or a cycle (nothing is registered then), and
         `SchedulerStoppedError` after shutdown.
         """
@@ -222,14 +220,13 @@ class Quiv:
         since = utcnow() if notify is True else None  # before adding: a quick first job is announced too
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
-        if not isinstance(cache, (bool, str)) or cache == "":
-            raise ConfigurationError(f"cache must be True, False or a version pin string like 'v2', got {cache!r}")
+        pin = pin_of(cache)  # ConfigurationError for a bad `cache`
         task = build_task(
             task_name, func, interval, delay, run_once, args, kwargs, progress_callback,
             timeout, max_retries, retry_backoff, notify, after=after, cron=cron, at=at, timezone=timezone,
         )  # fmt: skip
         if cache is not False:  # hashed here, on the adding thread: never under the lock
-            task.cache_base = self._store.cache_base(task, None if cache is True else cache)
+            task.cache_base = self._store.cache_base(task, pin)
         with self._lock:
             self._check_open()
             effects = self._control.add(task, time.monotonic(), replace=replace, after=after)
@@ -413,40 +410,27 @@ class Quiv:
         return self._synced(await self._waiting.wait(*self._waiting.for_task(task_id), timeout))
 
     def _synced(self, job: Job) -> Job:
-        """`job`, once the store has it on disk: what a wait returns survives the process."""
-        self._store.sync()
+        self._store.sync()  # what a wait returns is on disk before it returns
         return job
 
-    # ------------------------------------------------------------------ the store
-
     def history(self, task_name: str | None = None, *, limit: int = 100) -> list[Job]:
-        """Finished and interrupted jobs, newest first: this process's and, with a store, earlier ones'.
-
-        Calling thread; results are not kept (`Job.result` is None for jobs read from the store).
-        Raises `ConfigurationError` for a bad `limit`.
-        """
+        """Finished and interrupted jobs, newest first: this process's and, with a store, earlier ones'
+        (their `result` is not kept: None). Calling thread; `ConfigurationError` for a bad `limit`."""
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
             raise ConfigurationError(f"limit must be an integer >= 1, got {limit!r}")
-        read = getattr(self._store, "history", None)
-        if read is not None:
-            self._store.sync()
-            return read(task_name, limit)  # type: ignore[no-any-return]
+        if self.store is not None:
+            return self.store.history(task_name, limit)  # type: ignore[no-any-return]
         with self._lock:
-            self._history.prune(time.monotonic())
-            jobs = [j.snapshot() for j in self._history if j.status.is_final]
-        jobs = [j for j in jobs if task_name is None or j.task_name == task_name]
-        jobs.sort(key=lambda j: j.ended_at or j.started_at, reverse=True)  # type: ignore[arg-type, return-value]
-        return jobs[:limit]
+            return self._history.latest(task_name, limit, time.monotonic())
 
     def clear_cache(self, task_name: str | None = None) -> int:
         """Forget stored results of cached steps (of `task_name`, or all); return how many (calling thread)."""
-        clear = getattr(self._store, "clear_cache", None)
-        return 0 if clear is None else clear(task_name)  # type: ignore[no-any-return]
+        return 0 if self.store is None else self.store.clear_cache(task_name)  # type: ignore[no-any-return]
 
     @property
     def store(self) -> Any:
         """The `quiv_nb.store.Store` this scheduler records to, or None (read-only)."""
-        return None if self._store is NULL_STORE else self._store
+        return self._store if hasattr(self._store, "history") else None
 
     # ------------------------------------------------------------------ listeners
 
@@ -463,16 +447,3 @@ class Quiv:
             self._bus.remove(Event(event), callback)
 
     # ------------------------------------------------------------------ internals (hold the lock)
-
-
-def _open_store(store: Any, retention: float, log: logging.Logger) -> JobStore:
-    """The `JobStore` for `Quiv(store=...)`: a path opens (or creates) a `Store`; None: no store."""
-    if store is None:
-        return NULL_STORE
-    if isinstance(store, (str, os.PathLike)):
-        from .store import Store
-
-        return Store(store, retention=retention, logger=log)  # type: ignore[no-any-return]
-    if isinstance(store, JobStore):
-        return store
-    raise ConfigurationError(f"store must be a file path or None, got {type(store).__name__}")

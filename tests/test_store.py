@@ -434,3 +434,20 @@ def test_the_kernels_store_location(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     assert storepath.store_path() == str(tmp_path / "mine.db")
     monkeypatch.setenv("QUIV_NB_STORE", "off")
     assert storepath.store_path() is None
+
+
+def test_bad_store_and_cache_arguments(tmp_path: Path) -> None:
+    from quiv_nb.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="store must be"):
+        Quiv(store=42)  # type: ignore[arg-type]
+    with Quiv() as q:
+        for bad in ("", 3, None):
+            with pytest.raises(ConfigurationError, match="cache must be"):
+                q.add_task("t", double, run_once=True, args=(1,), cache=bad)  # type: ignore[arg-type]
+        with pytest.raises(ConfigurationError, match="limit"):
+            q.history(limit=0)
+        first, second = run_once(q, "a", double, args=(1,)), run_once(q, "b", double, args=(2,))
+        assert [j.job_id for j in q.history()] == [second.job_id, first.job_id]  # no store: this process's
+        assert [j.job_id for j in q.history("a")] == [first.job_id]
+        assert q.clear_cache() == 0

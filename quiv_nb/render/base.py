@@ -23,7 +23,7 @@ import time
 from typing import Any, ClassVar
 
 from . import state as st
-from .format import short_repr
+from .format import cached_note, short_repr
 from .pump import get_pump
 
 __all__ = ["BarRenderer"]
@@ -243,4 +243,4 @@ def _cached(job: Any) -> str:
         return ""
     from datetime import datetime, timezone
 
-    return st.cached_note(getattr(job, "computed_at", None), datetime.now(timezone.utc))
+    return cached_note(getattr(job, "computed_at", None), datetime.now(timezone.utc))

@@ -22,7 +22,7 @@ import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, time, timedelta
 from typing import Any
 
 from ..units import format_duration
@@ -37,7 +37,6 @@ __all__ = [
     "format_meter",
     "format_number",
     "format_postfix",
-    "cached_note",
     "format_rate",
     "format_stats",
     "format_status",
@@ -85,7 +84,7 @@ class BarState:
     status: str = IDLE  # idle | running | completed | failed | cancelled | skipped
     message: str = ""  # the error, cancel or skip reason of a final state
     result: str = ""  # a short repr of a completed job's result ("" for None)
-    cached: str = ""  # a cached step's reused result: when it was computed (`cached_note`); "" otherwise
+    cached: str = ""  # a cached step's reused result: when it was computed (`format.cached_note`); else ""
     detail: str = ""  # `message` at more length (MAX_DETAIL), for a hover title
     started: float | None = None  # clock reading at the start of the run
     elapsed: float = 0.0  # seconds since `started` at the last tick (the job's duration once final)
@@ -233,7 +232,7 @@ def finish(state: BarState, status: Any, message: Any = "", now: float | None = 
     `duration` (the job's own) is preferred over `now - started` for the elapsed time. A
     completed bar with a known total shows full; the rate becomes the run's average. `result`
     is a short repr of the job's result, shown after a completed bar ("done in 1.5s → 'ok'").
-    `cached` (see `cached_note`) marks a completed job whose stored result was reused.
+    `cached` (`format.cached_note`) marks a completed job whose stored result was reused.
     """
     status = str(status)
     if status not in FINAL:
@@ -253,21 +252,6 @@ def finish(state: BarState, status: Any, message: Any = "", now: float | None = 
     cached = clean_text(cached, MAX_LABEL) if status == COMPLETED and cached else ""
     return replace(state, status=status, message=clean_text(message or "", MAX_MESSAGE), detail=detail, value=value,
                    elapsed=elapsed, rate=rate, result=result, cached=cached)  # fmt: skip
-
-
-def cached_note(computed_at: datetime | None, now: datetime) -> str:
-    """`computed 09:14, 2 h ago` (local time; the date too when not today) for a reused result."""
-    if computed_at is None:
-        return "computed earlier"
-    local, today = computed_at.astimezone(), now.astimezone()
-    at = local.strftime("%H:%M") if local.date() == today.date() else local.strftime("%b %d %H:%M")
-    ago = max(0.0, (now - computed_at).total_seconds())
-    if ago < 60:
-        return f"computed {at}, just now"
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "min")):
-        if ago >= size:
-            return f"computed {at}, {int(ago // size)} {unit} ago"
-    return f"computed {at}"  # unreachable: the loop ends at one minute
 
 
 def rewound(before: BarState, after: BarState) -> bool:

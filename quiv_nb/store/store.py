@@ -164,7 +164,8 @@ class Store:
         return self._writer.sync(timeout)
 
     def history(self, task_name: str | None = None, limit: int = 100) -> list[Job]:
-        """Finished and interrupted jobs on record, newest first (calling thread; call `sync` first)."""
+        """Finished and interrupted jobs on record, newest first (calling thread; syncs first)."""
+        self._writer.sync()
         where = "status NOT IN (?, ?)" + ("" if task_name is None else " AND task_name=?")
         params: tuple[Any, ...] = _UNFINISHED if task_name is None else (*_UNFINISHED, task_name)
         sql = (
