@@ -451,3 +451,47 @@ def test_bad_store_and_cache_arguments(tmp_path: Path) -> None:
         assert [j.job_id for j in q.history()] == [second.job_id, first.job_id]  # no store: this process's
         assert [j.job_id for j in q.history("a")] == [first.job_id]
         assert q.clear_cache() == 0
+
+
+_WRITE_FOREVER = """
+import sys
+from quiv_nb import Quiv
+with Quiv(4, store=sys.argv[1]) as q:
+    print("opened", flush=True)
+    while True:
+        q.wait_for_task(q.add_task("spin", lambda: "x" * 1000, run_once=True, cache=True), timeout=60)
+        q.clear_cache()
+"""
+
+
+@pytest.mark.slow
+def test_a_process_killed_mid_write_leaves_a_readable_store(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    proc = child(_WRITE_FOREVER, str(path))
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "opened"
+        con = sqlite3.connect(path, timeout=WAIT)
+        wait_until(lambda: con.execute("SELECT count(*) FROM jobs").fetchone()[0] >= 200)
+        con.close()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)  # while it writes rows, cache entries and files
+        proc.communicate(timeout=WAIT)
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+    con.close()
+    with Quiv(store=path) as q:
+        done = q.history(limit=10_000)
+        assert len(done) >= 200 and {j.status for j in done} <= {JobStatus.COMPLETED, JobStatus.INTERRUPTED}
+        assert run_once(q, "after", double, args=(1,), cache=True).result == 2
+
+
+def test_a_damaged_cached_result_is_computed_again(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Quiv(store=path) as q:
+        run_once(q, "t", double, args=(21,), cache=True)
+    (blob,) = (tmp_path / "s.db.cache").iterdir()
+    blob.write_bytes(b"garbage")
+    with Quiv(store=path) as q:
+        job = run_once(q, "t", double, args=(21,), cache=True)
+        assert (job.status, job.result, job.cached) == ("completed", 42, False)
+        assert run_once(q, "t", double, args=(21,), cache=True).cached is True  # stored again, whole
