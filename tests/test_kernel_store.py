@@ -13,6 +13,8 @@ import pytest
 from conftest import WAIT, wait_until
 from kernel_harness import KernelSession
 
+from quiv_nb.render.widget import CACHED_COLOUR
+
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]
 
 DEFINE = """
@@ -52,9 +54,12 @@ def test_cached_steps_history_and_interrupted_jobs_across_a_kernel_restart(tmp_p
 
         kernel.restart(now=True)  # SIGKILL: the running job dies with its kernel
         kernel.run(DEFINE)  # the same code again, in the new kernel
-        kernel.run("%quiv run --cache --bar none load(3)\nagain = %quiv wait")
+        cell = kernel.run("%quiv run --cache --bar widget load(3)\nagain = %quiv wait")
         assert kernel.value("(again, calls)") == ([0, 1, 2], [])  # not run: the stored result
         assert kernel.value("quiv_nb.get_scheduler().get_job(_quiv_last_job).cached") is True
+        # Its bar ends saying so, in the cached colour (the static rendering that replaces the widget).
+        (bar,) = kernel.wait_for(lambda: list(kernel.static_bars(cell.msg_id).values()), what="the cached bar")
+        assert "cached · computed " in bar and CACHED_COLOUR in bar
 
         table = kernel.run("%quiv history").stdout
         assert "interrupted" in table and "completed (cached)" in table

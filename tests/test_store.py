@@ -495,3 +495,23 @@ def test_a_damaged_cached_result_is_computed_again(tmp_path: Path) -> None:
         job = run_once(q, "t", double, args=(21,), cache=True)
         assert (job.status, job.result, job.cached) == ("completed", 42, False)
         assert run_once(q, "t", double, args=(21,), cache=True).cached is True  # stored again, whole
+
+
+def test_a_script_that_never_shuts_down_still_commits_at_exit(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    script = """
+import sys
+from quiv_nb import Quiv
+q = Quiv(store=sys.argv[1])
+q.start()
+for i in range(50):
+    q.add_task(f"t{i}", lambda: None, run_once=True)
+while len(q.get_all_jobs(status="completed")) < 50:
+    pass
+"""  # ends without shutdown(): the atexit hook commits the last records
+    proc = child(script, str(path))
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    store = Store(path)
+    assert len([j for j in store.history(limit=100) if j.status is JobStatus.COMPLETED]) == 50
+    store.close()

@@ -9,10 +9,12 @@ committed, which is how "what a wait returned is on disk" holds.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import sqlite3
 import threading
 import time
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ["INTERVAL", "Writer"]
 
 INTERVAL = 0.25  # seconds between two commits: a job's start is on disk well within a second
+EXIT_TIMEOUT = 5.0  # seconds the interpreter's exit waits for the last commit
 
 _UPSERT = f"INSERT OR REPLACE INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
@@ -69,6 +72,10 @@ class Writer:
                     thread = threading.Thread(target=self._run, name="quiv_nb-store", daemon=True)
                     thread.start()
                     self._thread = thread
+                    # A process that ends without `shutdown()` still commits what it recorded (weakly
+                    # held: a store that was garbage-collected has nothing left to commit).
+                    ref = weakref.ref(self)
+                    atexit.register(lambda: (writer := ref()) is not None and writer.sync(EXIT_TIMEOUT))
 
     def sync(self, timeout: float | None = 30.0) -> bool:
         """Block until everything appended before this call is committed; False on timeout (calling thread)."""
