@@ -166,7 +166,8 @@ class JobLifecycle:
         job.attempt, job.stop_event, job.t0, job.future = attempt, StopEvent(), 0.0, None
         job.callback, job.cancel_requested, job.cancellable = task.callback, False, task.cancellable
         job.log = JobLog()
-        job.cache_key, job.cached, job.computed_at = self._cache_key(task, upstream), False, None
+        job.cache_key = None if task.cache_base is None else self._cache_key(task, upstream)
+        job.cached, job.computed_at = False, None
         self._history.add(job)
         task.active_job = task.last_job_id = job.job_id
         self._store.job_changed(job)
@@ -200,9 +201,7 @@ class JobLifecycle:
         return [lambda: fut.add_done_callback(lambda f: self.on_done(job, f))]
 
     def _cache_key(self, task: TaskRecord, upstream: dict[str, Any] | None) -> str | None:
-        """A cached step's key for this run (a retry repeats its run's key); None when not cached."""
-        if task.cache_base is None:
-            return None
+        """A cached step's key for this run (a retry repeats its run's key); None when it cannot be cached."""
         if upstream is None:
             prior = self._history.find(task.last_job_id or "")
             return prior.cache_key if prior is not None else None

@@ -515,3 +515,22 @@ while len(q.get_all_jobs(status="completed")) < 50:
     store = Store(path)
     assert len([j for j in store.history(limit=100) if j.status is JobStatus.COMPLETED]) == 50
     store.close()
+
+
+def test_a_cached_step_that_succeeds_on_retry_is_stored(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    attempts = []
+
+    def flaky(x: int) -> int:
+        attempts.append(x)
+        if len(attempts) == 1:
+            raise ValueError("first attempt fails")
+        return x + 1
+
+    with Quiv(store=path) as q:
+        q.add_task("flaky", flaky, run_once=True, args=(1,), cache=True, max_retries=1, retry_backoff=0)
+        done = wait_until(lambda: [j for j in q.get_all_jobs() if j.status == "completed"])
+        assert done[0].result == 2 and not done[0].cached
+    with Quiv(store=path) as q:
+        again = run_once(q, "flaky", flaky, args=(1,), cache=True)
+    assert (again.cached, again.result, len(attempts)) == (True, 2, 2)
