@@ -78,6 +78,11 @@ def test_cached_steps_history_and_interrupted_jobs_across_a_kernel_restart(tmp_p
         kernel.run("%quiv run --cache --bar none load(3)\n_ = %quiv wait")
         assert kernel.value("calls") == [4, -3, -3]
 
+        for _ in range(2):  # `%quiv add --cache`: the second job of the same step reuses the first one's result
+            kernel.run("%quiv add twice load(2) --once --cache --bar none\n_ = %quiv wait twice")
+        assert kernel.value("calls.count(-2)") == 1  # computed once
+        assert kernel.value("[j.cached for j in quiv_nb.get_scheduler().history('twice')]") == [True, False]
+
         cell = "%%quiv run --cache --name summed --bar none\nsummed = sum(range(10))\nsummed\n"
         for _ in range(2):
             kernel.run(cell + "")
