@@ -68,8 +68,8 @@ class Quiv:
         )
         self._log = logger or logging.getLogger("quiv_nb")
         self._pool_size = pool_size
-        self._store: JobStore = open_store(store, retention or 0.0, self._log)
         self._executor: JobExecutor = as_job_executor(executor, pool_size)
+        self._store: JobStore = open_store(store, retention or 0.0, self._log)  # last: it opens files
         self._main = MainLoop(main_loop)
         dispatch = Dispatcher(self._main, self._log)
 
