@@ -534,3 +534,14 @@ def test_a_cached_step_that_succeeds_on_retry_is_stored(tmp_path: Path) -> None:
     with Quiv(store=path) as q:
         again = run_once(q, "flaky", flaky, args=(1,), cache=True)
     assert (again.cached, again.result, len(attempts)) == (True, 2, 2)
+
+
+def test_what_a_wait_returned_is_on_disk_when_it_returns(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with Quiv(store=path) as q:
+        con = sqlite3.connect(path)
+        for i in range(5):  # no polling: the row must already be there, committed
+            job = run_once(q, f"t{i}", double, args=(i,))
+            row = con.execute("SELECT status, ended_at FROM jobs WHERE job_id=?", (job.job_id,)).fetchone()
+            assert row == ("completed", job.ended_at.timestamp())
+        con.close()
