@@ -82,6 +82,10 @@ def test_corrupt_store_is_a_quiv_error_naming_the_file(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database, just some text " * 200)
     with pytest.raises(QuivError, match=r"broken\.db"):
         Quiv(store=path)
+    unopenable = tmp_path / "folder.db"
+    unopenable.mkdir()  # a folder where the file should be: SQLite cannot open it
+    with pytest.raises(QuivError, match=r"folder\.db"):
+        Quiv(store=unopenable)
 
 
 def test_history_written_by_one_scheduler_is_read_by_the_next(tmp_path: Path) -> None:
