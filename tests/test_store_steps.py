@@ -214,3 +214,39 @@ def test_a_cached_step_that_succeeds_on_retry_is_stored(tmp_path: Path) -> None:
     with Quiv(store=path) as q:
         again = run_once(q, "flaky", flaky, args=(1,), cache=True)
     assert (again.cached, again.result, len(attempts)) == (True, 2, 2)
+
+
+def test_an_upstream_that_stops_being_cached_keys_by_its_result(tmp_path: Path) -> None:
+    """A cached upstream replaced by an uncached one of the same name: below it, the new result counts."""
+    q = Quiv(store=tmp_path / "s.db")
+    try:
+        ended = next_job(q, "sink")
+        q.add_task("src", lambda: 1, run_once=True, cache=True)
+        q.add_task("sink", lambda _upstream: _upstream["src"] * 10, after="src", cache=True)
+        q.start()
+        first = ended.result(WAIT)
+        ended = next_job(q, "sink")
+        q.add_task("src", lambda: 2, run_once=True, replace=True)  # same name, uncached now
+        second = ended.result(WAIT)
+    finally:
+        q.shutdown()
+    assert [(j.result, j.cached) for j in (first, second)] == [(10, False), (20, False)]
+
+
+def test_a_result_is_reused_before_the_writer_has_written_it(tmp_path: Path) -> None:
+    """No wait in between (nothing forces a commit): the second round still reuses both results."""
+    q = Quiv(store=tmp_path / "s.db")
+    try:
+        rounds = []
+        for _ in range(2):
+            ended = next_job(q, "sink")
+            q.add_task("src", lambda: 1, run_once=True, cache="v1", replace=True)
+            if not rounds:
+                q.add_task("sink", lambda _upstream: _upstream["src"] * 10, after="src", cache=True)
+                q.start()
+            rounds.append(ended.result(WAIT))
+        srcs = [j for j in q.get_all_jobs() if j.task_name == "src"]
+    finally:
+        q.shutdown()
+    assert [(j.result, j.cached) for j in rounds] == [(10, False), (10, True)]
+    assert [j.cached for j in srcs] == [False, True]

@@ -43,6 +43,7 @@ class StepCache:
         self._index: dict[str, tuple[str, float]] = {}  # key -> (sha256, computed_at)
         self._result_keys: dict[str, str] = {}  # task name -> key of its latest cached result
         self._pending: dict[str, tuple[str, bytes]] = {}  # job id -> (sha256, pickle) until it ends
+        self._unwritten: dict[str, bytes] = {}  # key -> pickle, until the writer thread has written its file
         self._warned: set[str] = set()
         self._warn_lock = threading.Lock()
 
@@ -102,7 +103,10 @@ class StepCache:
         """`job` reached its final status (scheduler lock held): keep its pickled result if it completed."""
         pending = self._pending.pop(job.job_id, None)
         key = job.cache_key
-        if key is None or job.status.value != "completed":
+        if job.status.value != "completed":
+            return
+        if key is None:  # an uncached run: its result's key is its digest, not an earlier cached run's key
+            self._result_keys.pop(job.task_name, None)
             return
         self._result_keys[job.task_name] = key
         if job.cached:  # a reused result: just note that it was used
@@ -115,6 +119,7 @@ class StepCache:
         sha, data = pending
         computed = time.time()
         self._index[key] = (sha, computed)
+        self._unwritten[key] = data  # a hit before the next commit reads it from here
         self._writer.append_op(self._put_op(key, job.task_name, sha, data, computed))
 
     def _put_op(self, key: str, task_name: str, sha: str, data: bytes, computed: float) -> Callable[..., None]:
@@ -126,6 +131,7 @@ class StepCache:
                 (key, task_name, len(data), sha, computed, computed),
             )
             self._evict(con)
+            self._unwritten.pop(key, None)
 
         return put
 
@@ -148,7 +154,7 @@ class StepCache:
         if entry is None:
             return False, None, None
         sha, computed = entry
-        data = self._blobs.read(key, sha)
+        data = self._unwritten.get(key) or self._blobs.read(key, sha)
         if data is not None:
             try:
                 result = pickle.loads(data)
