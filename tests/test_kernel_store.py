@@ -15,7 +15,7 @@ from kernel_harness import KernelSession
 
 from quiv_nb.render.widget import CACHED_COLOUR
 
-pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]  # two kernels, one restarted: several seconds
 
 DEFINE = """
 %load_ext quiv_nb

@@ -158,7 +158,6 @@ def killed_after(path: Path) -> Iterator[str]:
             proc.communicate(timeout=WAIT)
 
 
-@pytest.mark.slow
 def test_jobs_of_a_killed_process_are_interrupted(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     with killed_after(path) as job_id:
@@ -184,7 +183,6 @@ with Quiv(4, store=sys.argv[1]) as q:
 """
 
 
-@pytest.mark.slow
 def test_two_processes_writing_one_store_lose_nothing(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     procs = [child(_WRITER, str(path)) for _ in range(2)]
@@ -298,7 +296,6 @@ with Quiv(4, store=sys.argv[1]) as q:
 """
 
 
-@pytest.mark.slow
 def test_a_process_killed_mid_write_leaves_a_readable_store(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     proc = child(_WRITE_FOREVER, str(path))
