@@ -27,6 +27,7 @@ from . import _options as option
 @option.bar
 @option.new
 @option.notify
+@option.cache
 def run(ctx: Context, opts: argparse.Namespace) -> JobHandle:
     """Run FUNC once now in the background, its live bar in this cell; `jid = %quiv run ...` keeps the job id."""
     call = parse_call(opts.func, ctx.user_ns)
@@ -43,7 +44,7 @@ def run(ctx: Context, opts: argparse.Namespace) -> JobHandle:
         follow_job_output(str(running))  # its further lines come here: the old cell's output is gone
         ctx.last_job = str(running)
         return JobHandle(str(running), running.bar)
-    extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify)
+    extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify, cache=opts.cache)
     bar = make_bar(opts.bar, call.name)
     handle = start(ctx, call.name, call.func, bar, args=call.args, kwargs=call.kwargs, **extra)
     ctx.state.line_runs[key] = handle
