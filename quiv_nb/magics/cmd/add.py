@@ -27,6 +27,7 @@ from . import _options as option
 @option.bar
 @option.notify
 @argument("--map", action="store_true", help="with --after TASK: call FUNC on each item of TASK's result")
+@option.cache
 @exclusive()
 @argument("--every", type=types.duration, metavar="DUR", help="run every DUR")
 @argument("--once", action="store_true", help="run once (the default)")
@@ -41,7 +42,14 @@ def add(ctx: Context, opts: argparse.Namespace) -> None:
     call = parse_call(opts.func, ctx.user_ns)
     scheduler = ctx.scheduler
     extra = ctx.api_kwargs(
-        scheduler.add_task, after=after, cron=opts.cron, at=opts.at, timezone=opts.tz, notify=opts.notify, map=opts.map
+        scheduler.add_task,
+        after=after,
+        cron=opts.cron,
+        at=opts.at,
+        timezone=opts.tz,
+        notify=opts.notify,
+        cache=opts.cache,
+        map=opts.map,
     )
     say(f"quiv: task {opts.name!r} runs {_when(opts, after)} (adding {opts.name!r} again replaces it)")
     try:

@@ -27,6 +27,7 @@ from . import _options as option
 @option.bar
 @option.new
 @option.notify
+@option.cache
 def run(ctx: Context, opts: argparse.Namespace) -> JobHandle:
     """Run FUNC once now in the background, its live bar in this cell; `jid = %quiv run ...` keeps the job id."""
     call = parse_call(opts.func, ctx.user_ns)
@@ -34,7 +35,7 @@ def run(ctx: Context, opts: argparse.Namespace) -> JobHandle:
     running = None if opts.new else reattach(ctx, key, call.name)
     if running is not None:
         return running
-    extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify)
+    extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify, cache=opts.cache)
     bar = make_bar(opts.bar, call.name)
     handle = start(ctx, call.name, call.func, bar, args=call.args, kwargs=call.kwargs, **extra)
     ctx.state.line_runs[key] = handle
