@@ -21,19 +21,17 @@ up in a context variable. No IPython import here.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
-import os
-import re
 import sys
 import threading
 import time
 from collections import OrderedDict
+from contextlib import ExitStack
 from contextvars import ContextVar
-from typing import Any, Protocol, TextIO
+from typing import Any, Callable, ContextManager, Protocol, TextIO
 
 from .joblog import JobLog
+from .tracebacks import trim_traceback
 
 __all__ = [
     "JobOutput",
@@ -44,6 +42,7 @@ __all__ = [
     "failure_headline",
     "install",
     "join",
+    "on_joined_threads",
     "route_current_job",
     "route_of",
     "trim_traceback",
@@ -113,12 +112,14 @@ class JobOutput:
     own; the log and the route lock what other threads read.
     """
 
-    __slots__ = ("_emitted", "_partial", "job_id", "log", "route", "thread")
+    __slots__ = ("_emitted", "_partial", "job_id", "joined_contexts", "log", "route", "thread")
 
     def __init__(self, job_id: str, log: JobLog | None) -> None:
         self.job_id = job_id
         self.log = log
         self.route: OutputRoute | None = None  # None: the console
+        # Entered on each thread that joins this job's output (`join`): set by the job's contexts.
+        self.joined_contexts: list[Callable[[], ContextManager[Any]]] | None = None  # made when first needed
         self._partial: dict[str, str] = {"stdout": "", "stderr": ""}
         self._emitted = 0
         # Only this thread's writes are the job's. The context variable alone would also claim a
@@ -353,12 +354,13 @@ class join:  # lower case: a context manager, like `capture`
     `parent=None` (no capture there) captures nothing.
     """
 
-    __slots__ = ("_out", "_parent", "_token")
+    __slots__ = ("_out", "_parent", "_stack", "_token")
 
     def __init__(self, parent: JobOutput | None) -> None:
         self._parent = parent
         self._out: JobOutput | None = None
         self._token: Any = None
+        self._stack = ExitStack()
 
     def __enter__(self) -> None:
         parent = self._parent
@@ -369,14 +371,31 @@ class join:  # lower case: a context manager, like `capture`
         out = self._out = JobOutput(parent.job_id, parent.log)  # this thread's own partial lines
         out.route = parent.route
         self._token = _current.set(out)
+        try:
+            for context in parent.joined_contexts or ():
+                self._stack.enter_context(context())
+        except BaseException:
+            self.__exit__()
+            raise
 
     def __exit__(self, *exc: object) -> None:
         if self._out is None:
             return
         try:
+            self._stack.close()
             self._out.drain()
         finally:
             _current.reset(self._token)
+
+
+def on_joined_threads(context: Callable[[], ContextManager[Any]]) -> None:
+    """Enter `context()` on every thread that `join`s the running job's output, too (a kernel's
+    display routing is per thread). Called on the job's thread by a job context; a no-op outside a job."""
+    out = current_output()
+    if out is not None:
+        if out.joined_contexts is None:
+            out.joined_contexts = []
+        out.joined_contexts.append(context)
 
 
 def current_output() -> JobOutput | None:
@@ -412,36 +431,3 @@ def current_route() -> OutputRoute | None:
     """The route of the job running on this thread (None outside a job or on the console)."""
     out = current_output()
     return None if out is None else out.route
-
-
-# ------------------------------------------------------------------------------ tracebacks
-
-_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line \d+')
-_MACHINERY = tuple(
-    os.path.dirname(os.path.abspath(module.__file__ or "")) + os.sep
-    for module in (sys.modules[__name__.rpartition(".")[0]], asyncio, concurrent.futures)
-)
-
-
-def trim_traceback(text: str) -> str:
-    """`text` without the frames of quiv_nb, asyncio and concurrent.futures (the machinery that
-    ran the handler), followed by a note saying how many were hidden. Pure; any thread."""
-    kept: list[str] = []
-    hidden = 0
-    skipping = False
-    for line in text.splitlines(keepends=True):
-        frame = _FRAME.match(line)
-        if frame is not None:
-            skipping = os.path.abspath(frame.group("file")).startswith(_MACHINERY)
-            hidden += skipping
-        elif not (skipping and line.startswith("    ")):  # a hidden frame's source and caret lines
-            skipping = False
-        if not skipping:
-            kept.append(line)
-    body = "".join(kept)
-    if hidden:
-        if not body.endswith("\n"):
-            body += "\n"
-        frames = "frame" if hidden == 1 else "frames"
-        body += f"[{hidden} quiv_nb/asyncio {frames} hidden; the full traceback is in Job.traceback]\n"
-    return body

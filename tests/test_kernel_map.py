@@ -11,6 +11,7 @@ pytestmark = pytest.mark.kernel
 SETUP = """
 %load_ext quiv_nb
 import logging, threading, quiv_nb
+from IPython.display import HTML, display
 
 def square(x, _stop_event):
     _stop_event.wait(0.01)  # a little work per item, so the bar is seen running
@@ -105,6 +106,21 @@ def test_every_line_items_print_on_every_runner_lands_under_the_map_cell_not_one
     assert sorted(stderr.splitlines()) == ["logged 0", "logged 299"]
     assert "item" not in kernel.cell_text(meanwhile.msg_id) and "logged" not in kernel.cell_text(meanwhile.msg_id)
     assert kernel.value("len(quiv_nb.get_scheduler().get_job(_quiv_last_job).output.splitlines())") == 302
+
+
+def test_display_from_items_on_every_runner_lands_under_the_map_cell_not_one_running_meanwhile(kernel):
+    kernel.run(
+        "ready, go_show = threading.Barrier(3, timeout=30), threading.Event()\n"
+        "def show(i):\n"
+        "    ready.wait()  # one item on each of three runner threads\n"
+        "    go_show.wait(60)\n"
+        "    display(HTML(f'<i>item {i}</i>'))\n"
+    )
+    mapped = kernel.run("%quiv map show range(3) --workers 3 --bar none")
+    meanwhile = kernel.run("go_show.set()\nshown = %quiv wait --timeout 60")  # the items display while this runs
+    html = [m["content"]["data"]["text/html"] for m in kernel.messages(parent=mapped.msg_id, msg_type="display_data")]
+    assert sorted(html) == [f"<i>item {i}</i>" for i in range(3)]
+    assert not [m for m in kernel.messages(parent=meanwhile.msg_id) if m["msg_type"] == "display_data"]
 
 
 def test_positional_arguments_follow_the_item(kernel):
