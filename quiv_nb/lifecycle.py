@@ -124,6 +124,7 @@ class JobLifecycle:
         self._clock = clock  # what `now` is on the worker side (timeouts, ends); tests pass a fake one
         self._pipeline = pipeline if pipeline is not None else Pipeline()  # `after=` edges and their rule
         self._in_pipeline = self._pipeline.nodes.__contains__
+        self._deferred: list[tuple[JobRecord, JobCall]] = []  # jobs asked for before `start()` (a map)
         self._store = store  # job records and cached results outlive the process there (`quiv_nb.store`)
 
     # ------------------------------------------------------------------ scheduler side (lock held)
@@ -152,12 +153,13 @@ class JobLifecycle:
         attempt: int = 0,
         upstream: dict[str, Any] | None = None,
         scheduled_at: datetime | None = None,
+        defer: bool = False,
     ) -> list[Effect]:
         """Create a job for `task` and submit it to the executor; the task is then busy.
 
         A fresh run (`upstream` given, `{}` when no pipeline triggered it) sets the values
         `_upstream` / `_scheduled_at` inject (due now when `scheduled_at` is None); a retry
-        (`upstream` None) reuses those of the run it repeats.
+        (`upstream` None) reuses those of the run it repeats. `defer` (before `start()`): see `submit_deferred`.
         """
         job = JobRecord()
         job.job_id = new_id()
@@ -187,6 +189,18 @@ class JobLifecycle:
             self._make_hook(task, job.job_id), lambda: self.on_start(job), task.contexts,
             {"task_name": task.name}, job.log,
         )  # fmt: skip
+        if defer:
+            self._deferred.append((job, call))
+            return []
+        return self._submit(job, call)
+
+    def submit_deferred(self) -> list[Effect]:
+        """At `start()` (lock held): submit the jobs `start_job(defer=True)` kept "scheduled", oldest first."""
+        deferred, self._deferred = self._deferred, []
+        return [effect for job, call in deferred for effect in self._submit(job, call)]
+
+    def _submit(self, job: JobRecord, call: JobCall) -> list[Effect]:
+        """Hand `job`'s call to the executor (lock held); the effect attaches its done-callback."""
         if job.cache_key is not None and self._store.has_result(job.cache_key):
             hit, resolve = reuse_result(self._lock, self._store, self._executor, job, call, job.cache_key)
             job.future = hit
