@@ -101,13 +101,15 @@ class TaskControl:
     def _forget(self, task: TaskRecord) -> list[Effect]:
         """Forget `task`; its running job gets its stop event set, waiters on its next job fail."""
         self._tasks.discard(task)
+        effects: list[Effect] = []
         if task.active_job is not None:
             job = self._history.find(task.active_job)
             if job is not None:
-                job.stop_event.set("removed")
+                effects.append(job.stop_event.set_later("removed"))  # its callbacks run after the lock
         else:
             self._waiters.fail_task(task.task_id, TaskNotFoundError(f"task {task.name!r} was removed"))
-        return [self._bus.emitter(Event.TASK_REMOVED, task.snapshot())]
+        effects.append(self._bus.emitter(Event.TASK_REMOVED, task.snapshot()))
+        return effects
 
     def pause(self, task: TaskRecord) -> list[Effect]:
         if task.paused:

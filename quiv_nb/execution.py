@@ -86,16 +86,30 @@ class StopEvent(threading.Event):
 
     def set(self, reason: str | None = None) -> None:  # type: ignore[override]
         """Set the event (any thread); the first call records `reason` and runs the callbacks."""
+        self.set_later(reason)()
+
+    def set_later(self, reason: str | None = None) -> Callable[[], None]:
+        """Set the event now; return the effect that runs its callbacks (call it without locks held).
+
+        The scheduler sets stop events under its lock (so a worker starting or finishing the job
+        sees the flag at once) but runs the callbacks, which may be anyone's code, after releasing it.
+        """
         with self._lock:
             if self._set:
-                return
+                return _nothing
             self._set = True
             self.reason = reason
             callbacks, self._callbacks = self._callbacks, None
             if self._waiters_cond is not None:
                 self._waiters_cond.notify_all()
-        for callback in callbacks or ():
-            _run_stop_callback(callback)
+        if not callbacks:
+            return _nothing
+
+        def run_callbacks() -> None:
+            for callback in callbacks:
+                _run_stop_callback(callback)
+
+        return run_callbacks
 
     def clear(self) -> None:
         with self._lock:
@@ -122,6 +136,10 @@ class StopEvent(threading.Event):
 
     def __repr__(self) -> str:
         return f"<StopEvent {'set' if self._set else 'unset'}{f' ({self.reason})' if self.reason else ''}>"
+
+
+def _nothing() -> None:
+    return None
 
 
 def _run_stop_callback(callback: Callable[[], None]) -> None:

@@ -9,6 +9,7 @@ when a retry is due) are plain functions at the top, testable without threads.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
 import threading
 import time
@@ -24,12 +25,13 @@ from .pipeline import Pipeline, Run, Skip
 from .records import JobRecord, TaskRecord, new_id, utcnow
 from .tasks import TaskTable
 from .timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
-from .waiters import settle
+from .waiters import Waiter, settle
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from .seams import Clock, JobExecutor
+    from .models import Job
+    from .seams import Clock, JobExecutor, ProgressSink
 
 __all__ = ["JobLifecycle", "final_state", "retry_delay"]
 
@@ -44,6 +46,13 @@ _EVENT_FOR_STATUS = {
     JobStatus.CANCELLED: Event.JOB_CANCELLED,
     JobStatus.SKIPPED: Event.JOB_SKIPPED,
 }
+
+
+def _settle_all(waiters: tuple[list[Waiter[Job]], list[Waiter[Job]]], snap: Job | None) -> None:
+    """Wake the waiters on a job and on its task's next job (lock released)."""
+    for group in waiters:
+        for fut in group:
+            settle(fut, snap)
 
 
 def retry_delay(backoff: float, failures: int) -> float:
@@ -160,7 +169,7 @@ class JobLifecycle:
         job.started_at = job.ended_at = job.duration = job.result = None
         job.error_message = job.traceback = None
         job.attempt, job.stop_event, job.t0, job.future = attempt, StopEvent(), 0.0, None
-        job.callback, job.cancel_requested, job.cancellable = task.callback, False, task.cancellable
+        job.sink, job.cancel_requested, job.cancellable = task.sink, False, task.cancellable
         job.log = JobLog()
         self._history.add(job)
         task.active_job = task.last_job_id = job.job_id
@@ -194,8 +203,8 @@ class JobLifecycle:
         callback = task.callback
         if callback is None:
             return noop_hook
-        inline = getattr(callback, "quiv_progress", None)
-        if inline is not None:  # a built-in renderer (`seams.ProgressSink`): record the payload right here
+        if task.sink is not None:  # a renderer (`seams.ProgressSink`): record the payload right here
+            inline = task.sink.quiv_progress
 
             def render_hook(*args: Any, **kwargs: Any) -> None:
                 inline(job_id, args, kwargs)
@@ -222,7 +231,7 @@ class JobLifecycle:
         if entry.kind == TIMEOUT:
             job = self._history.find(entry.key)
             if job is not None and not job.status.is_final:
-                job.stop_event.set("timeout")
+                return [job.stop_event.set_later("timeout")]  # its callbacks run after the lock
             return []
         task = self._tasks.find(entry.key)
         if task is None or task.gen != entry.gen or task.paused:
@@ -231,14 +240,19 @@ class JobLifecycle:
             task.next_due = None
         return self.fire(task, now, entry.kind, due=entry.due)
 
-    def stop_all(self, reason: str) -> list[concurrent.futures.Future[Any]]:
-        """Set every unfinished job's stop event; return the futures of those still queued (lock held)."""
+    def stop_all(self, reason: str) -> tuple[list[concurrent.futures.Future[Any]], list[Effect]]:
+        """Set every unfinished job's stop event (lock held).
+
+        Returns the futures of the jobs still queued, and the effects that run the stop events'
+        callbacks (to run after the lock is released).
+        """
         queued = []
+        effects = []
         for job in self._history.unfinished():
-            job.stop_event.set(reason)
+            effects.append(job.stop_event.set_later(reason))
             if job.status is JobStatus.SCHEDULED and job.future is not None:
                 queued.append(job.future)
-        return queued
+        return queued, effects
 
     def abandon_unfinished(self, now: float) -> list[Effect]:
         """Finalize, as cancelled, every job still unfinished after shutdown waited for it (lock held)."""
@@ -260,7 +274,7 @@ class JobLifecycle:
             task = self._tasks.find(job.task_id)
             if task is not None and task.timeout is not None:
                 self._timeline.push(self._clock() + task.timeout, TIMEOUT, job.job_id)
-            started = getattr(job.callback, "quiv_job_started", None)
+            started = job.sink.quiv_job_started if job.sink is not None else None
             listened = self._bus.listened(Event.JOB_STARTED)
             snap = job.snapshot() if listened or started is not None else None  # none that nobody sees
             effects = (
@@ -296,11 +310,9 @@ class JobLifecycle:
         job.status, job.result, job.error_message, job.traceback = final_state(
             outcome, reason, task.timeout if task is not None else None, observable=job.cancellable
         )
-        if job.status is JobStatus.FAILED:
-            self._log.error(
-                "quiv_nb: job %s of task %r failed:\n%s", job.job_id, job.task_name, outcome.traceback,
-                extra={"quiv_job_id": job.job_id, "quiv_task_id": job.task_id},
-            )  # fmt: skip
+        effects: list[Effect] = []
+        if job.status is JobStatus.FAILED:  # logged first, as before: a routed job's cell shows it before its end
+            effects.append(functools.partial(self._log_failure, job.job_id, job.task_id, job.task_name, outcome))
         job.ended_at = utcnow()
         if job.started_at is not None:
             job.duration = time.perf_counter() - job.t0
@@ -315,28 +327,39 @@ class JobLifecycle:
                 self._pipeline.retire(task.task_id)
             downstream = self._downstream(decisions, now)
         # Snapshots only for someone who will see them (a waiter, the renderer, a listener).
-        job_waiters, task_waiters = self._waiters.take(job.job_id, job.task_id)
-        finished = getattr(job.callback, "quiv_job_finished", None)
+        waiters = self._waiters.take(job.job_id, job.task_id)
         listened = self._bus.listened(event) or (retrying and self._bus.listened(Event.JOB_RETRYING))
         task_snap = task.snapshot() if task is not None and listened else None
-        snap = job.snapshot() if listened or job_waiters or task_waiters or finished is not None else None
-        if finished is not None:
-            # Before the waiters: a renderer only records its final state (O(1), never raises),
-            # so `wait_for_job` returning means the bar already knows how the job ended.
-            try:
-                finished(snap)
-            except Exception:
-                self._log.exception("quiv_nb: renderer %r failed to record the end of a job", job.callback)
-        for fut in job_waiters:
-            settle(fut, snap)
-        for fut in task_waiters:
-            settle(fut, snap)
+        snap = job.snapshot() if listened or waiters[0] or waiters[1] or job.sink is not None else None
         self._history.finished(job, now)
 
-        effects = [self._bus.emitter(event, task_snap, snap)]
+        # Run after the lock is released, in this order: the renderer records the end before the
+        # waiters wake (so `wait_for_job` returning means the bar knows how the job ended), then
+        # the listeners, then what the pipeline started or skipped downstream.
+        if job.sink is not None:
+            effects.append(functools.partial(self._tell_finished, job.sink, snap))
+        if waiters[0] or waiters[1]:
+            effects.append(functools.partial(_settle_all, waiters, snap))
+        effects.append(self._bus.emitter(event, task_snap, snap))
         if retrying:
             effects.append(self._bus.emitter(Event.JOB_RETRYING, task_snap, snap))
         return effects + downstream
+
+    # ------------------------------------------------------------------ effects (lock released)
+
+    def _log_failure(self, job_id: str, task_id: str, task_name: str, outcome: Outcome) -> None:
+        """Log a failed job with its traceback (the `extra` ids let output routing find its cell)."""
+        self._log.error(
+            "quiv_nb: job %s of task %r failed:\n%s", job_id, task_name, outcome.traceback,
+            extra={"quiv_job_id": job_id, "quiv_task_id": task_id},
+        )  # fmt: skip
+
+    def _tell_finished(self, sink: ProgressSink, snap: Job | None) -> None:
+        """Let the job's renderer record its end (O(1)); a renderer that raises is logged, never fatal."""
+        try:
+            sink.quiv_job_finished(snap)  # type: ignore[arg-type]  # built whenever there is a sink
+        except Exception:
+            self._log.exception("quiv_nb: renderer %r failed to record the end of a job", sink)
 
     # ------------------------------------------------------------------ pipelines (lock held)
 
@@ -371,7 +394,7 @@ class JobLifecycle:
         job.started_at = job.duration = job.result = job.traceback = job.future = None
         job.ended_at, job.error_message = utcnow(), reason
         job.attempt, job.stop_event, job.t0, job.log = 0, StopEvent(), 0.0, None
-        job.callback, job.cancel_requested, job.cancellable = task.callback, False, task.cancellable
+        job.sink, job.cancel_requested, job.cancellable = task.sink, False, task.cancellable
         self._history.add(job)
         task.last_job_id = job.job_id
         if task.run_once:  # its one job, skipped
@@ -379,19 +402,17 @@ class JobLifecycle:
             self._history.remember_last_run(task.task_id, job.job_id)
             self._pipeline.retire(task.task_id)
         snap = job.snapshot()
-        finished = getattr(job.callback, "quiv_job_finished", None)
-        if finished is not None:
-            try:
-                finished(snap)
-            except Exception:
-                self._log.exception("quiv_nb: renderer %r failed to record a skipped job", job.callback)
+        effects: list[Effect] = []
+        if job.sink is not None:
+            effects.append(functools.partial(self._tell_finished, job.sink, snap))
         if task.active_job is None:  # else `wait_for_task` waits for the job that is running
-            for fut in self._waiters.take(job.job_id, task.task_id)[1]:
-                settle(fut, snap)
+            waiters = self._waiters.take(job.job_id, task.task_id)
+            if waiters[1]:
+                effects.append(functools.partial(_settle_all, ([], waiters[1]), snap))
         self._history.finished(job, now)
-        if not self._bus.listened(Event.JOB_SKIPPED):
-            return []
-        return [self._bus.emitter(Event.JOB_SKIPPED, task.snapshot(), snap)]
+        if self._bus.listened(Event.JOB_SKIPPED):
+            effects.append(self._bus.emitter(Event.JOB_SKIPPED, task.snapshot(), snap))
+        return effects
 
     def _after_job(self, task: TaskRecord, job: JobRecord, now: float) -> bool:
         """Free the task, plan a retry of a failed job, retire a finished run-once task; True if retrying."""

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from .execution import HandlerSpec, StopEvent
     from .joblog import JobLog
-    from .seams import Trigger
+    from .seams import ProgressSink, Trigger
 
 __all__ = ["JobRecord", "TaskRecord", "new_id", "utcnow"]
 
@@ -103,6 +103,7 @@ class TaskRecord:
         "paused",
         "retry_backoff",
         "run_once",
+        "sink",
         "spec",
         "task_id",
         "timeout",
@@ -123,6 +124,7 @@ class TaskRecord:
     trigger: Trigger
     callback: Callable[..., Any] | None
     callback_async: bool
+    sink: ProgressSink | None  # the callback, when it is a renderer the scheduler talks to directly
     cancellable: bool  # its jobs can observe a cancel once running (see `execution.observes_stop`)
     timeout: float | None
     max_retries: int
@@ -173,7 +175,6 @@ class JobRecord:
 
     __slots__ = (
         "attempt",
-        "callback",
         "cancel_requested",
         "cancellable",
         "duration",
@@ -183,6 +184,7 @@ class JobRecord:
         "job_id",
         "log",
         "result",
+        "sink",
         "started_at",
         "status",
         "stop_event",
@@ -198,7 +200,7 @@ class JobRecord:
     status: JobStatus
     attempt: int
     stop_event: StopEvent
-    callback: Callable[..., Any] | None
+    sink: ProgressSink | None  # its task's renderer, told when the job starts and ends
     log: JobLog | None
     future: Future[Any] | None
     started_at: datetime | None

@@ -116,9 +116,10 @@ class Quiv:
             if self._stopped:
                 return
             self._stopped = True
-            queued = self._jobs.stop_all("shutdown")
+            queued, stopped = self._jobs.stop_all("shutdown")
             self._timeline.clear()
             thread = self._timeline.thread
+        run_effects(stopped)
         for fut in queued:
             fut.cancel()
         if thread is not None and thread is not threading.current_thread():
@@ -295,8 +296,9 @@ class Quiv:
             if job is None or job.status.is_final:
                 return False
             job.cancel_requested = True
-            job.stop_event.set("cancel")
+            stopped = job.stop_event.set_later("cancel")  # set now; its callbacks run after the lock
             queued = job.future if job.status is JobStatus.SCHEDULED else None
+        stopped()
         if queued is not None:
             queued.cancel()  # still queued: it will never start (its done-callback finalizes it)
         return True

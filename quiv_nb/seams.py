@@ -15,6 +15,7 @@ trigger (cron, a daily time) or clock plugs in without the core knowing its type
 
 from __future__ import annotations
 
+import weakref
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
@@ -23,7 +24,7 @@ if TYPE_CHECKING:
     from .execution import JobCall, Outcome
     from .models import Job
 
-__all__ = ["Clock", "Drawable", "JobExecutor", "ProgressSink", "Trigger"]
+__all__ = ["Clock", "Drawable", "JobExecutor", "ProgressSink", "Trigger", "as_progress_sink"]
 
 
 @runtime_checkable
@@ -39,12 +40,14 @@ class JobExecutor(Protocol):
         ...
 
 
+@runtime_checkable
 class ProgressSink(Protocol):
-    """A progress callback the scheduler talks to directly (duck-typed: each method is optional).
+    """A progress callback the scheduler talks to directly: `quiv_nb.bar()`'s renderers, or any
+    object with all three methods (recognised once, when its task is added: `as_progress_sink`).
 
-    A callback without these methods is called as `callback(*args, **kwargs)` through dispatch.
-    All three run inline on the worker thread (the last two with or without the scheduler lock):
-    they must be O(1), thread-safe and never raise.
+    Any other callback is called as `callback(*args, **kwargs)` through dispatch. `quiv_progress`
+    runs inline on the worker thread; the other two run on a worker or the scheduler thread, never
+    with the scheduler lock held. All three must be O(1), thread-safe and never raise.
     """
 
     def quiv_progress(self, job_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -58,6 +61,24 @@ class ProgressSink(Protocol):
     def quiv_job_finished(self, job: Job) -> None:
         """Job `job` reached its final status (before its waiters are woken)."""
         ...
+
+
+_sink_types: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
+
+
+def as_progress_sink(callback: object) -> ProgressSink | None:
+    """`callback` if it is a `ProgressSink`, else None (any thread; decided once per type).
+
+    The type's answer is cached: `isinstance` against a runtime protocol inspects the class, and a
+    renderer class is asked once per `add_task`.
+    """
+    if callback is None:
+        return None
+    kind = type(callback)
+    known = _sink_types.get(kind)
+    if known is None:
+        known = _sink_types[kind] = isinstance(callback, ProgressSink)
+    return callback if known else None  # type: ignore[return-value]
 
 
 class Drawable(Protocol):

@@ -11,6 +11,7 @@ from .dispatch import is_async_callable
 from .errors import ConfigurationError, TaskNotFoundError
 from .execution import DATA_KINDS, HandlerSpec, capture_job_contexts, inspect_handler, observes_stop
 from .records import TaskRecord, new_id
+from .seams import as_progress_sink
 from .triggers import AfterTrigger, IntervalTrigger, OnceTrigger
 
 __all__ = ["TaskTable", "build_task", "handler_spec", "number"]
@@ -169,6 +170,7 @@ def build_task(
     task.data_inject = tuple((n, kind) for n, kind in spec.inject if kind in DATA_KINDS) if spec.inject else ()
     task.data = None
     task.callback = progress_callback
+    task.sink = as_progress_sink(progress_callback)
     task.callback_async = progress_callback is not None and is_async_callable(progress_callback)
     task.timeout, task.max_retries, task.retry_backoff = timeout, max_retries, retry_backoff
     task.notify = notify
