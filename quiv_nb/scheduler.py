@@ -25,7 +25,7 @@ from .errors import (
 )
 from .eventbus import EventBus, as_event, run_effects
 from .history import JobHistory
-from .hooks import notify_attachers
+from .hooks import install_host, notify_attachers
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
 from .models import Event, Job, JobStatus, Stats, Task
@@ -63,6 +63,9 @@ class Quiv:
         retention = number(
             "history_retention_seconds", history_retention_seconds, allow_none=False, minimum=0, strict=False
         )
+        # Inside a kernel process, a plain `Quiv()` gets the kernel's hooks (output to the adding cell,
+        # the kernel's loop, quiescing at exit) like the kernel's own scheduler; elsewhere a no-op.
+        install_host()
         self._log = logger or logging.getLogger("quiv_nb")
         self._pool_size = pool_size
         self._executor: JobExecutor = as_job_executor(executor, pool_size)

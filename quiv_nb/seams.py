@@ -11,6 +11,7 @@ trigger (cron, a daily time) or clock plugs in without the core knowing its type
 | `Drawable` | bars and the dashboard | `render.pump.RenderPump` |
 | `Trigger` | `triggers.*Trigger`, `cron.CronTrigger`/`DailyTrigger` | `Quiv.start`/`add_task`, `JobLifecycle.fire` |
 | `Clock` | `time.monotonic` | the facade; rules take `now` as an argument instead |
+| `Host` | `kernel.KernelHost` (`kernel.install()` registers it) | render (bars, dashboard, notify): `hooks.host()` |
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from .execution import JobCall, Outcome
     from .models import Job
 
-__all__ = ["Clock", "Drawable", "JobExecutor", "ProgressSink", "Trigger", "as_progress_sink"]
+__all__ = ["Clock", "Drawable", "Host", "JobExecutor", "ProgressSink", "Trigger", "as_progress_sink"]
 
 
 @runtime_checkable
@@ -114,3 +115,27 @@ class Clock(Protocol):
     """Monotonic seconds, as `time.monotonic`."""
 
     def __call__(self) -> float: ...
+
+
+class Host(Protocol):
+    """The application quiv_nb runs in (a Jupyter kernel), as the render layer sees it.
+
+    The kernel package implements it and registers it with `hooks.register_host`; render reads
+    it through `hooks.host()`, so render never imports the kernel package. Any thread.
+    """
+
+    def in_kernel(self) -> bool:
+        """True inside a running Jupyter kernel (widgets and displays can be shown)."""
+        ...
+
+    def ipython(self) -> Any:
+        """The running IPython shell, or None."""
+        ...
+
+    def answer_on_sender_shell(self, widget: Any) -> None:
+        """Let `widget`'s clicks be handled on the subshell they arrive on (busy-cell controls)."""
+        ...
+
+    def get_scheduler(self) -> Any:
+        """The kernel's one scheduler (created and started on first use)."""
+        ...

@@ -62,7 +62,8 @@ import time
 import weakref
 from typing import Any
 
-from ..kernel import ipython as _shell  # the running shell, from the one module that detects IPython
+from ..errors import ConfigurationError
+from ..hooks import host
 from ..units import format_duration
 from .dash_model import RECENT, DashboardModel
 from .dash_rows import Progress, RowView, Snapshot, read_progress, row_view
@@ -91,6 +92,12 @@ format_interval = format_schedule  # its name here before the split
 _log = logging.getLogger("quiv_nb")
 
 _EVENT_INTERVAL = 0.25  # seconds between two redraws while events keep arriving
+
+
+def _shell() -> Any:
+    """The running IPython shell, from the registered `seams.Host` (None outside a kernel)."""
+    kernel = host()
+    return kernel.ipython() if kernel is not None else None
 
 
 class Dashboard:
@@ -252,9 +259,10 @@ def dashboard(scheduler: Any = None, *, show: bool = True) -> Dashboard:
     `ModuleNotFoundError` with a hint if ipywidgets is missing.
     """
     if scheduler is None:
-        from quiv_nb.kernel import get_scheduler
-
-        scheduler = get_scheduler()
+        kernel = host()
+        if kernel is None:
+            raise ConfigurationError("outside a Jupyter kernel there is no kernel scheduler: pass one, dashboard(q)")
+        scheduler = kernel.get_scheduler()
     try:
         import ipywidgets  # noqa: F401
     except ModuleNotFoundError as exc:  # pragma: no cover - ipywidgets is a dependency

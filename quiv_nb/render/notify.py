@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import TaskNotFoundError
-from ..kernel.shell import in_kernel  # a leaf: the kernel package itself imports this module (its notify hook)
+from ..hooks import host
 from ..models import Event, Job, JobStatus, Task
 from .pump import RenderPump, get_pump
 
@@ -237,7 +237,8 @@ def attach(scheduler: Listenable, task_id: str, *, since: datetime | None = None
     browser could show a notification. Raises `TaskNotFoundError` for an unknown task.
     """
     name = _task_name(scheduler, task_id)
-    if not in_kernel():
+    kernel = host()
+    if kernel is None or not kernel.in_kernel():
         _log.info("quiv_nb: notify=True has no effect outside a Jupyter kernel (task %s)", name)
         return None
     from IPython.display import display

@@ -25,9 +25,7 @@ import weakref
 from collections import deque
 from typing import Callable, Protocol
 
-from ..hooks import register_before_exit
-
-__all__ = ["BURST", "RATE", "Drawable", "RenderPump", "get_pump"]
+__all__ = ["BURST", "RATE", "Drawable", "RenderPump", "close_pump", "get_pump"]
 
 _log = logging.getLogger("quiv_nb")
 
@@ -310,5 +308,13 @@ def get_pump() -> RenderPump:
         with _pump_lock:
             if _pump is None:
                 _pump = RenderPump()
-                register_before_exit(_pump.close)
     return _pump
+
+
+def close_pump(timeout: float = 2.0) -> bool:
+    """Close the process-wide pump if one was made (see `RenderPump.close`); True when it is quiet.
+
+    The kernel package registers this as a kernel-exit step (`hooks.register_before_exit`).
+    """
+    pump = _pump
+    return True if pump is None else pump.close(timeout)
