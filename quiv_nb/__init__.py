@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .config import QuivConfig
 from .errors import (
     ConfigurationError,
     DependentTasksError,
@@ -36,6 +37,7 @@ __all__ = [
     "JobNotFoundError",
     "JobStatus",
     "Quiv",
+    "QuivConfig",
     "QuivError",
     "SchedulerStoppedError",
     "Stats",

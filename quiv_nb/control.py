@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .errors import QuivError, TaskNotFoundError, TaskRunningError
+from .errors import TaskNotFoundError, TaskRunningError
 from .eventbus import Effect, EventBus
 from .history import JobHistory
 from .lifecycle import JobLifecycle
@@ -139,8 +139,7 @@ class TaskControl:
             raise TaskRunningError(
                 f"task {task.name!r} has job {task.active_job} running; wait for it or cancel it first"
             )
-        if not self._started():
-            raise QuivError("the scheduler is not started yet; call start() first")
-        effects = self._jobs.start_job(task, now, 0, {})  # a fresh run: `_upstream` is {}
+        # A fresh run (`_upstream` is {}); before `start()` it waits for it, queued (as quiv does).
+        effects = self._jobs.start_job(task, now, 0, {}, defer=not self._started())
         assert task.active_job is not None
         return task.active_job, effects

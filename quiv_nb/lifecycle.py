@@ -25,6 +25,7 @@ from .pipeline import Pipeline, Run, Skip
 from .records import JobRecord, TaskRecord, new_id, utcnow
 from .tasks import TaskTable
 from .timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
+from .triggers import IntervalTrigger
 from .waiters import Waiter, settle
 
 if TYPE_CHECKING:
@@ -129,6 +130,7 @@ class JobLifecycle:
         self._clock = clock  # what `now` is on the worker side (timeouts, ends); tests pass a fake one
         self._pipeline = pipeline if pipeline is not None else Pipeline()  # `after=` edges and their rule
         self._in_pipeline = self._pipeline.nodes.__contains__
+        self._deferred: list[tuple[JobRecord, JobCall]] = []  # run-now jobs asked for before `start()`
 
     # ------------------------------------------------------------------ scheduler side (lock held)
 
@@ -156,12 +158,15 @@ class JobLifecycle:
         attempt: int = 0,
         upstream: dict[str, Any] | None = None,
         scheduled_at: datetime | None = None,
+        *,
+        defer: bool = False,
     ) -> list[Effect]:
         """Create a job for `task` and submit it to the executor; the task is then busy.
 
         A fresh run (`upstream` given, `{}` when no pipeline triggered it) sets the values
         `_upstream` / `_scheduled_at` inject (due now when `scheduled_at` is None); a retry
-        (`upstream` None) reuses those of the run it repeats.
+        (`upstream` None) reuses those of the run it repeats. With `defer` (a run asked for before
+        `start()`), the job stays "scheduled" and is submitted by `submit_deferred`.
         """
         job = JobRecord()
         job.job_id = new_id()
@@ -188,6 +193,21 @@ class JobLifecycle:
             self._make_hook(task, job.job_id), lambda: self.on_start(job), task.contexts,
             {"task_name": task.name}, job.log,
         )  # fmt: skip
+        if defer:
+            self._deferred.append((job, call))
+            return []
+        return self._submit(job, call)
+
+    def submit_deferred(self) -> list[Effect]:
+        """At `start()` (lock held): submit the jobs `run_task_immediately` queued before it."""
+        effects: list[Effect] = []
+        deferred, self._deferred = self._deferred, []
+        for job, call in deferred:
+            effects += self._submit(job, call)
+        return effects
+
+    def _submit(self, job: JobRecord, call: JobCall) -> list[Effect]:
+        """Hand `job`'s call to the executor (lock held); the effect attaches its done-callback."""
         try:
             job.future = fut = self._executor.submit(call)
         except Exception as exc:  # the executor refused (e.g. a dead cluster): fail this job, not the caller
@@ -428,6 +448,12 @@ class JobLifecycle:
                 task.next_due = due
         elif job.status is JobStatus.COMPLETED:
             task.failures = 0
+        trigger = task.trigger
+        if type(trigger) is IntervalTrigger and trigger.from_end and not retrying and not task.paused:
+            due = trigger.after_end(now)  # `fixed_interval=False`: the next run counts from this job's end
+            if due is not None and not self._stopped():
+                task.gen += 1  # a slot planned meanwhile (a resume) goes stale: one next run
+                self._timeline.schedule(task, due)
         if task.run_once and not retrying:
             self._tasks.discard(task)
             self._history.remember_last_run(task.task_id, job.job_id)

@@ -14,8 +14,11 @@ import asyncio
 import logging
 import threading
 import time
+from datetime import tzinfo
 from typing import Any, Callable
 
+from .config import QuivConfig
+from .config import resolve as resolve_config
 from .control import TaskControl
 from .dispatch import Dispatcher, MainLoop
 from .errors import (
@@ -49,20 +52,30 @@ class Quiv:
 
     def __init__(
         self,
-        pool_size: int = 10,
+        pool_size: int | QuivConfig = 10,
         *,
         main_loop: asyncio.AbstractEventLoop | None = None,
         history_retention_seconds: float = 3600,
         logger: logging.Logger | None = None,
         executor: Any = None,
+        timezone: str | tzinfo | None = None,
+        config: QuivConfig | None = None,
     ) -> None:
-        if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
-            raise ConfigurationError(f"pool_size must be an integer >= 1, got {pool_size!r}")
+        """Make a scheduler (any thread; no event loop needed). Raises `ConfigurationError`.
+
+        `config` (a `QuivConfig`, also accepted as the first positional argument) holds
+        `pool_size`, `history_retention_seconds` and `timezone` (the zone of `cron=`/`at=` tasks
+        that name none); pass them there or as arguments, not both (as in quiv).
+        """
+        if isinstance(pool_size, QuivConfig):  # quiv's first parameter is its config
+            if config is not None:
+                raise ConfigurationError("pass one QuivConfig, as the first argument or as config=, not both")
+            config, pool_size = pool_size, 10
+        settings = resolve_config(config, pool_size, history_retention_seconds, timezone)
+        pool_size, retention = settings.pool_size, settings.history_retention_seconds
+        self._zone = settings.timezone
         if main_loop is not None and not isinstance(main_loop, asyncio.AbstractEventLoop):
             raise ConfigurationError(f"main_loop must be an asyncio event loop or None, got {type(main_loop).__name__}")
-        retention = number(
-            "history_retention_seconds", history_retention_seconds, allow_none=False, minimum=0, strict=False
-        )
         # Inside a kernel process, a plain `Quiv()` gets the kernel's hooks (output to the adding cell,
         # the kernel's loop, quiescing at exit) like the kernel's own scheduler; elsewhere a no-op.
         install_host()
@@ -74,7 +87,7 @@ class Quiv:
 
         self._lock = YieldingRLock()
         self._tasks = TaskTable()
-        self._history = JobHistory(retention or 0.0)
+        self._history = JobHistory(retention)
         self._timeline = Timeline(self._lock, lambda entry: self._jobs.is_live(entry))
         self._waiters = Waiters()
         self._waiting = Waiting(self._lock, self._waiters, self._history, self._tasks, self._main, self._is_stopped)
@@ -105,7 +118,9 @@ class Quiv:
                 return
             self._started = True
             self._control.plan_all(time.monotonic())
+            effects = self._jobs.submit_deferred()
             self._timeline.start(self._jobs.on_due, self._is_stopped, self._log)
+        run_effects(effects)
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop: set every job's stop event, wait up to `timeout` seconds, release our threads.
@@ -187,7 +202,7 @@ class Quiv:
         interval: float | None = None,
         delay: float | None = None,
         run_once: bool = False,
-        args: tuple[Any, ...] | list[Any] = (),
+        args: tuple[Any, ...] = (),
         kwargs: dict[str, Any] | None = None,
         progress_callback: Callable[..., Any] | None = None,
         *,
@@ -200,6 +215,7 @@ class Quiv:
         at: str | None = None,
         timezone: str | None = None,
         notify: bool = False,
+        fixed_interval: bool = True,
     ) -> str:
         """Register a task and return its id; its first run is after `delay` (default: at once).
 
@@ -209,7 +225,9 @@ class Quiv:
         results as `_upstream` (see `quiv_nb.pipeline`). `notify` is stored and shown as
         `Task.notify`; with `notify=True` each `hooks.register_notify_attacher` hook is then
         called on this thread (in a notebook: the notify widget shows in the adding cell and
-        announces each job's end with a desktop notification). Raises `ConfigurationError` for
+        announces each job's end with a desktop notification). `fixed_interval` (as in quiv): True
+        keeps an `interval` task on its grid from its first run (missed slots skipped); False runs
+        it `interval` seconds after each job ends. Raises `ConfigurationError` for
         bad arguments, an unknown upstream or a cycle (nothing is registered then), and
         `SchedulerStoppedError` after shutdown.
         """
@@ -220,6 +238,7 @@ class Quiv:
         task = build_task(
             task_name, func, interval, delay, run_once, args, kwargs, progress_callback,
             timeout, max_retries, retry_backoff, notify, after=after, cron=cron, at=at, timezone=timezone,
+            fixed_interval=fixed_interval, default_zone=self._zone,
         )  # fmt: skip
         with self._lock:
             self._check_open()
@@ -268,10 +287,11 @@ class Quiv:
         """Run a task now, outside its schedule (also when paused); return the job's id.
 
         With every worker busy the run is queued: its job stays "scheduled" until a worker takes
-        it. If the task already has a job queued that way, that job is the run asked for and its
-        id is returned (a task never has two jobs at once). Raises `TaskRunningError` if a job of
-        the task is already running (as quiv does: a task never overlaps itself),
-        `TaskNotFoundError`, `SchedulerStoppedError`, or `QuivError` before `start()`.
+        it; before `start()` it is queued the same way and submitted by `start()` (as quiv does).
+        If the task already has a job queued that way, that job is the run asked for and its id is
+        returned (a task never has two jobs at once). Raises `TaskRunningError` if a job of the
+        task is already running (as quiv does: a task never overlaps itself), `TaskNotFoundError`
+        and `SchedulerStoppedError`.
         """
         self._main.note_caller()
         with self._lock:
@@ -324,9 +344,16 @@ class Quiv:
         with self._lock:
             return self._tasks.get(task_id).snapshot()
 
-    def get_all_tasks(self) -> list[Task]:
+    def get_all_tasks(self, include_run_once: bool = False) -> list[Task]:
+        """Snapshots of the registered tasks, in the order they were added (any thread).
+
+        As in quiv, run-once tasks (`run_once=True`, `%quiv run`, `Quiv.map`) are listed only with
+        `include_run_once=True`; a run-once task is registered until its job ends.
+        """
+        if not isinstance(include_run_once, bool):
+            raise ConfigurationError(f"include_run_once must be True or False, got {include_run_once!r}")
         with self._lock:
-            return [t.snapshot() for t in self._tasks]
+            return [t.snapshot() for t in self._tasks if include_run_once or not t.run_once]
 
     def get_job(self, job_id: str) -> Job:
         """A snapshot of the job; `JobNotFoundError` if unknown or pruned from history."""

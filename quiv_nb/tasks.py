@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Mapping
+from datetime import tzinfo
 from typing import Any, Callable, Iterator
 
 from .dispatch import is_async_callable
@@ -101,12 +102,15 @@ def build_task(
     cron: Any = None,
     at: Any = None,
     timezone: Any = None,
+    fixed_interval: Any = True,
+    default_zone: str | tzinfo | None = None,
 ) -> TaskRecord:
     """A new, unregistered task record from `add_task`'s arguments (calling thread).
 
     Raises `ConfigurationError` naming the first bad argument. Captures the calling thread's job
     contexts (e.g. the notebook cell that output should go to). `after` is only checked for
     presence here; the facade resolves it against the task table (`pipeline.resolve_upstream`).
+    `default_zone` (the scheduler's `timezone=`) is the zone of a cron/at task that names none.
     """
     if not isinstance(task_name, str) or not task_name.strip():
         raise ConfigurationError(f"task_name must be a non-empty string, got {task_name!r}")
@@ -128,8 +132,11 @@ def build_task(
     retry_backoff = number("retry_backoff", retry_backoff, allow_none=False, minimum=0, strict=False)
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-    if not isinstance(args, (tuple, list)):
-        raise ConfigurationError(f"args must be a tuple or list, got {type(args).__name__}")
+    if not isinstance(args, tuple):  # as quiv: a list is refused rather than silently copied
+        raise ConfigurationError(
+            f"args must be a tuple, got {type(args).__name__}: pass a tuple, e.g. args=(1, 2) or args=(x,)"
+        )
+    _flag("fixed_interval", fixed_interval)
     if kwargs is None:
         kwargs = {}
     elif not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
@@ -139,7 +146,6 @@ def build_task(
             f"progress_callback must be callable (sync or async) or None, got {type(progress_callback).__name__}"
         )
     _flag("notify", notify)
-    args = tuple(args)
     spec = handler_spec(func, args, kwargs)
 
     task = TaskRecord()
@@ -151,7 +157,11 @@ def build_task(
         # Calendar triggers load datetime, zoneinfo and cronsim: on first use, not at `import quiv_nb`.
         from .cron import CronTrigger, DailyTrigger, resolve_zone, zone_name
 
-        task.zone = zone = resolve_zone(timezone)
+        if timezone is None and isinstance(default_zone, tzinfo):
+            zone = default_zone
+        else:
+            zone = resolve_zone(timezone if timezone is not None else default_zone)
+        task.zone = zone
         task.timezone = zone_name(zone)
         if cron is not None:
             task.trigger = trigger = CronTrigger(cron, zone, delay)
@@ -164,7 +174,7 @@ def build_task(
     elif run_once or interval is None:
         task.trigger = OnceTrigger(delay)
     else:
-        task.trigger = IntervalTrigger(interval, delay)
+        task.trigger = IntervalTrigger(interval, delay, from_end=not fixed_interval)
     task.after = ()  # upstream names, filled by the facade once `after` is resolved
     # `_upstream` / `_scheduled_at`: values the lifecycle puts into the job's kwargs (see execution.DATA_KINDS).
     task.data_inject = tuple((n, kind) for n, kind in spec.inject if kind in DATA_KINDS) if spec.inject else ()

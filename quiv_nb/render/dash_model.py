@@ -173,7 +173,7 @@ class DashboardModel:
             return Snapshot(False, "stopped", rows, self.recent_jobs(), False, False, now)
         state = "running" if sched.is_running else "stopped" if sched.stopped else "not started"
         live = state != "stopped"
-        tasks = sched.get_all_tasks()
+        tasks = sched.get_all_tasks(include_run_once=True)
         present = {t.task_id for t in tasks}
         with self._lock:
             gone = [(t, j) for t, j in self._last_seen.items() if t not in present]
