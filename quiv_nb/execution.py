@@ -84,7 +84,7 @@ class StopEvent(threading.Event):
 
     isSet = is_set
 
-    def set(self, reason: str | None = None) -> None:  # type: ignore[override]
+    def set(self, reason: str | None = None) -> None:
         """Set the event (any thread); the first call records `reason` and runs the callbacks."""
         self.set_later(reason)()
 
@@ -197,7 +197,7 @@ class _Value:
         return tuple(getattr(self, name) for name in self._fields)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+        return type(other) is type(self) and self._values() == other._values()
 
     def __hash__(self) -> int:
         return hash(self._values())
@@ -401,8 +401,9 @@ def run_call(call: JobCall) -> Outcome:
     # Output capture is entered first, so the contexts inside (a kernel's cell routing) find the job's capture.
     with worker_scope(), capture_output(call.job_id, call.log), ExitStack() if call.contexts else _NO_CONTEXT as stack:
         try:
-            for context in call.contexts:
-                stack.enter_context(context())
+            if stack is not None:  # an ExitStack exactly when the task has contexts
+                for context in call.contexts:
+                    stack.enter_context(context())
             if call.spec.is_async:
                 result = _run_async(call, call.func(*call.args, **kwargs))
             else:

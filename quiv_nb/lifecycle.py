@@ -300,7 +300,7 @@ class JobLifecycle:
             effects = (
                 [self._bus.emitter(Event.JOB_STARTED, task.snapshot() if task else None, snap)] if listened else []
             )
-        if started is not None:
+        if started is not None and snap is not None:  # a snapshot is made whenever there is a renderer
             started(snap)
         run_effects(effects)
         return True
@@ -450,10 +450,10 @@ class JobLifecycle:
             task.failures = 0
         trigger = task.trigger
         if type(trigger) is IntervalTrigger and trigger.from_end and not retrying and not task.paused:
-            due = trigger.after_end(now)  # `fixed_interval=False`: the next run counts from this job's end
-            if due is not None and not self._stopped():
+            following = trigger.after_end(now)  # `fixed_interval=False`: the next run counts from this job's end
+            if following is not None and not self._stopped():
                 task.gen += 1  # a slot planned meanwhile (a resume) goes stale: one next run
-                self._timeline.schedule(task, due)
+                self._timeline.schedule(task, following)
         if task.run_once and not retrying:
             self._tasks.discard(task)
             self._history.remember_last_run(task.task_id, job.job_id)

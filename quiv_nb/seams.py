@@ -85,7 +85,10 @@ def as_progress_sink(callback: object) -> ProgressSink | None:
 class Drawable(Protocol):
     """Something the render pump redraws. `pump_draw` runs on the pump thread only."""
 
-    min_interval: float  # seconds between two redraws of this drawable (0.1 → ~10 Hz)
+    @property
+    def min_interval(self) -> float:
+        """Seconds between two redraws of this drawable (0.1 → ~10 Hz); an attribute or a property."""
+        ...
 
     def pump_draw(self) -> int:
         """Redraw from the latest recorded state; return how many frontend messages it sent."""

@@ -157,10 +157,12 @@ def build_task(
         # Calendar triggers load datetime, zoneinfo and cronsim: on first use, not at `import quiv_nb`.
         from .cron import CronTrigger, DailyTrigger, resolve_zone, zone_name
 
-        if timezone is None and isinstance(default_zone, tzinfo):
+        if timezone is not None:
+            zone = resolve_zone(timezone)
+        elif isinstance(default_zone, tzinfo):
             zone = default_zone
         else:
-            zone = resolve_zone(timezone if timezone is not None else default_zone)
+            zone = resolve_zone(default_zone)
         task.zone = zone
         task.timezone = zone_name(zone)
         if cron is not None:

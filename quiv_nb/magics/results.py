@@ -42,7 +42,7 @@ def failure_of(job: Job, user_ns: dict[str, Any]) -> Exception:
         name, _, text = message.partition(": ")
         found = _find_type(name, job.traceback or "", user_ns) if _EXC_LINE.match(name) else None
         exc = _failed_class(found)(text if found is not None else message)  # unknown type: keep its name
-        exc.job = job  # type: ignore[attr-defined]
+        exc.job = job
         return exc
     reason = job.error_message or str(job.status)
     if job.status is JobStatus.SKIPPED:

@@ -82,9 +82,10 @@ class BarRenderer:
         try:
             run = self._run
             if job_id is not run.job_id and job_id != run.job_id:
-                run = self._other_run(job_id)
-                if run is None:
+                other = self._other_run(job_id)
+                if other is None:
                     return
+                run = other
             if args:
                 run.args = args
             if kwargs:

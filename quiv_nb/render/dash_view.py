@@ -311,7 +311,7 @@ class DashboardView:
         kind, text = message
         msg_classes = ("quiv-dash-message", f"quiv-dash-message-{kind}") if text else ("quiv-dash-message",)
         recent = recent_html(snap.recent)
-        wanted = {
+        wanted: dict[str, dict[str, Any]] = {
             "title": {"value": f"{_CSS}<b>quiv_nb</b> · {_esc(snap.title)}"},
             "msg": {"value": message_html(kind, text), "_dom_classes": msg_classes},
             "recent": {"value": recent if snap.rows else _EMPTY_HTML + recent},

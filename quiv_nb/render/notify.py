@@ -198,7 +198,7 @@ class Notifier:
             if j.status in (JobStatus.COMPLETED, JobStatus.FAILED) and j.ended_at is not None and j.ended_at >= since
         ]
         if ended:
-            last = max(ended, key=lambda j: j.ended_at)
+            last = max(ended, key=lambda j: j.ended_at or since)  # each has one (filtered above)
             self._caught_up = last.job_id  # its listener call may still be on its way: skip that one
             self._record(note_for(last.task_name, last))
         if not self._task_exists():  # a run-once task that is over: nothing more will end

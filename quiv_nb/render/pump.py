@@ -23,7 +23,9 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Callable, Protocol
+from typing import Callable
+
+from ..seams import Drawable
 
 __all__ = ["BURST", "RATE", "Drawable", "RenderPump", "close_pump", "get_pump"]
 
@@ -35,16 +37,6 @@ _EXIT_FLUSH = 0.5  # seconds the pump may still draw at interpreter exit
 # Seconds `close` still gives a draw in progress (on the pump's thread or a job's) once its flush used up the
 # timeout: one draw takes milliseconds, and returning while it sends is the race `close` exists to prevent.
 _CLOSE_GRACE = 0.5
-
-
-class Drawable(Protocol):
-    """Something the pump redraws. `pump_draw` runs on the pump thread only."""
-
-    min_interval: float  # seconds between two redraws of this drawable (0.1 → ~10 Hz)
-
-    def pump_draw(self) -> int:
-        """Redraw from the latest recorded state; return how many frontend messages it sent."""
-        ...
 
 
 class _Slot:
