@@ -18,7 +18,7 @@ from contextlib import ExitStack, nullcontext
 from contextvars import ContextVar
 from typing import Any, Callable, ContextManager
 
-from .dispatch import is_async_callable, new_worker_loop, worker_scope
+from .dispatch import await_awaitable, is_async_callable, new_worker_loop, worker_scope
 from .errors import ConfigurationError
 from .hooks import context_capturers
 from .joblog import JobLog
@@ -430,7 +430,7 @@ def _run_async(call: JobCall, awaitable: Any) -> Any:
     loop = new_worker_loop()
     try:
         asyncio.set_event_loop(loop)
-        task = loop.create_task(_as_coroutine(awaitable))
+        task = loop.create_task(await_awaitable(awaitable))
         if not any(kind == STOP for _, kind in call.spec.inject):
 
             def cancel() -> None:
@@ -449,5 +449,3 @@ def _run_async(call: JobCall, awaitable: Any) -> Any:
             loop.close()
 
 
-async def _as_coroutine(awaitable: Any) -> Any:
-    return await awaitable

@@ -17,7 +17,7 @@ trigger (cron, a daily time) or clock plugs in without the core knowing its type
 from __future__ import annotations
 
 import weakref
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -25,7 +25,12 @@ if TYPE_CHECKING:
     from .execution import JobCall, Outcome
     from .models import Job
 
-__all__ = ["Clock", "Drawable", "Host", "JobExecutor", "ProgressSink", "Trigger", "as_progress_sink"]
+__all__ = ["Clock", "Drawable", "Effect", "Host", "JobExecutor", "ProgressSink", "Trigger", "as_progress_sink"]
+
+
+# A side effect a state change returns, run by the caller once the scheduler lock is released
+# (listener deliveries, a renderer's end, waking waiters, job submissions' done-callbacks).
+Effect = Callable[[], None]
 
 
 @runtime_checkable

@@ -287,7 +287,7 @@ def test_an_idle_pump_sleeps(make_pump):
     assert pump.flush(WAIT)
     thread = pump._thread
     assert thread is not None and thread.daemon and thread.name == "quiv_nb-render"
-    assert pump._next_wait(BURST) is None  # nothing queued: the thread waits without a timeout
+    assert pump._next_wait() is None  # nothing queued: the thread waits without a timeout
 
 
 def test_shutdown_stops_the_thread_and_a_request_restarts_it(make_pump):

@@ -68,7 +68,7 @@ from ..units import format_duration
 from .dash_model import RECENT, DashboardModel
 from .dash_rows import Progress, RowView, Snapshot, read_progress, row_view
 from .dash_view import DashboardView
-from .format import format_ago, format_outcome, format_schedule, format_table, format_until
+from .format import format_ago, format_outcome, format_table, format_until
 from .pump import get_pump
 
 __all__ = [
@@ -79,15 +79,12 @@ __all__ = [
     "RowView",
     "format_ago",
     "format_duration",
-    "format_interval",
     "format_outcome",
     "format_table",
     "format_until",
     "read_progress",
     "row_view",
 ]
-
-format_interval = format_schedule  # its name here before the split
 
 _log = logging.getLogger("quiv_nb")
 
