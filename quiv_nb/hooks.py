@@ -130,7 +130,7 @@ def before_exit_steps() -> tuple[ExitStep, ...]:
 def register_wait_helper(helper: WaitHelper) -> None:
     """Set the context a blocking wait on the loop's own thread runs in (the last one set wins).
 
-    `waiting.block_on` enters `helper(loop)` around its re-entrant run of `loop`; the context
+    `blocking.block_on` enters `helper(loop)` around its re-entrant run of `loop`; the context
     yields None, or an async `poll()` the wait awaits every few tens of milliseconds. The kernel
     package sets one that lets widget (comm) messages in during the wait, so a dashboard click
     acts while `%quiv wait` blocks.

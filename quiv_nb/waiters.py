@@ -12,9 +12,9 @@ import concurrent.futures
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
+from .blocking import block_on
 from .errors import JobNotFoundError, SchedulerStoppedError, TaskNotFoundError
 from .models import Job
-from .waiting import block_on
 
 if TYPE_CHECKING:
     from .dispatch import MainLoop

@@ -1,8 +1,8 @@
 """The kernel adapter: the only part of quiv_nb that detects and touches IPython and ipykernel.
 
-It binds the kernel's one scheduler to the kernel's event loop (`lifecycle`), sends each job's
+It binds the kernel's one scheduler to the kernel's event loop (`session`), sends each job's
 output to the cell that added its task (`routing`), lets widget clicks act while a cell is busy
-(`controls`), and quiesces quiv_nb when the kernel exits (`lifecycle`). Every version-dependent
+(`controls`), and quiesces quiv_nb when the kernel exits (`session`). Every version-dependent
 branch lives in these modules and names the version it is for. Importing it registers nothing:
 `install()` fills the registries in `hooks` (the core and render learn about the kernel only
 through them). `quiv_nb.get_scheduler()`, `%load_ext quiv_nb` and, inside a kernel process,
@@ -25,15 +25,15 @@ from ..hooks import (
 )
 from ..render.pump import close_pump
 from .controls import answer_on_sender_shell, comm_messages_flow
-from .lifecycle import (
+from .routing import capture_cell_parent, follow_job_output
+from .session import (
     SHUTDOWN_TIMEOUT,
     current_scheduler,
     register_exit_handler,
     reset_scheduler,
     use_executor,
 )
-from .lifecycle import get_scheduler as _get_scheduler
-from .routing import capture_cell_parent, follow_job_output
+from .session import get_scheduler as _get_scheduler
 from .shell import cell_id, cell_source, in_kernel, ipython, kernel_loop, request_id
 
 if TYPE_CHECKING:
@@ -120,6 +120,6 @@ def install() -> None:
 
 
 def get_scheduler() -> Quiv:
-    """The kernel's one scheduler, with this package's hooks installed first (see `lifecycle.get_scheduler`)."""
+    """The kernel's one scheduler, with this package's hooks installed first (see `session.get_scheduler`)."""
     install()
     return _get_scheduler()
