@@ -36,7 +36,7 @@ from .pipeline import Pipeline
 from .pool import as_job_executor
 from .records import utcnow
 from .seams import JobExecutor
-from .tasks import TaskTable, build_task, number
+from .tasks import TaskSpec, TaskTable, build_task, number
 from .timeline import Timeline
 from .waiters import Waiters, Waiting
 
@@ -235,11 +235,10 @@ class Quiv:
         since = utcnow() if notify is True else None  # before adding: a quick first job is announced too
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
-        task = build_task(
-            task_name, func, interval, delay, run_once, args, kwargs, progress_callback,
-            timeout, max_retries, retry_backoff, notify, after=after, cron=cron, at=at, timezone=timezone,
-            fixed_interval=fixed_interval, default_zone=self._zone,
-        )  # fmt: skip
+        task = build_task(TaskSpec(
+            task_name, func, interval, delay, run_once, args, kwargs, progress_callback, timeout, max_retries,
+            retry_backoff, notify, after, cron, at, timezone, fixed_interval, self._zone,
+        ))  # fmt: skip
         with self._lock:
             self._check_open()
             effects = self._control.add(task, time.monotonic(), replace=replace, after=after)

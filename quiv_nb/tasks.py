@@ -6,7 +6,7 @@ import math
 import weakref
 from collections.abc import Mapping
 from datetime import tzinfo
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 from .dispatch import is_async_callable
 from .errors import ConfigurationError, TaskNotFoundError
@@ -15,7 +15,7 @@ from .records import TaskRecord, new_id
 from .seams import as_progress_sink
 from .triggers import AfterTrigger, IntervalTrigger, OnceTrigger
 
-__all__ = ["TaskTable", "build_task", "handler_spec", "number"]
+__all__ = ["TaskSpec", "TaskTable", "build_task", "handler_spec", "number"]
 
 
 _PLAIN_NUMBERS = (int, float)  # exact types: bool is an int subclass and is rejected below
@@ -84,34 +84,42 @@ def _flag(name: str, value: Any) -> bool:
     return value
 
 
-def build_task(
-    task_name: Any,
-    func: Any,
-    interval: Any,
-    delay: Any,
-    run_once: Any,
-    args: Any,
-    kwargs: Any,
-    progress_callback: Any,
-    timeout: Any,
-    max_retries: Any,
-    retry_backoff: Any,
-    notify: Any = False,
-    *,
-    after: Any = None,
-    cron: Any = None,
-    at: Any = None,
-    timezone: Any = None,
-    fixed_interval: Any = True,
-    default_zone: str | tzinfo | None = None,
-) -> TaskRecord:
+class TaskSpec(NamedTuple):
+    """`add_task`'s arguments, unvalidated, as one value (`build_task` checks and turns them into a record).
+
+    A `NamedTuple` rather than a frozen dataclass: one is built per `add_task`, and a frozen
+    dataclass's generated `__init__` (a `object.__setattr__` per field) costs ~4 µs more here.
+    """
+
+    task_name: Any
+    func: Any
+    interval: Any = None
+    delay: Any = None
+    run_once: Any = False
+    args: Any = ()
+    kwargs: Any = None
+    progress_callback: Any = None
+    timeout: Any = None
+    max_retries: Any = 0
+    retry_backoff: Any = 1.0
+    notify: Any = False
+    after: Any = None
+    cron: Any = None
+    at: Any = None
+    timezone: Any = None
+    fixed_interval: Any = True
+    default_zone: str | tzinfo | None = None  # the scheduler's `timezone=`: cron/at tasks that name none
+
+
+def build_task(given: TaskSpec) -> TaskRecord:
     """A new, unregistered task record from `add_task`'s arguments (calling thread).
 
     Raises `ConfigurationError` naming the first bad argument. Captures the calling thread's job
     contexts (e.g. the notebook cell that output should go to). `after` is only checked for
     presence here; the facade resolves it against the task table (`pipeline.resolve_upstream`).
-    `default_zone` (the scheduler's `timezone=`) is the zone of a cron/at task that names none.
     """
+    (task_name, func, interval, delay, run_once, args, kwargs, progress_callback, timeout, max_retries,
+     retry_backoff, notify, after, cron, at, timezone, fixed_interval, default_zone) = given  # fmt: skip
     if not isinstance(task_name, str) or not task_name.strip():
         raise ConfigurationError(f"task_name must be a non-empty string, got {task_name!r}")
     _flag("run_once", run_once)
@@ -129,7 +137,7 @@ def build_task(
         interval = number("interval", interval, allow_none=False, minimum=0, strict=True)
     delay = number("delay", delay, allow_none=True, minimum=0, strict=False)
     timeout = number("timeout", timeout, allow_none=True, minimum=0, strict=True)
-    retry_backoff = number("retry_backoff", retry_backoff, allow_none=False, minimum=0, strict=False)
+    retry_backoff = number("retry_backoff", retry_backoff, allow_none=False, minimum=0, strict=False) or 0.0
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
     if not isinstance(args, tuple):  # as quiv: a list is refused rather than silently copied
