@@ -14,6 +14,7 @@ from .eventbus import Effect, EventBus
 from .history import JobHistory
 from .lifecycle import JobLifecycle
 from .models import Event, JobStatus
+from .parts import SchedulerParts
 from .pipeline import Pipeline, resolve_upstream
 from .records import TaskRecord
 from .tasks import TaskTable
@@ -26,25 +27,15 @@ __all__ = ["TaskControl"]
 class TaskControl:
     """Task-level operations of one scheduler; every method runs with the scheduler lock held."""
 
-    def __init__(
-        self,
-        tasks: TaskTable,
-        history: JobHistory,
-        timeline: Timeline,
-        jobs: JobLifecycle,
-        waiters: Waiters,
-        bus: EventBus,
-        started: Callable[[], bool],
-        pipeline: Pipeline | None = None,
-    ) -> None:
-        self._tasks = tasks
-        self._history = history
-        self._timeline = timeline
+    def __init__(self, parts: SchedulerParts, jobs: JobLifecycle, started: Callable[[], bool]) -> None:
+        self._tasks: TaskTable = parts.tasks
+        self._history: JobHistory = parts.history
+        self._timeline: Timeline = parts.timeline
         self._jobs = jobs
-        self._waiters = waiters
-        self._bus = bus
+        self._waiters: Waiters = parts.waiters
+        self._bus: EventBus = parts.bus
         self._started = started
-        self._pipeline = pipeline if pipeline is not None else Pipeline()
+        self._pipeline: Pipeline = parts.pipeline
 
     def plan_all(self, now: float) -> None:
         """At `start()`: put every task added before it on the timeline (its trigger's first run)."""

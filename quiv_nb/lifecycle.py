@@ -11,7 +11,6 @@ from __future__ import annotations
 import concurrent.futures
 import functools
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -32,7 +31,9 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from .models import Job
+    from .parts import SchedulerParts
     from .seams import Clock, JobExecutor, ProgressSink
+    from .waiters import Waiters
 
 __all__ = ["JobLifecycle", "final_state", "retry_delay"]
 
@@ -104,31 +105,25 @@ class JobLifecycle:
 
     def __init__(
         self,
-        lock: threading.RLock,
-        tasks: TaskTable,
-        history: JobHistory,
-        timeline: Timeline,
-        waiters: Any,
-        bus: EventBus,
+        parts: SchedulerParts,
         executor: JobExecutor,
         dispatch: Dispatcher,
         log: logging.Logger,
         stopped: Callable[[], bool],
         clock: Clock = time.monotonic,
-        pipeline: Pipeline | None = None,
     ) -> None:
-        self._lock = lock
-        self._tasks = tasks
-        self._history = history
-        self._timeline = timeline
-        self._waiters = waiters
-        self._bus = bus
+        self._lock = parts.lock
+        self._tasks: TaskTable = parts.tasks
+        self._history: JobHistory = parts.history
+        self._timeline: Timeline = parts.timeline
+        self._waiters: Waiters = parts.waiters
+        self._bus: EventBus = parts.bus
         self._executor = executor
         self._dispatch = dispatch
         self._log = log
         self._stopped = stopped
         self._clock = clock  # what `now` is on the worker side (timeouts, ends); tests pass a fake one
-        self._pipeline = pipeline if pipeline is not None else Pipeline()  # `after=` edges and their rule
+        self._pipeline: Pipeline = parts.pipeline  # `after=` edges and their rule
         self._in_pipeline = self._pipeline.nodes.__contains__
         self._deferred: list[tuple[JobRecord, JobCall]] = []  # run-now jobs asked for before `start()`
 

@@ -32,6 +32,7 @@ from .hooks import install_host, notify_attachers
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
 from .models import Event, Job, JobStatus, Stats, Task
+from .parts import SchedulerParts
 from .pipeline import Pipeline
 from .pool import as_job_executor
 from .records import utcnow
@@ -93,14 +94,11 @@ class Quiv:
         self._waiting = Waiting(self._lock, self._waiters, self._history, self._tasks, self._main, self._is_stopped)
         self._bus = EventBus(dispatch)
         self._pipeline = Pipeline()
-        self._jobs = JobLifecycle(
-            self._lock, self._tasks, self._history, self._timeline, self._waiters, self._bus,
-            self._executor, dispatch, self._log, self._is_stopped, pipeline=self._pipeline,
-        )  # fmt: skip
-        self._control = TaskControl(
-            self._tasks, self._history, self._timeline, self._jobs, self._waiters, self._bus, self._is_started,
-            self._pipeline,
-        )  # fmt: skip
+        parts = SchedulerParts(
+            self._lock, self._tasks, self._history, self._timeline, self._waiters, self._bus, self._pipeline
+        )
+        self._jobs = JobLifecycle(parts, self._executor, dispatch, self._log, self._is_stopped)
+        self._control = TaskControl(parts, self._jobs, self._is_started)
         self._started = False
         self._stopped = False
 

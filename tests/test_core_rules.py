@@ -21,6 +21,8 @@ from quiv_nb.execution import JobCall, Outcome, run_call
 from quiv_nb.history import JobHistory
 from quiv_nb.lifecycle import JobLifecycle, final_state, retry_delay
 from quiv_nb.locks import YieldingRLock
+from quiv_nb.parts import SchedulerParts
+from quiv_nb.pipeline import Pipeline
 from quiv_nb.records import JobRecord
 from quiv_nb.seams import JobExecutor
 from quiv_nb.tasks import TaskSpec, TaskTable, build_task
@@ -59,11 +61,10 @@ class Core:
         self.executor = InlineExecutor()
         self.stopped = False
         self.now = 0.0  # the fake clock the lifecycle reads on the worker side
+        parts = SchedulerParts(self.lock, self.tasks, self.history, self.timeline, self.waiters, self.bus, Pipeline())
         self.jobs = JobLifecycle(
-            self.lock, self.tasks, self.history, self.timeline, self.waiters, self.bus,
-            self.executor, dispatch, logging.getLogger("quiv_nb.test"), lambda: self.stopped,
-            lambda: self.now,
-        )  # fmt: skip
+            parts, self.executor, dispatch, logging.getLogger("quiv_nb.test"), lambda: self.stopped, lambda: self.now
+        )
 
     def add(self, func: Any, **options: Any) -> Any:
         defaults = dict(interval=None, delay=None, run_once=False, args=(), kwargs=None, progress_callback=None,
