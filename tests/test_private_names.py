@@ -66,12 +66,17 @@ def test_asyncio_running_loop_markers_exist() -> None:
 # ------------------------------------------------------------------------------ ipykernel 7.4.0 / pyzmq 27.3 checked
 
 
+def _ipykernel_at_least(version: tuple[int, int], why: str) -> None:
+    """Skip (saying why) where the installed ipykernel predates the code path that needs the name."""
+    pytest.importorskip("ipykernel")
+    if _version("ipykernel") < version:
+        pytest.skip(f"ipykernel {metadata.version('ipykernel')}: {why}")
+
+
 def test_ipykernel_routes_comm_replies_through_a_per_comm_hook() -> None:
     """kernel.controls.answer_on_sender_shell overrides `BaseComm._reply_subshell_for` on one comm
     (checked on ipykernel 7.4.0); ipykernel's shell channel thread must still read it from the comm."""
-    pytest.importorskip("ipykernel")
-    if _version("ipykernel") < (7, 4):
-        pytest.skip(f"ipykernel {metadata.version('ipykernel')}: no per-comm routing before 7.4 (nothing to override)")
+    _ipykernel_at_least((7, 4), "no per-comm routing before 7.4 (nothing to override)")
     from ipykernel import kernelbase
     from ipykernel.comm.comm import BaseComm
 
@@ -87,9 +92,7 @@ def test_ipykernel_routes_comm_replies_through_a_per_comm_hook() -> None:
 def test_ipykernel_main_shell_stream_is_reachable() -> None:
     """kernel.controls.comm_messages_flow takes over the main shell's stream during a wait, reached as
     `kernel.shell_channel_thread.manager.get_shell_channel_to_subshell_pair(None).to_stream` (7.4.0)."""
-    pytest.importorskip("ipykernel")
-    if _version("ipykernel") < (7, 0):
-        pytest.skip(f"ipykernel {metadata.version('ipykernel')}: 6.x waits poll with jupyter-ui-poll instead")
+    _ipykernel_at_least((7, 0), "6.x waits poll with jupyter-ui-poll instead")
     from ipykernel.socket_pair import SocketPair
     from ipykernel.subshell_manager import SubshellManager
 
