@@ -10,6 +10,7 @@ default executor, a pool of daemon threads, is in `quiv_nb.pool`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import threading
@@ -434,10 +435,8 @@ def _run_async(call: JobCall, awaitable: Any) -> Any:
         if not any(kind == STOP for _, kind in call.spec.inject):
 
             def cancel() -> None:
-                try:
+                with contextlib.suppress(RuntimeError):  # a closed loop: the body has finished
                     loop.call_soon_threadsafe(task.cancel)
-                except RuntimeError:  # loop already closed: the body has finished
-                    pass
 
             call.stop_event.on_set(cancel)
         return loop.run_until_complete(task)

@@ -19,9 +19,9 @@ from .eventbus import Effect, EventBus, run_effects
 from .execution import UPSTREAM, JobCall, Outcome, StopEvent, failure
 from .history import JobHistory
 from .joblog import JobLog
-from .models import Event, JobStatus
+from .models import Event, Job, JobStatus
 from .pipeline import Pipeline, Run, Skip
-from .records import JobRecord, TaskRecord, new_id, utcnow
+from .records import JobRecord, TaskRecord, utcnow
 from .tasks import TaskTable
 from .timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
 from .triggers import IntervalTrigger
@@ -30,24 +30,74 @@ from .waiters import Waiter, settle
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from .models import Job
     from .parts import SchedulerParts
     from .seams import Clock, JobExecutor, ProgressSink
     from .waiters import Waiters
 
-__all__ = ["JobLifecycle", "final_state", "retry_delay"]
+__all__ = ["JobLifecycle", "final_state", "make_hook", "retry_delay"]
 
-_CANCEL_MESSAGES = {
-    "cancel": "cancelled",
-    "removed": "cancelled: its task was removed",
-    "shutdown": "cancelled: the scheduler shut down",
-}
+_CANCEL_MESSAGES = {"cancel": "cancelled", "removed": "cancelled: its task was removed",
+                    "shutdown": "cancelled: the scheduler shut down"}  # fmt: skip
 _EVENT_FOR_STATUS = {
     JobStatus.COMPLETED: Event.JOB_COMPLETED,
     JobStatus.FAILED: Event.JOB_FAILED,
     JobStatus.CANCELLED: Event.JOB_CANCELLED,
     JobStatus.SKIPPED: Event.JOB_SKIPPED,
 }
+
+
+def make_hook(task: TaskRecord, job_id: str, dispatch: Dispatcher) -> Callable[..., None]:
+    """The `_progress_hook` a job of `task` gets: O(1), never blocks, never raises into the handler."""
+    callback = task.callback
+    if callback is None:
+        return noop_hook
+    if task.sink is not None:  # a renderer (`seams.ProgressSink`): record the payload right here
+        inline = task.sink.quiv_progress
+
+        def render_hook(*args: Any, **kwargs: Any) -> None:
+            inline(job_id, args, kwargs)
+
+        return render_hook
+    deliver, is_async = dispatch.deliver, task.callback_async
+    label = f"progress callback of task {task.name!r}"
+
+    def hook(*args: Any, **kwargs: Any) -> None:
+        deliver(callback, is_async, args, kwargs, label)
+
+    return hook
+
+
+def _job_kwargs(task: TaskRecord, upstream: dict[str, Any] | None, scheduled_at: datetime | None) -> dict[str, Any]:
+    """The kwargs a job of `task` is called with: the task's, plus `_upstream` / `_scheduled_at` if injected.
+
+    A fresh run (`upstream` given) sets those values (due now when `scheduled_at` is None); a retry
+    (`upstream` None) reuses those of the run it repeats. Plain data in the kwargs: it travels with
+    them to wherever the body runs (Dask too).
+    """
+    if not task.data_inject:
+        return task.kwargs
+    if upstream is not None or task.data is None:
+        due = scheduled_at or utcnow()
+        if task.zone is not None:
+            due = due.astimezone(task.zone)  # a calendar task's zone; else UTC (no local-time lookup)
+        task.data = {name: (upstream or {}) if kind == UPSTREAM else due for name, kind in task.data_inject}
+    return {**task.kwargs, **task.data}
+
+
+def _log_failure(log: logging.Logger, job: JobRecord, traceback: str | None) -> None:
+    """Log a failed job with its traceback (lock released; the `extra` ids let output routing find its cell)."""
+    log.error(
+        "quiv_nb: job %s of task %r failed:\n%s", job.job_id, job.task_name, traceback,
+        extra={"quiv_job_id": job.job_id, "quiv_task_id": job.task_id},
+    )  # fmt: skip
+
+
+def _tell_finished(log: logging.Logger, sink: ProgressSink, snap: Job | None) -> None:
+    """Let a job's renderer record its end (lock released; O(1)); one that raises is logged, never fatal."""
+    try:
+        sink.quiv_job_finished(snap)  # type: ignore[arg-type]  # built whenever there is a sink
+    except Exception:
+        log.exception("quiv_nb: renderer %r failed to record the end of a job", sink)
 
 
 def _settle_all(waiters: tuple[list[Waiter[Job]], list[Waiter[Job]]], snap: Job | None) -> None:
@@ -163,29 +213,12 @@ class JobLifecycle:
         (`upstream` None) reuses those of the run it repeats. With `defer` (a run asked for before
         `start()`), the job stays "scheduled" and is submitted by `submit_deferred`.
         """
-        job = JobRecord()
-        job.job_id = new_id()
-        job.task_id, job.task_name, job.status = task.task_id, task.name, JobStatus.SCHEDULED
-        job.started_at = job.ended_at = job.duration = job.result = None
-        job.error_message = job.traceback = None
-        job.attempt, job.stop_event, job.t0, job.future = attempt, StopEvent(), 0.0, None
-        job.sink, job.cancel_requested, job.cancellable = task.sink, False, task.cancellable
-        job.log = JobLog()
+        job = JobRecord.of_task(task, JobStatus.SCHEDULED, attempt, StopEvent(), JobLog())
         self._history.add(job)
         task.active_job = task.last_job_id = job.job_id
-
-        kwargs = task.kwargs
-        if task.data_inject:
-            if upstream is not None or task.data is None:
-                due = scheduled_at or utcnow()
-                if task.zone is not None:
-                    due = due.astimezone(task.zone)  # a calendar task's zone; else UTC (no local-time lookup)
-                task.data = {name: (upstream or {}) if kind == UPSTREAM else due for name, kind in task.data_inject}
-            # Plain data in the kwargs: it travels with them to wherever the body runs (Dask too).
-            kwargs = {**kwargs, **task.data}
         call = JobCall(
-            job.job_id, task.func, task.args, kwargs, task.spec, job.stop_event,
-            self._make_hook(task, job.job_id), lambda: self.on_start(job), task.contexts,
+            job.job_id, task.func, task.args, _job_kwargs(task, upstream, scheduled_at), task.spec, job.stop_event,
+            make_hook(task, job.job_id, self._dispatch), lambda: self.on_start(job), task.contexts,
             {"task_name": task.name}, job.log,
         )  # fmt: skip
         if defer:
@@ -212,26 +245,6 @@ class JobLifecycle:
         # Attached once the lock is released: a job that already finished calls back at once,
         # and its listeners must not run under our lock.
         return [lambda: fut.add_done_callback(lambda f: self.on_done(job, f))]
-
-    def _make_hook(self, task: TaskRecord, job_id: str) -> Callable[..., None]:
-        """The `_progress_hook` a job gets: O(1), never blocks, never raises into the handler."""
-        callback = task.callback
-        if callback is None:
-            return noop_hook
-        if task.sink is not None:  # a renderer (`seams.ProgressSink`): record the payload right here
-            inline = task.sink.quiv_progress
-
-            def render_hook(*args: Any, **kwargs: Any) -> None:
-                inline(job_id, args, kwargs)
-
-            return render_hook
-        deliver, is_async = self._dispatch.deliver, task.callback_async
-        label = f"progress callback of task {task.name!r}"
-
-        def hook(*args: Any, **kwargs: Any) -> None:
-            deliver(callback, is_async, args, kwargs, label)
-
-        return hook
 
     def is_live(self, entry: Entry) -> bool:
         """Whether popping `entry` would still do something (see `on_due`)."""
@@ -327,7 +340,7 @@ class JobLifecycle:
         )
         effects: list[Effect] = []
         if job.status is JobStatus.FAILED:  # logged first, as before: a routed job's cell shows it before its end
-            effects.append(functools.partial(self._log_failure, job.job_id, job.task_id, job.task_name, outcome))
+            effects.append(functools.partial(_log_failure, self._log, job, outcome.traceback))
         job.ended_at = utcnow()
         if job.started_at is not None:
             job.duration = time.perf_counter() - job.t0
@@ -352,29 +365,13 @@ class JobLifecycle:
         # waiters wake (so `wait_for_job` returning means the bar knows how the job ended), then
         # the listeners, then what the pipeline started or skipped downstream.
         if job.sink is not None:
-            effects.append(functools.partial(self._tell_finished, job.sink, snap))
+            effects.append(functools.partial(_tell_finished, self._log, job.sink, snap))
         if waiters[0] or waiters[1]:
             effects.append(functools.partial(_settle_all, waiters, snap))
         effects.append(self._bus.emitter(event, task_snap, snap))
         if retrying:
             effects.append(self._bus.emitter(Event.JOB_RETRYING, task_snap, snap))
         return effects + downstream
-
-    # ------------------------------------------------------------------ effects (lock released)
-
-    def _log_failure(self, job_id: str, task_id: str, task_name: str, outcome: Outcome) -> None:
-        """Log a failed job with its traceback (the `extra` ids let output routing find its cell)."""
-        self._log.error(
-            "quiv_nb: job %s of task %r failed:\n%s", job_id, task_name, outcome.traceback,
-            extra={"quiv_job_id": job_id, "quiv_task_id": task_id},
-        )  # fmt: skip
-
-    def _tell_finished(self, sink: ProgressSink, snap: Job | None) -> None:
-        """Let the job's renderer record its end (O(1)); a renderer that raises is logged, never fatal."""
-        try:
-            sink.quiv_job_finished(snap)  # type: ignore[arg-type]  # built whenever there is a sink
-        except Exception:
-            self._log.exception("quiv_nb: renderer %r failed to record the end of a job", sink)
 
     # ------------------------------------------------------------------ pipelines (lock held)
 
@@ -403,13 +400,8 @@ class JobLifecycle:
         The job never runs: no start, no duration; its `error_message` is `reason`. Waiters on the
         task are resolved with it, its bar records it, and `Event.JOB_SKIPPED` fires.
         """
-        job = JobRecord()
-        job.job_id = new_id()
-        job.task_id, job.task_name, job.status = task.task_id, task.name, JobStatus.SKIPPED
-        job.started_at = job.duration = job.result = job.traceback = job.future = None
+        job = JobRecord.of_task(task, JobStatus.SKIPPED, 0, StopEvent(), None)
         job.ended_at, job.error_message = utcnow(), reason
-        job.attempt, job.stop_event, job.t0, job.log = 0, StopEvent(), 0.0, None
-        job.sink, job.cancel_requested, job.cancellable = task.sink, False, task.cancellable
         self._history.add(job)
         task.last_job_id = job.job_id
         if task.run_once:  # its one job, skipped
@@ -419,7 +411,7 @@ class JobLifecycle:
         snap = job.snapshot()
         effects: list[Effect] = []
         if job.sink is not None:
-            effects.append(functools.partial(self._tell_finished, job.sink, snap))
+            effects.append(functools.partial(_tell_finished, self._log, job.sink, snap))
         if task.active_job is None:  # else `wait_for_task` waits for the job that is running
             waiters = self._waiters.take(job.job_id, task.task_id)
             if waiters[1]:

@@ -213,6 +213,19 @@ class JobRecord:
     cancel_requested: bool  # `cancel_job` was called while it was unfinished
     cancellable: bool  # its handler can observe a cancel once running (see `execution.observes_stop`)
 
+    @classmethod
+    def of_task(
+        cls, task: TaskRecord, status: JobStatus, attempt: int, stop_event: StopEvent, log: JobLog | None
+    ) -> JobRecord:
+        """A new job of `task` (fresh id, nothing run yet); the lifecycle sets the rest as it goes."""
+        job = cls()
+        job.job_id = new_id()
+        job.task_id, job.task_name, job.status, job.attempt = task.task_id, task.name, status, attempt
+        job.started_at = job.ended_at = job.duration = job.result = job.error_message = job.traceback = None
+        job.stop_event, job.t0, job.future, job.log = stop_event, 0.0, None, log
+        job.sink, job.cancel_requested, job.cancellable = task.sink, False, task.cancellable
+        return job
+
     def snapshot(self) -> Job:
         snap = _new(Job)
         snap.__dict__.update({
