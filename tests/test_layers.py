@@ -212,3 +212,48 @@ def test_outside_a_kernel_a_bar_and_a_job_load_nothing_of_the_kernel_package() -
     ) + _NO_HOOKS
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def test_no_module_reads_another_modules_private_names() -> None:
+    """No `from quiv_nb.x import _name`, and no `x._name` on an imported quiv_nb module: add an accessor.
+
+    A package-private helper module (`magics/cmd/_options.py`) may be imported by its own package.
+    """
+    offenders = []
+    for name, path in MODULES.items():
+        tree = ast.parse(path.read_text(), str(path))
+        ours: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "").startswith("quiv_nb")):
+                for alias in node.names:
+                    sibling_module = node.level == 1 and node.module is None  # `from . import _options`
+                    if alias.name.startswith("_") and not alias.name.startswith("__") and not sibling_module:
+                        offenders.append(f"{name} imports {node.module}.{alias.name}")
+                    ours.add(alias.asname or alias.name)
+            elif isinstance(node, ast.Import):
+                ours |= {(a.asname or a.name).split(".")[0] for a in node.names if a.name.startswith("quiv_nb")}
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in ours
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                offenders.append(f"{name} reads {node.value.id}.{node.attr}")
+    assert offenders == []
+
+
+def test_small_modules_and_classes() -> None:
+    """No module over 450 lines and no class over 300 (docs/design.md; split by concern, not by size alone)."""
+    too_long = []
+    for name, path in MODULES.items():
+        text = path.read_text()
+        if text.count("\n") > 450:
+            too_long.append(f"{name}: {text.count(chr(10))} lines")
+        for node in ast.walk(ast.parse(text, str(path))):
+            if isinstance(node, ast.ClassDef) and node.end_lineno is not None:
+                size = node.end_lineno - node.lineno + 1
+                if size > 300:
+                    too_long.append(f"{name}.{node.name}: {size} lines")
+    assert too_long == []
