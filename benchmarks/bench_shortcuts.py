@@ -32,7 +32,7 @@ from typing import Any, Callable
 from _common import fmt_ms, machine_facts, median, parser, table
 
 import quiv_nb
-from quiv_nb import lifecycle, records, scheduler, tasks
+from quiv_nb import records, scheduler, tasks
 from quiv_nb.models import Job, Task, TaskStatus
 
 POOL = 10
@@ -119,7 +119,7 @@ def plain_rlock() -> Iterator[None]:
 
 @contextlib.contextmanager
 def uuid_per_id() -> Iterator[None]:
-    with patched(lifecycle, "new_id", _uuid4), patched(tasks, "new_id", _uuid4):
+    with patched(records, "new_id", _uuid4), patched(tasks, "new_id", _uuid4):
         yield
 
 
