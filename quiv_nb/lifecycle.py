@@ -217,7 +217,8 @@ class JobLifecycle:
         self._history.add(job)
         task.active_job = task.last_job_id = job.job_id
         call = JobCall(
-            job.job_id, task.func, task.args, _job_kwargs(task, upstream, scheduled_at), task.spec, job.stop_event,
+            job.job_id, task.func, task.args,
+            _job_kwargs(task, upstream, scheduled_at) if task.data_inject else task.kwargs, task.spec, job.stop_event,
             make_hook(task, job.job_id, self._dispatch), lambda: self.on_start(job), task.contexts,
             {"task_name": task.name}, job.log,
         )  # fmt: skip

@@ -233,10 +233,11 @@ class Quiv(QueriesMixin):
         since = utcnow() if notify is True else None  # before adding: a quick first job is announced too
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
-        task = build_task(TaskSpec(
+        # `tuple.__new__`: the NamedTuple's own `__new__` is a Python frame, on the per-task path.
+        task = build_task(tuple.__new__(TaskSpec, (
             task_name, func, interval, delay, run_once, args, kwargs, progress_callback, timeout, max_retries,
             retry_backoff, notify, after, cron, at, timezone, fixed_interval, self._zone,
-        ))  # fmt: skip
+        )))  # fmt: skip
         with self._lock:
             self._check_open()
             effects = self._control.add(task, time.monotonic(), replace=replace, after=after)

@@ -144,7 +144,8 @@ def build_task(given: TaskSpec) -> TaskRecord:
         raise ConfigurationError(
             f"args must be a tuple, got {type(args).__name__}: pass a tuple, e.g. args=(1, 2) or args=(x,)"
         )
-    _flag("fixed_interval", fixed_interval)
+    if fixed_interval is not True:
+        _flag("fixed_interval", fixed_interval)
     if kwargs is None:
         kwargs = {}
     elif not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
@@ -190,7 +191,7 @@ def build_task(given: TaskSpec) -> TaskRecord:
     task.data_inject = tuple((n, kind) for n, kind in spec.inject if kind in DATA_KINDS) if spec.inject else ()
     task.data = None
     task.callback = progress_callback
-    task.sink = as_progress_sink(progress_callback)
+    task.sink = None if progress_callback is None else as_progress_sink(progress_callback)
     task.callback_async = progress_callback is not None and is_async_callable(progress_callback)
     task.timeout, task.max_retries, task.retry_backoff = timeout, max_retries, retry_backoff
     task.notify = notify
