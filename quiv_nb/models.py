@@ -116,7 +116,7 @@ class Job:
         return self.job_id
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, frozen=True)
 class Stats:
     """Cheap health figures from `Quiv.stats()`."""
 

@@ -39,7 +39,7 @@ class exclusive(ArgDecorator):
         return parser.add_mutually_exclusive_group()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, frozen=True)
 class Command:
     """One subcommand: its parser (from the declarations) and the function that runs it."""
 

@@ -54,7 +54,7 @@ class Listenable(Protocol):
 # ------------------------------------------------------------------------------------------ notes (pure)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, frozen=True)
 class Note:
     """One notification as the browser shows it; `tag` groups a task's notes (a newer one replaces the older)."""
 

@@ -70,7 +70,7 @@ _SCALARS = (str, bytes, numbers.Number, date, time, timedelta)
 # Control characters (C0, DEL, C1) would break a terminal line or inject escape sequences.
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, frozen=True)
 class BarState:
     """Everything a bar shows. Immutable: each function returns a new one."""
 
