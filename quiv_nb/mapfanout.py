@@ -135,7 +135,7 @@ class _AsyncItemFirst(_ItemFirst):
 
     __slots__ = ()
 
-    async def __call__(self, item: Any, /, **injected: Any) -> Any:  # type: ignore[override]
+    async def __call__(self, item: Any, /, **injected: Any) -> Any:
         return await self._func(item, *self._args, **self._kwargs, **injected)
 
 

@@ -44,6 +44,7 @@ from .mapfanout import (
 from .output import current_output
 from .output import join as join_output
 from .seams import JobExecutor
+from .tasks import check_arguments
 
 __all__ = [
     "EMIT_INTERVAL",
@@ -128,9 +129,7 @@ def upstream_body(
     exactly one upstream and `func` can take an item plus `args`/`kwargs`. `task_name` is for messages."""
     if flag is not True:
         raise ConfigurationError(f"map must be True or False, got {flag!r}")
-    if not isinstance(args, (tuple, list)) or not (kwargs is None or isinstance(kwargs, dict)):
-        raise ConfigurationError("args must be a tuple or list and kwargs a dict or None")
-    args, kwargs = tuple(args), dict(kwargs or {})
+    kwargs = dict(check_arguments(args, kwargs))  # as `add_task`'s own
     names = [after] if isinstance(after, str) else list(after) if isinstance(after, (list, tuple)) else None
     if not names or len(names) != 1:
         raise ConfigurationError(

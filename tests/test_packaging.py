@@ -63,3 +63,15 @@ def test_readme_quickstart_has_two_commands_and_ci_runs_the_readme_test_command(
     assert len(commands) == 2
     test_command = readme.split("test command:", 1)[1].split("```bash", 1)[1].split("```", 1)[0].strip()
     assert test_command in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_package_is_typed_and_ci_checks_its_types():
+    """`py.typed` ships in the wheel (hatch packs every file under quiv_nb/) and CI runs mypy after ruff."""
+    assert (ROOT / "quiv_nb" / "py.typed").is_file()
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["quiv_nb"]
+    assert data["tool"]["mypy"]["packages"] == ["quiv_nb"]
+    assert any(r.startswith("mypy") for r in data["project"]["optional-dependencies"]["test"])
+    run = (ROOT / ".ci" / "run").read_text()
+    ruff = run.index("ruff check .")
+    assert ruff < run.index("python -m mypy") < run.index("deactivate", ruff)

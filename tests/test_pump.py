@@ -287,7 +287,7 @@ def test_an_idle_pump_sleeps(make_pump):
     assert pump.flush(WAIT)
     thread = pump._thread
     assert thread is not None and thread.daemon and thread.name == "quiv_nb-render"
-    assert pump._next_wait(BURST) is None  # nothing queued: the thread waits without a timeout
+    assert pump._next_wait() is None  # nothing queued: the thread waits without a timeout
 
 
 def test_shutdown_stops_the_thread_and_a_request_restarts_it(make_pump):
@@ -357,6 +357,8 @@ def test_close_waits_for_a_send_now_in_progress_and_refuses_later_ones(make_pump
 
 
 def test_the_process_pump_is_registered_for_kernel_exit():
-    from quiv_nb import hooks
+    from quiv_nb import hooks, kernel
+    from quiv_nb.render.pump import close_pump
 
-    assert get_pump().close in hooks.before_exit_steps()
+    kernel.install()  # what get_scheduler(), %load_ext and a Quiv()/bar() in a kernel process do
+    assert close_pump in hooks.before_exit_steps()

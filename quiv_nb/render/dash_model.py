@@ -167,15 +167,17 @@ class DashboardModel:
         sched = self._ref()
         if sched is None:
             # Gone (`%quiv stop` drops the kernel's scheduler): the last rows stay, with the jobs that ended since.
-            off = {"can_cancel": False, "can_pause": False, "can_resume": False, "can_run": False}
+            off: dict[str, Any] = {"can_cancel": False, "can_pause": False, "can_resume": False, "can_run": False}
             with self._lock:
                 lasts = {r.task_id: self._last_done.get(r.task_id) for r in self._views}
-            stopped = {"status": "stopped", "next_run": "—", "running": False, "progress": None, "progress_text": ""}
+            stopped: dict[str, Any] = {
+                "status": "stopped", "next_run": "—", "running": False, "progress": None, "progress_text": ""
+            }  # fmt: skip
             rows = [r._replace(**stopped, **off, **last_fields(lasts[r.task_id], now)) for r in self._views]
             return Snapshot(False, "stopped", rows, self.recent_jobs(), False, False, now)
         state = "running" if sched.is_running else "stopped" if sched.stopped else "not started"
         live = state != "stopped"
-        tasks = sched.get_all_tasks()
+        tasks = sched.get_all_tasks(include_run_once=True)
         present = {t.task_id for t in tasks}
         with self._lock:
             gone = [(t, j) for t, j in self._last_seen.items() if t not in present]

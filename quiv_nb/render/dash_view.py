@@ -15,7 +15,7 @@ from __future__ import annotations
 import html
 from typing import Any, Callable
 
-from ..kernel.controls import answer_on_sender_shell
+from ..hooks import host
 from ..models import Job
 from ..units import format_duration
 from .dash_rows import RowView, Snapshot
@@ -204,6 +204,7 @@ class _Row:
         import ipywidgets as w
 
         traits = row_traits(view)
+        kernel = host()
         self.task_id = view.task_id
         self.parts: dict[str, Any] = {}
         for part, _, _ in COLUMNS:
@@ -221,7 +222,8 @@ class _Row:
                 description=label, tooltip=tooltip, layout=shared.button_layout, style=shared.button_style, **values
             )
             button.on_click(lambda _b, action=action, task_id=view.task_id: on_click(action, task_id))
-            answer_on_sender_shell(button)  # clicks act while a cell is busy (quiv_nb.kernel.controls)
+            if kernel is not None:
+                kernel.answer_on_sender_shell(button)  # clicks act while a cell is busy (quiv_nb.kernel.controls)
             self.parts[part] = button
         children = [self.parts[p] for p, _, _ in COLUMNS] + [self.parts[p] for p, _, _, _ in BUTTONS]
         self.parts["box"] = self.box = w.HBox(children=children, layout=shared.row_layout, **traits["box"])
@@ -309,7 +311,7 @@ class DashboardView:
         kind, text = message
         msg_classes = ("quiv-dash-message", f"quiv-dash-message-{kind}") if text else ("quiv-dash-message",)
         recent = recent_html(snap.recent)
-        wanted = {
+        wanted: dict[str, dict[str, Any]] = {
             "title": {"value": f"{_CSS}<b>quiv_nb</b> · {_esc(snap.title)}"},
             "msg": {"value": message_html(kind, text), "_dom_classes": msg_classes},
             "recent": {"value": recent if snap.rows else _EMPTY_HTML + recent},

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import TaskNotFoundError
-from ..kernel.shell import in_kernel  # a leaf: the kernel package itself imports this module (its notify hook)
+from ..hooks import host
 from ..models import Event, Job, JobStatus, Task
 from .pump import RenderPump, get_pump
 
@@ -54,7 +54,7 @@ class Listenable(Protocol):
 # ------------------------------------------------------------------------------------------ notes (pure)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, frozen=True)
 class Note:
     """One notification as the browser shows it; `tag` groups a task's notes (a newer one replaces the older)."""
 
@@ -198,7 +198,7 @@ class Notifier:
             if j.status in (JobStatus.COMPLETED, JobStatus.FAILED) and j.ended_at is not None and j.ended_at >= since
         ]
         if ended:
-            last = max(ended, key=lambda j: j.ended_at)
+            last = max(ended, key=lambda j: j.ended_at or since)  # each has one (filtered above)
             self._caught_up = last.job_id  # its listener call may still be on its way: skip that one
             self._record(note_for(last.task_name, last))
         if not self._task_exists():  # a run-once task that is over: nothing more will end
@@ -237,7 +237,8 @@ def attach(scheduler: Listenable, task_id: str, *, since: datetime | None = None
     browser could show a notification. Raises `TaskNotFoundError` for an unknown task.
     """
     name = _task_name(scheduler, task_id)
-    if not in_kernel():
+    kernel = host()
+    if kernel is None or not kernel.in_kernel():
         _log.info("quiv_nb: notify=True has no effect outside a Jupyter kernel (task %s)", name)
         return None
     from IPython.display import display

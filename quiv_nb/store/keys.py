@@ -4,7 +4,7 @@ A key is the digest of: the task's name, its code (the handler's source with com
 docstrings stripped, so reformatting a comment does not rerun a step) or the version pin given
 instead, its arguments (pickled), and the keys of the upstream results it gets. The first three
 are fixed when the task is added (`base_key`, on the adding thread); the upstream part is added
-per run (`step_key`, under the scheduler lock: a few string joins).
+per run (`step_key`, after the scheduler lock is released: it may pickle an upstream result).
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ EXIT_TIMEOUT = 5.0  # seconds the interpreter's exit waits for the last commit
 
 _UPSERT = f"INSERT OR REPLACE INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
-Op = Callable[[sqlite3.Connection], None]  # a write that runs inside the batch's transaction
+Op = Callable[[sqlite3.Connection], object]  # a write run inside the batch's transaction (its value ignored)
 
 
 class Writer:
