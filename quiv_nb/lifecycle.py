@@ -167,7 +167,8 @@ class JobLifecycle:
         job.attempt, job.stop_event, job.t0, job.future = attempt, StopEvent(), 0.0, None
         job.callback, job.cancel_requested, job.cancellable = task.callback, False, task.cancellable
         job.log = JobLog()
-        job.cache_key = None if task.cache_base is None else self._cache_key(task, upstream)
+        key = None if task.cache_base is None else self._cache_key(task, upstream)
+        job.cache_key = key if isinstance(key, str) else None  # a function: finished off the lock, below
         job.cached, job.computed_at = False, None
         self._history.add(job)
         task.active_job = task.last_job_id = job.job_id
@@ -187,8 +188,8 @@ class JobLifecycle:
             self._make_hook(task, job.job_id), lambda: self.on_start(job), task.contexts,
             {"task_name": task.name}, job.log,
         )  # fmt: skip
-        if job.cache_key is not None and self._store.has_result(job.cache_key):
-            hit, resolve = reuse_result(self._lock, self._store, self._executor, job, call, job.cache_key)
+        if callable(key) or (key is not None and self._store.has_result(key)):
+            hit, resolve = reuse_result(self._lock, self._store, self._executor, job, call, key)
             job.future = hit
             return [resolve, lambda: hit.add_done_callback(lambda f: self.on_done(job, f))]
         try:
@@ -201,8 +202,11 @@ class JobLifecycle:
         # and its listeners must not run under our lock.
         return [lambda: fut.add_done_callback(lambda f: self.on_done(job, f))]
 
-    def _cache_key(self, task: TaskRecord, upstream: dict[str, Any] | None) -> str | None:
-        """A cached step's key for this run (a retry repeats its run's key); None when it cannot be cached."""
+    def _cache_key(self, task: TaskRecord, upstream: dict[str, Any] | None) -> str | Callable[[], str | None] | None:
+        """A cached step's key for this run (a retry repeats its run's key); None when it cannot be cached.
+
+        A function when an upstream result must be pickled to key it: `reuse_result` calls it off the lock.
+        """
         if upstream is None:
             prior = self._history.find(task.last_job_id or "")
             return prior.cache_key if prior is not None else None

@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import os
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +251,45 @@ def test_a_result_is_reused_before_the_writer_has_written_it(tmp_path: Path) -> 
         q.shutdown()
     assert [(j.result, j.cached) for j in rounds] == [(10, False), (10, True)]
     assert [j.cached for j in srcs] == [False, True]
+
+
+class _Probe:
+    """An upstream result whose pickling asks, from another thread, whether the scheduler is free.
+
+    Pickling runs user code (`__reduce__`), so it must never run under the scheduler lock: if it
+    did, `stats()` (which takes the lock) could not return until the pickling ended.
+    """
+
+    scheduler: Quiv | None = None
+    locked: list[bool] = []
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        free = threading.Event()
+        threading.Thread(target=lambda: (_Probe.scheduler.stats(), free.set()), daemon=True).start()  # type: ignore[union-attr]
+        _Probe.locked.append(not free.wait(5.0))
+        return (_Probe, (self.value,))
+
+
+def test_an_uncached_upstream_result_is_keyed_off_the_lock(tmp_path: Path) -> None:
+    """The key of a cached step below an uncached one pickles that result without the lock; hits as before."""
+    q = Quiv(store=tmp_path / "s.db")
+    _Probe.scheduler, _Probe.locked = q, []
+    try:
+        ended = next_job(q, "sink")
+        q.add_task("src", lambda: _Probe(3), run_once=True)
+        q.add_task("sink", lambda _upstream: _upstream["src"].value * 10, after="src", cache=True)
+        q.start()
+        first = ended.result(WAIT)
+        ended = next_job(q, "sink")
+        q.add_task("src", lambda: _Probe(3), run_once=True, replace=True)
+        second = ended.result(WAIT)
+        ended = next_job(q, "sink")
+        q.add_task("src", lambda: _Probe(4), run_once=True, replace=True)
+        third = ended.result(WAIT)
+    finally:
+        q.shutdown()
+    assert [(j.result, j.cached) for j in (first, second, third)] == [(30, False), (30, True), (40, False)]
+    assert _Probe.locked and not any(_Probe.locked)
