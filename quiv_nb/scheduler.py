@@ -306,18 +306,22 @@ class Quiv:
         fail_fast: bool = False,
         progress_callback: Callable[..., Any] | None = None,
         timeout: float | None = None,
+        cache: bool | str = False,
     ) -> str:
         """Start one job that calls `func` on each item, like `map(func, *iterables)`; return its id.
 
-        See `quiv_nb.mapping` and the README's "Map": the result is the list in input order. Raises
-        `ConfigurationError` for bad arguments, `SchedulerStoppedError`, or `QuivError` before `start()`.
+        See `quiv_nb.mapping` and the README's "Map": the result is the list in input order; `cache=` as
+        for `add_task` (keyed by the item function and the items). Raises `ConfigurationError` for bad
+        arguments, `SchedulerStoppedError`, or `QuivError` before `start()`.
         """
         spec, items, name = prepare(func, iterables, max_workers, fail_fast, self._pool_size, name)
         if not self._started:
             self._check_open()
             raise QuivError("the scheduler is not started yet; call start() first")
         body = MapBody(spec, items, self._fanout)
-        task_id = self.add_task(name, body, run_once=True, progress_callback=progress_callback, timeout=timeout)
+        task_id = self.add_task(
+            name, body, run_once=True, progress_callback=progress_callback, timeout=timeout, cache=cache
+        )
         with self._lock:  # its job started at once; a quick one may have ended (its task is then gone)
             task, last = self._tasks.find(task_id), self._history.last_run(task_id)
         job_id = task.last_job_id if task is not None else last.job_id if last is not None else None

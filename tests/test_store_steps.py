@@ -293,3 +293,58 @@ def test_an_uncached_upstream_result_is_keyed_off_the_lock(tmp_path: Path) -> No
         q.shutdown()
     assert [(j.result, j.cached) for j in (first, second, third)] == [(30, False), (30, True), (40, False)]
     assert _Probe.locked and not any(_Probe.locked)
+
+
+_ITEM = """
+calls = []
+
+
+def square(item, offset):
+    calls.append(item)
+    return item * item + offset * {factor}
+"""
+
+
+def _mapped(path: Path, module: Any, offset: int) -> Any:
+    """items -> square (map=True, cached) on a new scheduler; the map job."""
+    q = Quiv(store=path)
+    try:
+        ended = next_job(q, "sq")
+        q.add_task("items", lambda: [1, 2, 3], run_once=True, cache=True)
+        q.add_task("sq", module.square, after="items", map=True, cache=True, args=(offset,))
+        q.start()
+        return ended.result(WAIT)
+    finally:
+        q.shutdown()
+
+
+def test_a_cached_map_task_keys_by_its_item_function_and_arguments(tmp_path: Path) -> None:
+    """`map=True, cache=True`: editing the item function or its arguments reruns the map; else it is reused."""
+    src, db = tmp_path / "item.py", tmp_path / "s.db"
+    src.write_text(_ITEM.format(factor=1))
+    first = _mapped(db, load(src, "item"), 0)
+    again = _mapped(db, load(src, "item"), 0)
+    args_changed = _mapped(db, load(src, "item"), 1)
+    src.write_text(_ITEM.format(factor=2))
+    code_changed = _mapped(db, load(src, "item"), 1)
+    runs = [(j.result, j.cached) for j in (first, again, args_changed, code_changed)]
+    assert runs == [([1, 4, 9], False), ([1, 4, 9], True), ([2, 5, 10], False), ([3, 6, 11], False)]
+
+
+def test_quiv_map_with_cache_reuses_the_same_call(tmp_path: Path) -> None:
+    """`Quiv.map(..., cache=True)`: the same function over the same items is reused by a new scheduler."""
+    src, db = tmp_path / "item.py", tmp_path / "s.db"
+    src.write_text(_ITEM.format(factor=1))
+    jobs = []
+    for items in ([1, 2], [1, 2], [1, 3]):
+        module = load(src, "item")
+        q = Quiv(store=db)
+        q.start()
+        try:
+            job_id = q.map(module.square, items, [0] * len(items), name="sq", cache=True)
+            jobs.append((q.wait_for_job(job_id, timeout=WAIT), list(module.calls)))
+        finally:
+            q.shutdown()
+    assert [(j.result, j.cached, calls) for j, calls in jobs] == [
+        ([1, 4], False, [1, 2]), ([1, 4], True, []), ([1, 9], False, [1, 3]),
+    ]  # fmt: skip

@@ -25,6 +25,7 @@ from . import _options as option
 @argument("--workers", type=types.positive_int, metavar="K", help="run at most K items at once (default: the pool)")
 @argument("--fail-fast", action="store_true", help="stop at the first item that fails")
 @option.timeout
+@option.cache
 @option.bar
 def map_(ctx: Context, opts: argparse.Namespace) -> JobHandle:
     """Call FUNC on each item in one background job, one bar here; `x = %quiv wait` gives the list."""
@@ -40,7 +41,7 @@ def map_(ctx: Context, opts: argparse.Namespace) -> JobHandle:
     bar = make_bar(opts.bar, name)
     job_id = ctx.scheduler.map(
         func, items, name=name, max_workers=opts.workers, fail_fast=opts.fail_fast, progress_callback=bar,
-        timeout=opts.timeout,
+        timeout=opts.timeout, **ctx.api_kwargs(ctx.scheduler.map, cache=opts.cache),
     )  # fmt: skip
     ctx.last_job = job_id
     return JobHandle(job_id, bar)
