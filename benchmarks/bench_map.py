@@ -1,7 +1,7 @@
 """Map: 10,000 trivial items on 4 threads with a progress bar attached, four ways; then cancel and progress
 liveness of a map whose items are chunked.
 
-    python benchmarks/bench_map.py [--rounds 7] [-n 10000] [--workers 4]
+    python benchmarks/bench_map.py [--rounds 7] [-n 10000] [--workers 4] [--dask-n 2000] [--dask-rounds 3] [--no-dask]
 
 Contenders, run in one process, rounds interleaved, each calling `item(x) = x + 1` on `range(n)`
 with `--workers` threads and getting back the list in input order:
@@ -19,6 +19,12 @@ and joblib+tqdm.
 Second part (quiv_nb only): a map of 4,000 items that each sleep 1 ms on 4 workers (about 1 s of
 work in chunks of up to 250 items): the longest gap between two progress payloads while it runs,
 and how long after `cancel_job` (called 0.3 s in) the job has ended. Targets: both under 0.5 s.
+
+Third part (skipped by `--no-dask` or without `distributed`): on a `LocalCluster` of 2 worker processes
+with one thread each, `--dask-n` items (2,000) of the same `item`, `--dask-rounds` (3) rounds interleaved:
+`client.gather(client.map(item, items))` (one Dask task per item) against
+`Quiv(pool_size=2, executor=DaskExecutor(client)).map(item, items, progress_callback=cb)` + `wait_for_job`
+(the items go in batches, at most 2 in flight; `cb` moves a tqdm bar as above). Target: quiv_nb no slower.
 """
 
 from __future__ import annotations
@@ -213,10 +219,77 @@ def liveness(args: Any) -> list[Target]:
     ]
 
 
+def dask_side_by_side(args: Any) -> list[Target]:
+    import logging
+
+    from distributed import Client, LocalCluster
+
+    from quiv_nb import Quiv
+    from quiv_nb.dask import DaskExecutor
+
+    logging.getLogger("distributed").setLevel(logging.ERROR)
+    started = time.perf_counter()
+    items = range(args.dask_n)
+    expected = [x + 1 for x in items]
+    cluster = LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, protocol="tcp://", host="127.0.0.1", dashboard_address=None
+    )
+    client = Client(cluster)
+    q = Quiv(pool_size=2, executor=DaskExecutor(client), history_retention_seconds=60)
+    q.start()
+    times: dict[str, list[float]] = {"client.map + client.gather": [], "quiv_nb Quiv.map on DaskExecutor": []}
+    try:
+        client.gather(client.map(item, range(100)))  # workers warmed up, `item` shipped, off the clock
+        q.wait_for_job(q.map(item, range(100)), timeout=TIMEOUT)
+        for round_no in range(args.dask_rounds):
+            gc.collect()
+            t0 = time.perf_counter()
+            futures = client.map(item, items, pure=False)  # fresh keys each round: nothing cached on the cluster
+            result = client.gather(futures)
+            times["client.map + client.gather"].append(time.perf_counter() - t0)
+            assert result == expected
+            del futures
+            gc.collect()
+            bar = devnull_bar(len(items))
+
+            def progress(step: int, total: int, failed: int, bar: Any = bar) -> None:
+                bar.update(step - bar.n)
+
+            t0 = time.perf_counter()
+            job = q.wait_for_job(q.map(item, items, progress_callback=progress), timeout=TIMEOUT)
+            times["quiv_nb Quiv.map on DaskExecutor"].append(time.perf_counter() - t0)
+            bar.close()
+            assert job.result == expected and bar.n == len(items), (job.status, bar.n)
+            print(f"  dask round {round_no + 1}/{args.dask_rounds} done", file=sys.stderr, flush=True)
+    finally:
+        q.shutdown(timeout=10)
+        client.close()
+        cluster.close()
+    bare, ours = times["client.map + client.gather"], times["quiv_nb Quiv.map on DaskExecutor"]
+    ratios = [a / b for a, b in zip(ours, bare, strict=True)]
+    print(f"\n## Dask: {args.dask_n:,} trivial items on a 2-worker LocalCluster (processes, 1 thread each)\n")
+    print(f"{args.dask_rounds} rounds; this part took {time.perf_counter() - started:.1f} s with the cluster's start\n")
+    print(
+        table(
+            ["contender", "median", "best", "quiv_nb time / this (median of per-round ratios)"],
+            [[name, fmt_ms(median(v)), fmt_ms(min(v)), f"{median([a / b for a, b in zip(ours, v, strict=True)]):.2f}x"]
+             for name, v in times.items()],
+        )
+    )  # fmt: skip
+    return [
+        Target(
+            "quiv_nb Quiv.map vs client.map + gather (Dask)", f"{median(ratios):.2f}x", "≤ 1x", median(ratios) <= 1.0
+        )
+    ]
+
+
 def main() -> int:
     p = parser(__doc__.split("\n", 1)[0], rounds=7)
     p.add_argument("-n", type=int, default=10_000, help="items per map (default 10000)")
     p.add_argument("--workers", type=int, default=4, help="threads per contender (default 4)")
+    p.add_argument("--dask-n", type=int, default=2000, help="items per map on the Dask cluster (default 2000)")
+    p.add_argument("--dask-rounds", type=int, default=3, help="rounds of the Dask part (default 3)")
+    p.add_argument("--no-dask", action="store_true", help="skip the Dask part")
     args = p.parse_args()
     print("# Map — `bench_map.py`\n")
     print(machine_facts())
@@ -225,6 +298,13 @@ def main() -> int:
 
     print(f"- tqdm {tqdm.__version__}, joblib {joblib.__version__}\n")
     targets = throughput(args) + liveness(args)
+    try:
+        import distributed
+    except ImportError:
+        distributed = None
+    if distributed is not None and not args.no_dask:
+        print(f"\n- distributed {distributed.__version__}")
+        targets += dask_side_by_side(args)
     print_targets(targets)
     return 0 if all(t.ok for t in targets) else 1
 

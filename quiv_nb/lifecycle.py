@@ -124,6 +124,8 @@ class JobLifecycle:
         self._clock = clock  # what `now` is on the worker side (timeouts, ends); tests pass a fake one
         self._pipeline = pipeline if pipeline is not None else Pipeline()  # `after=` edges and their rule
         self._in_pipeline = self._pipeline.nodes.__contains__
+        # Jobs asked for before `start()` (a map), with their cache keys (see `_submit`).
+        self._deferred: list[tuple[JobRecord, JobCall, str | Callable[[], str | None] | None]] = []
         self._store = store  # job records and cached results outlive the process there (`quiv_nb.store`)
 
     # ------------------------------------------------------------------ scheduler side (lock held)
@@ -152,12 +154,13 @@ class JobLifecycle:
         attempt: int = 0,
         upstream: dict[str, Any] | None = None,
         scheduled_at: datetime | None = None,
+        defer: bool = False,
     ) -> list[Effect]:
         """Create a job for `task` and submit it to the executor; the task is then busy.
 
         A fresh run (`upstream` given, `{}` when no pipeline triggered it) sets the values
         `_upstream` / `_scheduled_at` inject (due now when `scheduled_at` is None); a retry
-        (`upstream` None) reuses those of the run it repeats.
+        (`upstream` None) reuses those of the run it repeats. `defer` (before `start()`): see `submit_deferred`.
         """
         job = JobRecord()
         job.job_id = new_id()
@@ -188,6 +191,22 @@ class JobLifecycle:
             self._make_hook(task, job.job_id), lambda: self.on_start(job), task.contexts,
             {"task_name": task.name}, job.log,
         )  # fmt: skip
+        if defer:
+            self._deferred.append((job, call, key))
+            return []
+        return self._submit(job, call, key)
+
+    def submit_deferred(self) -> list[Effect]:
+        """At `start()` (lock held): submit the jobs `start_job(defer=True)` kept "scheduled", oldest first."""
+        deferred, self._deferred = self._deferred, []
+        return [effect for job, call, key in deferred for effect in self._submit(job, call, key)]
+
+    def _submit(self, job: JobRecord, call: JobCall, key: str | Callable[[], str | None] | None) -> list[Effect]:
+        """Hand `job`'s call to the executor (lock held); the effect attaches its done-callback.
+
+        A cached step whose `key` is held, or still has to be finished off the lock (a function), goes to
+        `reuse_result` instead, which submits it there on a miss.
+        """
         if callable(key) or (key is not None and self._store.has_result(key)):
             hit, resolve = reuse_result(self._lock, self._store, self._executor, job, call, key)
             job.future = hit

@@ -1,5 +1,6 @@
 """Where a map's items run: helpers on our pool, batches on a cluster (with the batch body that
-runs on a remote worker), calling one item, and keeping map bodies local when jobs go to a cluster.
+runs on a remote worker), calling one item (`item_first`: the item before given arguments), and
+keeping map bodies local when jobs go to a cluster.
 
 On the thread pool a map body gets up to `pool size - 1` helpers (`PoolHelpers`), more jobs on
 the same pool that pull from its queue (`quiv_nb.mapping`).
@@ -12,13 +13,16 @@ stop-event mirroring and progress relay like any job. `quiv_nb.mapping` drives t
 
 from __future__ import annotations
 
+import functools
+import inspect
 import threading
 import time
 import traceback
 from concurrent.futures import Future
 from typing import Any, Callable
 
-from .dispatch import noop_hook, run_in_temporary_loop
+from .dispatch import is_async_callable, noop_hook, run_in_temporary_loop
+from .errors import ConfigurationError
 from .execution import JOB_ID, PROGRESS, STOP, UPSTREAM, HandlerSpec, JobCall, Outcome, run_call
 from .pool import PoolExecutor
 from .seams import JobExecutor
@@ -31,6 +35,7 @@ __all__ = [
     "RemoteBatches",
     "batch_size",
     "item_caller",
+    "item_first",
     "map_fanout",
     "run_batch",
 ]
@@ -97,6 +102,71 @@ def item_caller(
     if not args and not kwargs:
         return func
     return lambda *item: func(*item, *args, **kwargs)
+
+
+_ITEM = object()  # stands for the item when the rest of a signature is read
+
+
+class _ItemFirst:
+    """`func(item, *args, **kwargs)` as a function of the item (see `item_first`); pickles for Dask workers."""
+
+    __slots__ = ("__name__", "_args", "_func", "_kwargs")
+
+    def __init__(self, func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self._func, self._args, self._kwargs = func, args, kwargs
+        self.__name__ = getattr(func, "__name__", type(func).__name__)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """An item, then what `func` still takes (its injected names among them), as `functools.partial` shows."""
+        rest = inspect.signature(functools.partial(self._func, _ITEM, *self._args, **self._kwargs))
+        item = inspect.Parameter("_quiv_item", inspect.Parameter.POSITIONAL_ONLY)
+        return rest.replace(parameters=[item, *rest.parameters.values()])
+
+    def __call__(self, item: Any, /, **injected: Any) -> Any:
+        return self._func(item, *self._args, **self._kwargs, **injected)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self._func, self._args, self._kwargs)
+
+    def quiv_cache_identity(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        """(func, its arguments after the item, its keyword arguments): a cached map's key hashes `func`'s
+        code and these, not this wrapper's (`quiv_nb.store.keys.base_key`; adding thread)."""
+        return self._func, self._args, self._kwargs
+
+
+class _AsyncItemFirst(_ItemFirst):
+    """`_ItemFirst` of an async `func`: awaited like one (`dispatch.is_async_callable` sees `async def`)."""
+
+    __slots__ = ()
+
+    async def __call__(self, item: Any, /, **injected: Any) -> Any:  # type: ignore[override]
+        return await self._func(item, *self._args, **self._kwargs, **injected)
+
+
+def item_first(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Callable[..., Any]:
+    """`func(item, *args, **kwargs)` as a function of one item that still takes the names the
+    scheduler injects (`_stop_event`...), like `functools.partial` but with the item first (the
+    `%quiv map f(1, x=2) items` form); any thread.
+
+    Raises `ConfigurationError` when `func` cannot take an item plus `args` and `kwargs`.
+    """
+    if not args:
+        return functools.partial(func, **kwargs) if kwargs else func
+    wrapped = (_AsyncItemFirst if is_async_callable(func) else _ItemFirst)(func, tuple(args), dict(kwargs))
+    try:
+        inspect.signature(func)
+    except (TypeError, ValueError):  # no signature to read (some builtins): called as given
+        return wrapped
+    try:
+        inspect.signature(wrapped)
+    except (TypeError, ValueError):  # partial's "has incorrect arguments"
+        given = f"args={tuple(args)!r}" + (f" and kwargs={kwargs!r}" if kwargs else "")
+        raise ConfigurationError(
+            f"{wrapped.__name__}{inspect.signature(func)} cannot take an item followed by {given}: "
+            "each item is its first argument, the arguments given follow it"
+        ) from None
+    return wrapped
 
 
 def label_payload(kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -28,7 +28,7 @@ from concurrent.futures import Future
 from typing import Any, Callable
 
 from .dispatch import noop_hook, worker_scope
-from .errors import ConfigurationError, MapError
+from .errors import ConfigurationError, MapError, QuivError
 from .execution import JOB_ID, PROGRESS, STOP, UPSTREAM, HandlerSpec, JobCall, Outcome, StopEvent, inspect_handler
 from .mapfanout import (
     BATCH_SPEC,
@@ -41,6 +41,8 @@ from .mapfanout import (
     label_payload,
     run_batch,
 )
+from .output import current_output
+from .output import join as join_output
 from .seams import JobExecutor
 
 __all__ = [
@@ -118,10 +120,12 @@ def prepare(
     return MapSpec(func, spec, workers, fail_fast), items, name
 
 
-def upstream_body(flag: Any, func: Any, args: Any, kwargs: Any, after: Any, fanout: Fanout, workers: int) -> MapBody:
+def upstream_body(
+    flag: Any, func: Any, args: Any, kwargs: Any, after: Any, fanout: Fanout, workers: int, task_name: Any = None
+) -> MapBody:
     """The body of an `add_task(..., after=UP, map=True)` task: `func(item, *args, **kwargs)` per item
     of UP's result (calling thread). Raises `ConfigurationError` unless `flag` (map=) is True, there is
-    exactly one upstream and `func` can take an item plus `args`/`kwargs`."""
+    exactly one upstream and `func` can take an item plus `args`/`kwargs`. `task_name` is for messages."""
     if flag is not True:
         raise ConfigurationError(f"map must be True or False, got {flag!r}")
     if not isinstance(args, (tuple, list)) or not (kwargs is None or isinstance(kwargs, dict)):
@@ -134,7 +138,7 @@ def upstream_body(flag: Any, func: Any, args: Any, kwargs: Any, after: Any, fano
         )
     _check_common(func, None, False, workers)
     spec = inspect_handler(func, (None, *args), kwargs)
-    return MapBody(MapSpec(func, spec, workers, False, tuple(args), dict(kwargs)), None, fanout)
+    return MapBody(MapSpec(func, spec, workers, False, tuple(args), dict(kwargs)), None, fanout, task_name)
 
 
 def chunk_size(remaining: int, runners: int) -> int:
@@ -158,8 +162,10 @@ class MapBody:
 
     quiv_runs_here = True
 
-    def __init__(self, spec: MapSpec, items: list[tuple[Any, ...]] | None, fanout: Fanout) -> None:
-        self._spec, self._items, self._fanout = spec, items, fanout
+    def __init__(
+        self, spec: MapSpec, items: list[tuple[Any, ...]] | None, fanout: Fanout, task_name: Any = None
+    ) -> None:
+        self._spec, self._items, self._fanout, self._task_name = spec, items, fanout, task_name
 
     def quiv_cache_identity(self) -> tuple[Callable[..., Any], Any, dict[str, Any]]:
         """(item function, what else its results depend on, its keyword arguments): what a cached map's key
@@ -173,7 +179,12 @@ class MapBody:
         items = self._items
         upstream = _upstream or {}
         if items is None:  # map=True: the items are the one upstream's result
-            (value,) = upstream.values() or (None,)
+            if not upstream:  # `run_task_immediately`: a run not triggered by its upstream
+                raise QuivError(
+                    f"task {self._task_name!r} maps over its upstream's result; run-now has no upstream result "
+                    "— run the upstream task instead"
+                )
+            (value,) = upstream.values()
             try:
                 items = [(item,) for item in value]
             except TypeError:
@@ -208,6 +219,7 @@ class _Run:
         self._started: set[int] = set()  # first indices of the remote batches that began
         self._tracebacks: dict[int, str | None] = {}  # of items that failed remotely (no __traceback__ here)
         self._upstream = upstream
+        self._output = current_output()  # the job's capture (this is its thread), joined by the helpers
         values = {STOP: stop, PROGRESS: self._item_hook, JOB_ID: job_id, UPSTREAM: upstream}
         self._call = item_caller(spec.func, spec.spec, spec.args, spec.kwargs, values)
 
@@ -366,7 +378,8 @@ class _Run:
             slot = len(self._counts)
             self._counts.append(0)
         try:
-            self._work(slot)
+            with join_output(self._output):  # before `_active` drops: the job's capture ends after this
+                self._work(slot)
         finally:
             with self._cond:
                 self._active -= 1

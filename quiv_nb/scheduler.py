@@ -19,12 +19,7 @@ from typing import Any, Callable
 
 from .control import TaskControl
 from .dispatch import Dispatcher, MainLoop
-from .errors import (
-    ConfigurationError,
-    JobNotFoundError,
-    QuivError,
-    SchedulerStoppedError,
-)
+from .errors import ConfigurationError, JobNotFoundError, SchedulerStoppedError
 from .eventbus import EventBus, as_event, run_effects
 from .history import JobHistory
 from .hooks import notify_attachers
@@ -109,7 +104,9 @@ class Quiv:
                 return
             self._started = True
             self._control.plan_all(time.monotonic())
+            effects = self._jobs.submit_deferred()  # maps asked for before start
             self._timeline.start(self._jobs.on_due, self._is_stopped, self._log)
+        run_effects(effects)
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop: set every job's stop event, wait up to `timeout` seconds, release our threads.
@@ -223,7 +220,8 @@ class Quiv:
         """
         self._main.note_caller()
         if map is not False:  # the handler becomes a map body over the upstream's result
-            func, args, kwargs = upstream_body(map, func, args, kwargs, after, self._fanout, self._pool_size), (), None
+            body = upstream_body(map, func, args, kwargs, after, self._fanout, self._pool_size, task_name)
+            func, args, kwargs = body, (), None
         since = utcnow() if notify is True else None  # before adding: a quick first job is announced too
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
@@ -311,22 +309,25 @@ class Quiv:
         """Start one job that calls `func` on each item, like `map(func, *iterables)`; return its id.
 
         See `quiv_nb.mapping` and the README's "Map": the result is the list in input order; `cache=` as
-        for `add_task` (keyed by the item function and the items). Raises `ConfigurationError` for bad
-        arguments, `SchedulerStoppedError`, or `QuivError` before `start()`.
+        for `add_task` (keyed by the item function and the items). Before `start()` the job is queued
+        ("scheduled") and runs at `start()`. Raises `ConfigurationError` for bad arguments and
+        `SchedulerStoppedError` after shutdown.
         """
+        self._main.note_caller()
         spec, items, name = prepare(func, iterables, max_workers, fail_fast, self._pool_size, name)
-        if not self._started:
-            self._check_open()
-            raise QuivError("the scheduler is not started yet; call start() first")
         body = MapBody(spec, items, self._fanout)
-        task_id = self.add_task(
-            name, body, run_once=True, progress_callback=progress_callback, timeout=timeout, cache=cache
-        )
-        with self._lock:  # its job started at once; a quick one may have ended (its task is then gone)
-            task, last = self._tasks.find(task_id), self._history.last_run(task_id)
-        job_id = task.last_job_id if task is not None else last.job_id if last is not None else None
-        if job_id is None:
-            raise JobNotFoundError(f"the map job of {name!r} ended and was pruned at once (retention 0)")
+        pin = pin_of(cache)  # ConfigurationError for a bad `cache`
+        task = build_task(name, body, None, None, True, (), None, progress_callback, timeout, 0, 1.0)
+        if cache is not False:  # hashed here, on the calling thread: never under the lock
+            task.cache_base = self._store.cache_base(task, pin)
+        with self._lock:  # one hold: the job exists (submitted, or queued for start) when the lock is released
+            self._check_open()
+            effects = self._control.add(task, time.monotonic(), replace=False)
+            if not self._started:
+                effects += self._jobs.start_job(task, time.monotonic(), 0, {}, defer=True)
+            job_id = task.last_job_id
+        run_effects(effects)
+        assert job_id is not None
         return job_id
 
     # ------------------------------------------------------------------ jobs

@@ -15,12 +15,33 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from conftest import WAIT, Gate  # noqa: E402
-from test_dask import assert_released, client  # noqa: E402, F401  (the module's cluster and its cleanup check)
+from test_dask import assert_released, client, scheduler_state  # noqa: E402, F401  (the module's cluster and its checks)
 
 from quiv_nb import JobStatus, Quiv  # noqa: E402
 from quiv_nb.dask import DaskExecutor  # noqa: E402
 
 pytestmark = [pytest.mark.dask, pytest.mark.timeout(90)]
+
+
+# Items of the max_workers test: module level, so the in-process workers run this very module's
+# state (cloudpickle ships importable functions by reference), a counter on the cluster's side.
+_HELD = threading.Condition()
+_RUNNING = {"now": 0, "peak": 0}
+_RELEASE = threading.Event()
+
+
+def _held_item(x: int) -> int:
+    with _HELD:
+        _RUNNING["now"] += 1
+        _RUNNING["peak"] = max(_RUNNING["peak"], _RUNNING["now"])
+        _HELD.notify_all()
+    try:
+        if not _RELEASE.wait(WAIT):
+            raise TimeoutError("never released")
+        return x
+    finally:
+        with _HELD:
+            _RUNNING["now"] -= 1
 
 
 @pytest.fixture
@@ -93,3 +114,21 @@ def test_fail_fast_sends_no_batch_after_the_first_failure(quiv: Quiv) -> None:
     assert job.status is JobStatus.FAILED
     assert job.result[0] == 1 and isinstance(job.result[1], ValueError)
     assert job.result[2:] == [None] * 40  # the rest of its batch and every later batch never ran
+
+
+def test_max_workers_caps_the_batches_in_flight_on_the_cluster(quiv: Quiv, client: Any) -> None:  # noqa: F811
+    _RUNNING.update(now=0, peak=0)
+    _RELEASE.clear()
+    job_id = quiv.map(_held_item, range(40), max_workers=2)  # 8 batches of 5; the cluster has 4 threads
+    try:
+        with _HELD:
+            assert _HELD.wait_for(lambda: _RUNNING["now"] >= 2, WAIT), "two batches never ran at once"
+        # Both held: the map waits for one to end; the scheduler has been given those two and no more.
+        batches = [key for key in scheduler_state(client)["tasks"] if "held_item" in key]
+        assert len(batches) == 2, batches
+    finally:
+        _RELEASE.set()
+    job = quiv.wait_for_job(job_id, WAIT)
+    assert job.status is JobStatus.COMPLETED and job.result == list(range(40))
+    assert _RUNNING["peak"] == 2  # items of one batch run one after another: at most two at once, throughout
+    assert_released(client)

@@ -6,6 +6,9 @@ Real threads and a real pool; every wait is on a job, an event or a gate with a 
 
 from __future__ import annotations
 
+import logging
+import pickle
+import sys
 import threading
 from typing import Any, Callable
 
@@ -13,7 +16,9 @@ import pytest
 from conftest import WAIT, Gate, next_job
 
 from quiv_nb import ConfigurationError, JobStatus, MapError, Quiv, QuivError
+from quiv_nb.mapfanout import item_first
 from quiv_nb.mapping import chunk_size, failure_message
+from quiv_nb.output import install
 
 
 def square(x: int) -> int:
@@ -185,6 +190,44 @@ def test_max_workers_caps_how_many_items_run_at_once(quiv_factory: Callable[...,
     assert peak == 3
 
 
+def test_every_line_items_print_on_every_runner_thread_lands_whole_in_the_jobs_output(
+    quiv_factory: Callable[..., Quiv],
+) -> None:
+    q = quiv_factory(pool_size=4)
+    install()  # the stream proxies exist before the handler below takes sys.stderr
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("LOG %(message)s"))
+    logger = logging.getLogger("quiv_nb.test.map_output")
+    logger.addHandler(handler)
+    logger.propagate = False
+    runners: set[int] = set()
+    lock = threading.Lock()
+    all_runners = threading.Event()
+
+    def item(i: int) -> None:
+        with lock:
+            runners.add(threading.get_ident())
+            if len(runners) == 3:
+                all_runners.set()
+        assert all_runners.wait(WAIT)  # every runner thread holds a chunk before any prints
+        print("item", i, "of", 2000, end="")  # several writes make one line
+        print(" done")
+        print(f"item {i} on stderr", file=sys.stderr)
+        if i % 100 == 0:
+            logger.warning("item %d", i)
+
+    try:
+        job = q.wait_for_job(q.map(item, range(2000), max_workers=3), timeout=WAIT * 3)
+    finally:
+        logger.removeHandler(handler)
+    assert job.status is JobStatus.COMPLETED
+    assert len(runners) == 3
+    lines = job.output.splitlines()
+    expected = [f"item {i} of 2000 done" for i in range(2000)] + [f"item {i} on stderr" for i in range(2000)]
+    expected += [f"LOG item {i}" for i in range(0, 2000, 100)]
+    assert sorted(lines) == sorted(expected)  # each line once, whole: none lost to the console
+
+
 def test_progress_counts_items_and_failures_and_never_goes_backwards(quiv: Quiv) -> None:
     payloads: list[dict[str, Any]] = []
     lock = threading.Lock()
@@ -273,10 +316,40 @@ def test_bad_input_is_a_configuration_error_at_the_call(quiv: Quiv, args: tuple,
     assert quiv.get_all_tasks() == []
 
 
-def test_map_before_start_says_to_start(quiv_factory: Callable[..., Quiv]) -> None:
+def test_map_before_start_is_queued_as_scheduled_and_runs_at_start(quiv_factory: Callable[..., Quiv]) -> None:
     q = quiv_factory(start=False)
-    with pytest.raises(QuivError, match="call start"):
-        q.map(square, [1])
+    called: list[int] = []
+
+    def item(x: int) -> int:
+        called.append(x)
+        return x * x
+
+    job_id = q.map(item, [1, 2, 3], name="early")
+    job = q.get_job(job_id)
+    assert job.status is JobStatus.SCHEDULED and job.task_name == "early" and job.started_at is None
+    assert called == []
+    q.start()
+    done = q.wait_for_job(job_id, WAIT)
+    assert done.status is JobStatus.COMPLETED and done.result == [1, 4, 9]
+    assert [j.job_id for j in q.get_all_jobs()] == [job_id]  # start() planned its task too: still one job
+
+
+def test_a_map_cancelled_before_start_never_runs_and_one_left_at_shutdown_ends_cancelled(
+    quiv_factory: Callable[..., Quiv],
+) -> None:
+    q = quiv_factory(start=False)
+    called: list[int] = []
+    cancelled = q.map(called.append, [1, 2])
+    assert q.cancel_job(cancelled) is True
+    q.start()
+    assert q.wait_for_job(cancelled, WAIT).status is JobStatus.CANCELLED
+    assert called == []
+    idle = quiv_factory(start=False)
+    left = idle.map(called.append, [3])
+    idle.shutdown(timeout=WAIT)
+    assert idle.get_job(left).status is JobStatus.CANCELLED and called == []
+    with pytest.raises(QuivError, match="shut down"):
+        idle.map(called.append, [4])
 
 
 # ---------------------------------------------------------------- pipelines: map=True
@@ -317,6 +390,17 @@ def test_map_true_over_a_result_that_is_not_iterable_fails_the_job(quiv_factory:
     assert job.status is JobStatus.FAILED and "upstream result must be iterable" in job.error_message
 
 
+def test_map_true_run_now_says_there_is_no_upstream_result_and_what_to_run(quiv: Quiv) -> None:
+    quiv.add_task("urls", lambda: ["a"], interval=60, delay=60)
+    task_id = quiv.add_task("fetch", lambda url: url, after="urls", map=True)
+    job = quiv.wait_for_job(quiv.run_task_immediately(task_id), WAIT)
+    assert job.status is JobStatus.FAILED
+    assert job.error_message == (
+        "QuivError: task 'fetch' maps over its upstream's result; run-now has no upstream result "
+        "— run the upstream task instead"
+    )
+
+
 @pytest.mark.parametrize(
     ("kwargs", "says"),
     [
@@ -332,6 +416,25 @@ def test_map_true_needs_one_upstream_and_a_handler_that_takes_an_item(quiv: Quiv
     kwargs = {"map": True, **kwargs}
     with pytest.raises(ConfigurationError, match=says):
         quiv.add_task("m", lambda x: x, **kwargs)
+
+
+def test_item_first_puts_the_item_before_the_given_arguments_and_keeps_injection(quiv: Quiv) -> None:
+    def scaled(x: int, factor: int, *, offset: int = 0, _job_id: str = "") -> tuple[int, bool]:
+        return x * factor + offset, bool(_job_id)
+
+    async def added(x: int, y: int) -> int:
+        return x + y
+
+    job_id = quiv.map(item_first(scaled, (10,), {"offset": 1}), [1, 2])
+    assert quiv.wait_for_job(job_id, WAIT).result == [(11, True), (21, True)]
+    assert quiv.wait_for_job(quiv.map(item_first(added, (5,), {}), [1, 2]), WAIT).result == [6, 7]
+    assert pickle.loads(pickle.dumps(item_first(pow, (2,), {})))(3) == 9  # crosses to Dask workers
+    assert item_first(square, (), {}) is square
+    with pytest.raises(
+        ConfigurationError,
+        match=r"scaled\(x: .*cannot take an item followed by args=\(1, 2\): each item is its first argument",
+    ):
+        item_first(scaled, (1, 2), {})
 
 
 # ---------------------------------------------------------------- the pure rules

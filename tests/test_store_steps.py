@@ -348,3 +348,22 @@ def test_quiv_map_with_cache_reuses_the_same_call(tmp_path: Path) -> None:
     assert [(j.result, j.cached, calls) for j, calls in jobs] == [
         ([1, 4], False, [1, 2]), ([1, 4], True, []), ([1, 9], False, [1, 3]),
     ]  # fmt: skip
+
+
+def test_an_item_first_map_keys_by_the_function_and_its_arguments(tmp_path: Path) -> None:
+    """`%quiv map f(1) items --cache` hands `Quiv.map` an item-first wrapper: `f`'s code and its arguments count."""
+    from quiv_nb.mapfanout import item_first
+
+    src, db = tmp_path / "item.py", tmp_path / "s.db"
+    runs = []
+    for factor, offset in ((1, 0), (1, 0), (1, 1), (2, 1)):
+        src.write_text(_ITEM.format(factor=factor))
+        module = load(src, "item")
+        q = Quiv(store=db)
+        q.start()
+        try:
+            job = q.wait_for_job(q.map(item_first(module.square, (offset,), {}), [1, 2], cache=True), timeout=WAIT)
+        finally:
+            q.shutdown()
+        runs.append((job.result, job.cached))
+    assert runs == [([1, 4], False), ([1, 4], True), ([2, 5], False), ([3, 6], False)]

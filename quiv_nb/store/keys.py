@@ -77,17 +77,22 @@ def _digest(*parts: bytes) -> str:
 def base_key(task_name: str, func: Callable[..., Any], pin: str | None, args: tuple[Any, ...], kwargs: dict) -> str:
     """The key of a task's runs before upstream results (adding thread); raises `Uncacheable`.
 
-    A map body (an object with `quiv_cache_identity()`, see `quiv_nb.mapping.MapBody`) is keyed by
-    the item function and arguments it calls, not by its own code; a `functools.partial` by the
-    function it wraps, its bound arguments joining the arguments.
+    A wrapper of quiv_nb's own with `quiv_cache_identity()` (a map body, `quiv_nb.mapping.MapBody`;
+    an item-first call, `quiv_nb.mapfanout.item_first`) is keyed by the function it calls and what
+    it binds, not by its own code; a `functools.partial` by the function it wraps, its bound
+    arguments joining the arguments.
     """
-    identity = getattr(func, "quiv_cache_identity", None)
-    if identity is not None:
-        func, mapped_args, kwargs = identity()
-        args = ("map", *args, mapped_args)
-    while isinstance(func, functools.partial):  # exactly what the call passes: f(*bound, *args, **{**kw, **kwargs})
-        args, kwargs = (*func.args, *args), {**func.keywords, **kwargs}
-        func = func.func
+    while True:
+        identity = getattr(func, "quiv_cache_identity", None)
+        if callable(identity):
+            kind = type(func).__name__
+            func, bound, extra = identity()
+            args, kwargs = (kind, *args, bound), {**extra, **kwargs}
+        elif isinstance(func, functools.partial):  # what the call passes: f(*bound, *args, **{**kw, **kwargs})
+            args, kwargs = (*func.args, *args), {**func.keywords, **kwargs}
+            func = func.func
+        else:
+            break
     code = pin if pin is not None else code_text(func)
     try:
         arguments = pickle.dumps((args, sorted(kwargs.items())), _PROTOCOL)
