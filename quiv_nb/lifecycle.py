@@ -124,8 +124,7 @@ class JobLifecycle:
         self._clock = clock  # what `now` is on the worker side (timeouts, ends); tests pass a fake one
         self._pipeline = pipeline if pipeline is not None else Pipeline()  # `after=` edges and their rule
         self._in_pipeline = self._pipeline.nodes.__contains__
-        # Jobs asked for before `start()` (a map), with their cache keys (see `_submit`).
-        self._deferred: list[tuple[JobRecord, JobCall, str | Callable[[], str | None] | None]] = []
+        self._deferred: list[tuple[JobRecord, JobCall, Any]] = []  # asked for before `start()` (a map), + cache key
         self._store = store  # job records and cached results outlive the process there (`quiv_nb.store`)
 
     # ------------------------------------------------------------------ scheduler side (lock held)
@@ -202,11 +201,7 @@ class JobLifecycle:
         return [effect for job, call, key in deferred for effect in self._submit(job, call, key)]
 
     def _submit(self, job: JobRecord, call: JobCall, key: str | Callable[[], str | None] | None) -> list[Effect]:
-        """Hand `job`'s call to the executor (lock held); the effect attaches its done-callback.
-
-        A cached step whose `key` is held, or still has to be finished off the lock (a function), goes to
-        `reuse_result` instead, which submits it there on a miss.
-        """
+        """To the executor, or to `reuse_result` for a cached step (lock held); the effect adds its done-callback."""
         if callable(key) or (key is not None and self._store.has_result(key)):
             hit, resolve = reuse_result(self._lock, self._store, self._executor, job, call, key)
             job.future = hit
@@ -222,10 +217,7 @@ class JobLifecycle:
         return [lambda: fut.add_done_callback(lambda f: self.on_done(job, f))]
 
     def _cache_key(self, task: TaskRecord, upstream: dict[str, Any] | None) -> str | Callable[[], str | None] | None:
-        """A cached step's key for this run (a retry repeats its run's key); None when it cannot be cached.
-
-        A function when an upstream result must be pickled to key it: `reuse_result` calls it off the lock.
-        """
+        """This run's cache key (a retry's is its run's), None: uncached, or a function finished off the lock."""
         if upstream is None:
             prior = self._history.find(task.last_job_id or "")
             return prior.cache_key if prior is not None else None
