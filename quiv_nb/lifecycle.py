@@ -124,7 +124,7 @@ class JobLifecycle:
         self._clock = clock  # what `now` is on the worker side (timeouts, ends); tests pass a fake one
         self._pipeline = pipeline if pipeline is not None else Pipeline()  # `after=` edges and their rule
         self._in_pipeline = self._pipeline.nodes.__contains__
-        self._deferred: list[tuple[JobRecord, JobCall]] = []  # jobs asked for before `start()` (a map)
+        self._deferred: list[tuple[JobRecord, JobCall, Any]] = []  # asked for before `start()` (a map), + cache key
         self._store = store  # job records and cached results outlive the process there (`quiv_nb.store`)
 
     # ------------------------------------------------------------------ scheduler side (lock held)
@@ -169,7 +169,8 @@ class JobLifecycle:
         job.attempt, job.stop_event, job.t0, job.future = attempt, StopEvent(), 0.0, None
         job.callback, job.cancel_requested, job.cancellable = task.callback, False, task.cancellable
         job.log = JobLog()
-        job.cache_key = None if task.cache_base is None else self._cache_key(task, upstream)
+        key = None if task.cache_base is None else self._cache_key(task, upstream)
+        job.cache_key = key if isinstance(key, str) else None  # a function: finished off the lock, below
         job.cached, job.computed_at = False, None
         self._history.add(job)
         task.active_job = task.last_job_id = job.job_id
@@ -190,19 +191,19 @@ class JobLifecycle:
             {"task_name": task.name}, job.log,
         )  # fmt: skip
         if defer:
-            self._deferred.append((job, call))
+            self._deferred.append((job, call, key))
             return []
-        return self._submit(job, call)
+        return self._submit(job, call, key)
 
     def submit_deferred(self) -> list[Effect]:
         """At `start()` (lock held): submit the jobs `start_job(defer=True)` kept "scheduled", oldest first."""
         deferred, self._deferred = self._deferred, []
-        return [effect for job, call in deferred for effect in self._submit(job, call)]
+        return [effect for job, call, key in deferred for effect in self._submit(job, call, key)]
 
-    def _submit(self, job: JobRecord, call: JobCall) -> list[Effect]:
-        """Hand `job`'s call to the executor (lock held); the effect attaches its done-callback."""
-        if job.cache_key is not None and self._store.has_result(job.cache_key):
-            hit, resolve = reuse_result(self._lock, self._store, self._executor, job, call, job.cache_key)
+    def _submit(self, job: JobRecord, call: JobCall, key: str | Callable[[], str | None] | None) -> list[Effect]:
+        """To the executor, or to `reuse_result` for a cached step (lock held); the effect adds its done-callback."""
+        if callable(key) or (key is not None and self._store.has_result(key)):
+            hit, resolve = reuse_result(self._lock, self._store, self._executor, job, call, key)
             job.future = hit
             return [resolve, lambda: hit.add_done_callback(lambda f: self.on_done(job, f))]
         try:
@@ -215,8 +216,8 @@ class JobLifecycle:
         # and its listeners must not run under our lock.
         return [lambda: fut.add_done_callback(lambda f: self.on_done(job, f))]
 
-    def _cache_key(self, task: TaskRecord, upstream: dict[str, Any] | None) -> str | None:
-        """A cached step's key for this run (a retry repeats its run's key); None when it cannot be cached."""
+    def _cache_key(self, task: TaskRecord, upstream: dict[str, Any] | None) -> str | Callable[[], str | None] | None:
+        """This run's cache key (a retry's is its run's), None: uncached, or a function finished off the lock."""
         if upstream is None:
             prior = self._history.find(task.last_job_id or "")
             return prior.cache_key if prior is not None else None

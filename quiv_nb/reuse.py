@@ -7,6 +7,10 @@ that runs the effects), marks the job running and cached, and resolves the futur
 result. If the file turns out to be missing or damaged, the job is submitted to the executor
 after all, as an uncached run. Deciding before submitting is what makes this the same for every
 executor (Dask included).
+
+When the key needs an upstream result pickled (an upstream that is no cached step), the lifecycle
+passes the function that finishes the key instead: the effect calls it first, off the lock
+(pickling runs user code), then looks the key up; a miss is submitted from there.
 """
 
 from __future__ import annotations
@@ -43,16 +47,23 @@ def reuse_result(
     executor: JobExecutor,
     job: JobRecord,
     call: JobCall,
-    key: str,
+    key: str | Callable[[], str | None],
 ) -> tuple[concurrent.futures.Future[Outcome], Callable[[], None]]:
-    """(the job's future, the effect that resolves it from the store); call with the lock held."""
+    """(the job's future, the effect that resolves it from the store); call with the lock held.
+
+    `key` is the job's cache key, or the function that computes it (called by the effect, without
+    the lock; None: the run is uncached). The effect runs on the thread that runs the effects.
+    """
     fut: concurrent.futures.Future[Outcome] = concurrent.futures.Future()
 
     def resolve() -> None:
         if not fut.set_running_or_notify_cancel():
             return  # cancelled while queued: its done-callback already finalized it
-        found, result, computed_at = store.load_result(key)
+        final = key() if callable(key) else key  # pickles an upstream result: user code, off the lock
+        found, result, computed_at = (False, None, None) if final is None else store.load_result(final)
         with lock:
+            if job.status is JobStatus.SCHEDULED:
+                job.cache_key = final  # before the submit below: `on_done` keeps a miss's result by it
             if job.stop_event.is_set() or job.status is not JobStatus.SCHEDULED:
                 outcome: Any = Outcome(False, error_message="cancelled before it started", cancelled=True)
             elif found:
@@ -60,7 +71,7 @@ def reuse_result(
                 job.cached, job.computed_at = True, computed_at
                 outcome = Outcome(True, result=result)
             else:
-                try:  # the stored result is gone or damaged: run the step after all
+                try:  # not held, or the stored result is gone or damaged: run the step
                     real = executor.submit(call)
                 except Exception as exc:
                     outcome = failure(exc)

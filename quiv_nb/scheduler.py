@@ -304,17 +304,20 @@ class Quiv:
         fail_fast: bool = False,
         progress_callback: Callable[..., Any] | None = None,
         timeout: float | None = None,
+        cache: bool | str = False,
     ) -> str:
         """Start one job that calls `func` on each item, like `map(func, *iterables)`; return its id.
 
-        See `quiv_nb.mapping` and the README's "Map": the result is the list in input order. Before
-        `start()` the job is queued ("scheduled") and runs at `start()`. Raises `ConfigurationError`
-        for bad arguments and `SchedulerStoppedError` after shutdown.
+        See `quiv_nb.mapping` and the README's "Map": the result is the list in input order; `cache=` as for
+        `add_task` (keyed by the item function and items). Before `start()` the job is queued and runs at
+        `start()`. Raises `ConfigurationError` for bad arguments and `SchedulerStoppedError` after shutdown.
         """
         self._main.note_caller()
         spec, items, name = prepare(func, iterables, max_workers, fail_fast, self._pool_size, name)
         body = MapBody(spec, items, self._fanout)
         task = build_task(name, body, None, None, True, (), None, progress_callback, timeout, 0, 1.0)
+        if cache is not False:  # checked (ConfigurationError) and hashed on the calling thread: not under the lock
+            task.cache_base = self._store.cache_base(task, pin_of(cache))
         with self._lock:  # one hold: the job exists (submitted, or queued for start) when the lock is released
             self._check_open()
             effects = self._control.add(task, time.monotonic(), replace=False)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from concurrent.futures import Future
     from datetime import datetime
 
@@ -117,8 +118,12 @@ class JobStore(Protocol):
         """A `cache=` task's key before upstream results, None to run it uncached (adding thread)."""
         ...
 
-    def step_key(self, task: TaskRecord, upstream: dict[str, Any]) -> str | None:
-        """The cache key of a run of `task` given `{upstream name: result}` (lock held)."""
+    def step_key(self, task: TaskRecord, upstream: dict[str, Any]) -> str | Callable[[], str | None] | None:
+        """The cache key of a run of `task` given `{upstream name: result}` (lock held), None: uncached.
+
+        A function that finishes the key when an upstream result must be pickled for it (user code):
+        the caller calls it after releasing the lock, before deciding whether the result is held.
+        """
         ...
 
     def has_result(self, key: str) -> bool:

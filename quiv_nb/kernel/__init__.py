@@ -21,6 +21,7 @@ from ..hooks import (
     register_notify_attacher,
     register_wait_helper,
 )
+from .cellend import draw_finals_at_cell_end
 from .controls import answer_on_sender_shell, comm_messages_flow
 from .lifecycle import (
     SHUTDOWN_TIMEOUT,
@@ -77,3 +78,4 @@ if in_kernel():
     # Imported by the package inside a kernel: quiesce at exit even if only plain `Quiv()`s
     # and bars are used (their bars draw on the process-wide pump too).
     register_exit_handler()
+    draw_finals_at_cell_end()  # a headless run keeps the final bars of the jobs a cell waited for

@@ -1,7 +1,8 @@
 """Cached steps: which results the store holds, their keys per run, and reading/writing them.
 
 Called by the store on the threads its docstrings name: `base` on the adding thread,
-`key_for`/`has`/`ended` under the scheduler lock (dict lookups and a few digests), `dump` on the
+`key_for`/`has`/`ended` under the scheduler lock (dict lookups and a few digests; an uncached
+upstream's result is pickled by the function `key_for` returns, after the lock), `dump` on the
 worker that finished the job (pickling, before the lock), `load` after the lock is released, and
 the blob writes on the store's writer thread. A result that cannot be pickled, or a task whose
 key cannot be computed, logs one warning per task and runs uncached.
@@ -71,19 +72,39 @@ class StepCache:
             self.warn_once(task.name, str(exc))
             return None
 
-    def key_for(self, task: TaskRecord, upstream: dict[str, Any]) -> str | None:
-        """The key of a run of `task` given `{upstream name: result}` (scheduler lock held)."""
+    def key_for(self, task: TaskRecord, upstream: dict[str, Any]) -> str | Callable[[], str | None] | None:
+        """The key of a run of `task` given `{upstream name: result}` (scheduler lock held).
+
+        Upstream cached steps contribute the key of their latest result (a dict lookup). When an
+        upstream result is no cached step's, its key is the digest of its pickle, and pickling runs
+        user code (`__reduce__`), which must not run under the lock: then this returns a function
+        that finishes the key without the lock (None: cannot be cached, warned), the cheap parts
+        already taken here so the key is the one the lock's view gives.
+        """
         base = task.cache_base
         if base is None:
             return None
-        keys = {}
+        keys, unkeyed = {}, {}
         for name, result in upstream.items():
-            key = self._result_keys.get(name) or result_key(result)
+            key = self._result_keys.get(name)
             if key is None:
-                self.warn_once(task.name, f"the result of its upstream task {name!r} cannot be pickled")
-                return None
-            keys[name] = key
-        return step_key(base, keys)
+                unkeyed[name] = result
+            else:
+                keys[name] = key
+        if not unkeyed:
+            return step_key(base, keys)
+        task_name = task.name
+
+        def finish() -> str | None:
+            for name, result in unkeyed.items():
+                key = result_key(result)
+                if key is None:
+                    self.warn_once(task_name, f"the result of its upstream task {name!r} cannot be pickled")
+                    return None
+                keys[name] = key
+            return step_key(base, keys)
+
+        return finish
 
     def has(self, key: str) -> bool:
         return key in self._index

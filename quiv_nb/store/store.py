@@ -26,7 +26,7 @@ from .steps import CACHE_BYTES, StepCache
 from .writer import Writer
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
     from datetime import datetime
 
     from ..models import Job
@@ -141,8 +141,11 @@ class Store:
         """A `cache=` task's key before upstream results, None if it cannot be cached (adding thread)."""
         return self._steps.base(task, pin)
 
-    def step_key(self, task: TaskRecord, upstream: dict[str, Any]) -> str | None:
-        """The key of a run of `task` with these upstream results (scheduler lock held)."""
+    def step_key(self, task: TaskRecord, upstream: dict[str, Any]) -> str | Callable[[], str | None] | None:
+        """The key of a run of `task` with these upstream results (scheduler lock held).
+
+        A function instead when an upstream result must be pickled to key it: call it without the lock.
+        """
         return self._steps.key_for(task, upstream)
 
     def has_result(self, key: str) -> bool:
