@@ -166,6 +166,12 @@ class MapBody:
     ) -> None:
         self._spec, self._items, self._fanout, self._task_name = spec, items, fanout, task_name
 
+    def quiv_cache_identity(self) -> tuple[Callable[..., Any], Any, dict[str, Any]]:
+        """(item function, what else its results depend on, its keyword arguments): what a cached map's key
+        hashes instead of this body's code (`quiv_nb.store.keys`; adding thread). The items are part of it
+        for `Quiv.map`; for `map=True` they are the upstream's result, keyed per run."""
+        return self._spec.func, (self._spec.args, self._items), self._spec.kwargs
+
     def __call__(
         self, _stop_event: Any, _progress_hook: Callable[..., None], _job_id: str, _upstream: Any = None
     ) -> Any:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from .eventbus import run_effects
 from .mapping import MapBody, prepare
 from .models import JobStatus
+from .store import pin_of
 from .tasks import TaskSpec, build_task
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from .history import JobHistory
     from .lifecycle import JobLifecycle
     from .mapfanout import Fanout
+    from .seams import JobStore
     from .tasks import TaskTable
 
 __all__ = ["RunsMixin"]
@@ -38,6 +40,7 @@ class RunsMixin:
     _control: TaskControl
     _jobs: JobLifecycle
     _fanout: Fanout
+    _store: JobStore
     _pool_size: int
     _started: bool
 
@@ -71,10 +74,12 @@ class RunsMixin:
         fail_fast: bool = False,
         progress_callback: Callable[..., Any] | None = None,
         timeout: float | None = None,
+        cache: bool | str = False,
     ) -> str:
         """Start one job that calls `func` on each item, like `map(func, *iterables)`; return its id.
 
-        See `quiv_nb.mapping` and the README's "Map": the result is the list in input order. Before
+        See `quiv_nb.mapping` and the README's "Map": the result is the list in input order; `cache=`
+        as for `add_task` (keyed by the item function and items). Before
         `start()` the job is queued ("scheduled") and runs at `start()`, as `run_task_immediately`'s
         runs do. Raises `ConfigurationError` for bad arguments and `SchedulerStoppedError` after shutdown.
         """
@@ -82,6 +87,8 @@ class RunsMixin:
         spec, items, name = prepare(func, iterables, max_workers, fail_fast, self._pool_size, name)
         body = MapBody(spec, items, self._fanout)
         task = build_task(TaskSpec(name, body, run_once=True, progress_callback=progress_callback, timeout=timeout))
+        if cache is not False:  # checked (ConfigurationError) and hashed on the calling thread: not under the lock
+            task.cache_base = self._store.cache_base(task, pin_of(cache))
         with self._lock:  # one hold: the job exists (submitted, or queued for start) when the lock is released
             self._check_open()
             now = time.monotonic()

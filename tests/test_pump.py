@@ -181,6 +181,20 @@ def test_flush_does_not_wait_for_requests_made_after_it(make_pump):
     stop.set()
 
 
+def test_flush_of_finals_only_waits_for_final_states_not_for_running_redraws(make_pump):
+    """What a notebook cell's end waits for (`kernel.cellend`): bars whose jobs ended, not live ones."""
+    pump = make_pump(rate=1.0, burst=1.0)  # one message a second: a final state waits for the budget
+    live, ended = Counter("live", min_interval=30.0), Counter("ended")
+    pump.request(live)
+    assert live.drawn.wait(WAIT)  # its next redraw is due in 30 s
+    pump.request(live)
+    pump.request(ended, final=True)
+    assert pump.flush(WAIT, finals_only=True)
+    assert len(ended.draws) == 1 and len(live.draws) == 1 and pump.pending == 1
+    assert not pump.flush(0.05)  # a full flush would wait for the live one too
+    pump.forget(live)
+
+
 def test_flush_stops_waiting_for_a_forgotten_drawable(make_pump):
     pump = make_pump()
     d = Counter(min_interval=30.0)

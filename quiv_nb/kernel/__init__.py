@@ -24,6 +24,7 @@ from ..hooks import (
     register_wait_helper,
 )
 from ..render.pump import close_pump
+from .cellend import draw_finals_at_cell_end
 from .controls import answer_on_sender_shell, comm_messages_flow
 from .routing import capture_cell_parent, follow_job_output
 from .session import (
@@ -121,6 +122,7 @@ def install() -> None:
         # Quiesce at exit even if only plain `Quiv()`s and bars are used (their bars draw on
         # the process-wide pump too).
         register_exit_handler()
+        draw_finals_at_cell_end()  # a headless run keeps the final bars of the jobs a cell waited for
 
 
 def get_scheduler() -> Quiv:

@@ -49,7 +49,11 @@ class DashboardModel:
         self._on_change: Callable[[], None] | None = None
         # With a store, `history` holds earlier kernels' runs (interrupted ones too) as well as this one's.
         earlier = scheduler.history(limit=self._recent_limit) if self._recent_limit else []
-        for job in sorted([*earlier, *(j for j in scheduler.get_all_jobs() if j.status.is_final)], key=_end_key):
+        mine = [j for j in scheduler.get_all_jobs() if j.status.is_final]
+        mine_ids = {j.job_id for j in mine}
+        # Jobs on record that this scheduler does not know: an earlier kernel's (the dashboard tags them).
+        self._earlier = frozenset(j.job_id for j in earlier if j.job_id not in mine_ids)
+        for job in sorted([*earlier, *mine], key=_end_key):
             self.remember(job)  # one history scan; afterwards finished jobs come from events and rows
 
     @property
@@ -174,7 +178,7 @@ class DashboardModel:
                 "status": "stopped", "next_run": "—", "running": False, "progress": None, "progress_text": ""
             }  # fmt: skip
             rows = [r._replace(**stopped, **off, **last_fields(lasts[r.task_id], now)) for r in self._views]
-            return Snapshot(False, "stopped", rows, self.recent_jobs(), False, False, now)
+            return Snapshot(False, "stopped", rows, self.recent_jobs(), False, False, now, self._earlier)
         state = "running" if sched.is_running else "stopped" if sched.stopped else "not started"
         live = state != "stopped"
         tasks = sched.get_all_tasks(include_run_once=True)
@@ -209,7 +213,7 @@ class DashboardModel:
             for task_id in [t for t in self._last_done if t not in present]:
                 del self._last_done[task_id]
         self._views = rows
-        return Snapshot(live, state, rows, self.recent_jobs(), busy and live, progress and live, now)
+        return Snapshot(live, state, rows, self.recent_jobs(), busy and live, progress and live, now, self._earlier)
 
     def recent_jobs(self) -> list[Job]:
         """Finished jobs we know of, newest first."""

@@ -175,6 +175,7 @@ class Snapshot(NamedTuple):
     busy: bool  # something runs or is scheduled: keep relative times moving
     progress: bool  # a running job reports progress through a renderer
     now: datetime
+    earlier: frozenset[str] = frozenset()  # ids of recent jobs an earlier process (kernel) ran, from the store
 
     @property
     def title(self) -> str:

@@ -191,7 +191,7 @@ class Dashboard:
         except Exception:  # a repr must not raise
             _log.exception("quiv_nb: building the dashboard text failed")
             return "<quiv_nb dashboard>"
-        return format_table(snap.title, snap.rows, snap.recent, snap.now)
+        return format_table(snap.title, snap.rows, snap.recent, snap.now, snap.earlier)
 
     # -------------------------------------------------------------- events and clicks
 

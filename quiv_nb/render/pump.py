@@ -27,7 +27,7 @@ from typing import Callable
 
 from ..seams import Drawable
 
-__all__ = ["BURST", "RATE", "Drawable", "RenderPump", "TokenBucket", "close_pump", "get_pump"]
+__all__ = ["BURST", "RATE", "Drawable", "RenderPump", "TokenBucket", "close_pump", "current_pump", "get_pump"]
 
 _log = logging.getLogger("quiv_nb")
 
@@ -145,15 +145,17 @@ class RenderPump:
                 pass
             self._drew.notify_all()
 
-    def flush(self, timeout: float = 2.0) -> bool:
+    def flush(self, timeout: float = 2.0, *, finals_only: bool = False) -> bool:
         """Block until every drawable queued or being drawn now has been drawn; True if in time.
 
         A drawable not yet due is waited for (at most its `min_interval`); requests made after
         the call are not, so a drawable that keeps itself queued (a live dashboard) cannot make
-        this wait forever. For tests and clean exits.
+        this wait forever. For tests and clean exits. `finals_only`: wait only for final states
+        (a bar whose job ended), not for redraws of running ones (the end of a notebook cell).
         """
         with self._drew:
-            pending = [slot for slot in map(self._slots.get, map(id, self._queue)) if slot is not None]
+            slots = [slot for slot in map(self._slots.get, map(id, self._queue)) if slot is not None]
+            pending = [slot for slot in slots if slot.final or not finals_only]
             if self._current is not None:
                 pending.append(self._current)
             marks = [(slot, slot.count) for slot in pending]
@@ -326,6 +328,11 @@ def _interval(drawable: Drawable) -> float:
 
 _pump: RenderPump | None = None
 _pump_lock = threading.Lock()
+
+
+def current_pump() -> RenderPump | None:
+    """The process-wide pump if one was created, else None (never creates one; any thread)."""
+    return _pump
 
 
 def get_pump() -> RenderPump:
