@@ -32,7 +32,7 @@ def rows_of(jobs: Iterable[JobRecord], created: dict[str, float], now: float, pr
     The writer's per-job cost: one loop with everything bound to locals, no call per field. A job is
     `created` at its first batch (`now`); a final one is then forgotten from `created`.
     """
-    rows = []
+    rows: list[tuple[Any, ...]] = []
     append, values, tail, first, forget = rows.append, _VALUES, OUTPUT_TAIL, created.setdefault, created.pop
     host, pid, pstart = proc
     for job in jobs:

@@ -120,10 +120,9 @@ class Writer:
     def _commit_pending(self) -> None:
         jobs, ops = self._jobs, self._ops
         # Exactly as many as are queued now: appends from other threads meanwhile wait for the next batch.
-        pop = jobs.popleft
-        latest = {job.job_id: job for job in [pop() for _ in range(len(jobs))]}  # each job once, latest state
-        pop = ops.popleft
-        batch = [pop() for _ in range(len(ops))]
+        pop_job, pop_op = jobs.popleft, ops.popleft
+        latest = {job.job_id: job for job in [pop_job() for _ in range(len(jobs))]}  # each job once, latest state
+        batch = [pop_op() for _ in range(len(ops))]
         if not latest and not batch:
             return
         rows = rows_of(latest.values(), self._created, time.time(), self._proc)
