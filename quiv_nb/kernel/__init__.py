@@ -106,7 +106,8 @@ def install() -> None:
 
     Registers the cell-output capturer, the kernel-loop resolver, the notify attacher, the
     comm-flowing wait helper, the `KernelHost` and the render pump's kernel-exit step; inside a
-    running kernel also the kernel-exit handler. Returns None.
+    running kernel also the kernel-exit handler and the cell-end wait for final bar draws
+    (`kernel.cellend`). Returns None.
     """
     global _installed
     if _installed:
