@@ -23,6 +23,8 @@ from .jobs import ClientJob, DaskFinished, InboxItem, Resolved
 __all__ = ["ClusterOps"]
 
 _log = logging.getLogger("quiv_nb")
+# How long shutdown waits for the scheduler to drop our topic (milliseconds, normally).
+_RELEASE_WAIT = 10.0
 
 
 class ClusterOps:
@@ -147,17 +149,19 @@ class ClusterOps:
         self.spawn(self._trim())
 
     def release_topic(self) -> None:
-        """Drop the topic, its subscription and stored batches, from the scheduler (blocks up to 2 s).
+        """Drop the topic, its subscription and stored batches, from the scheduler (blocks up to 10 s).
 
-        Failing that, unsubscribe. (Not both: the unsubscribe message travels another route
-        and, arriving after the drop, would recreate the topic empty.)
+        Only if the drop cannot run (no loop, or the scheduler refuses pickled functions), unsubscribe
+        instead. Never both: the unsubscribe message travels another route and, arriving after the
+        drop, would recreate the topic empty. A drop still under way after the wait (a scheduler busy
+        for seconds) is left to finish on its own, for the same reason.
         """
         if not self.connected:
             return
         trim = self.spawn(self._trim(drop=True))
         if trim is not None:
-            concurrent.futures.wait([trim], timeout=2.0)
-        if not self._trim_ok or trim is None or not trim.done():
+            concurrent.futures.wait([trim], timeout=_RELEASE_WAIT)
+        if not self._trim_ok or trim is None:
             try:
                 self._client.unsubscribe_topic(self._topic)
             except Exception:
