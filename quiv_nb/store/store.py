@@ -223,6 +223,9 @@ class Store:
         if self._closed:
             return
         self._closed = True
-        self._writer.close(timeout)
+        self._writer.sync(timeout)
+        # The reading connection first, while the writer's is open: the last one closed checkpoints
+        # the WAL, and the writer thread does that after `close` returns (see `Writer.close`).
         with self._read_lock:
             self._read.close()
+        self._writer.close(timeout)

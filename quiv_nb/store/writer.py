@@ -50,6 +50,7 @@ class Writer:
         self._hurry = False
         self._closed = False
         self._thread: threading.Thread | None = None
+        self._final = threading.Event()  # the last batch is committed (set by the thread)
         self._start_lock = threading.Lock()
         self.append_job: Callable[[JobRecord], None] = self._append_job_first
 
@@ -89,16 +90,22 @@ class Writer:
             return self._cond.wait_for(lambda: self._committed >= target or self._closed, timeout)
 
     def close(self, timeout: float | None = 30.0) -> None:
-        """Commit what is pending, stop the thread and close the connection (idempotent)."""
+        """Commit what is pending and stop the thread (calling thread; idempotent).
+
+        Returns once the last batch is committed. The thread then closes its connection on its
+        own: closing a database's last connection checkpoints the WAL into it (two fsyncs, tens of
+        milliseconds), which is housekeeping, not a write anyone waits for, so the caller does not
+        wait for it. A process that ends meanwhile leaves the WAL to the next opener, as a kill does.
+        """
         self.sync(timeout)
         with self._cond:
             self._closed = True
             self._cond.notify_all()
         thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-        if thread is None or not thread.is_alive():
+        if thread is None:
             self._con.close()
+        elif thread is not threading.current_thread():
+            self._final.wait(timeout)
 
     # ------------------------------------------------------------------ the writer thread
 
@@ -115,6 +122,8 @@ class Writer:
                 self._cond.notify_all()
             if closing:
                 self._commit_pending()  # anything appended while the last batch ran
+                self._final.set()
+                self._con.close()  # off the caller's clock: see `close`
                 return
 
     def _commit_pending(self) -> None:
