@@ -89,6 +89,9 @@ def test_history_written_by_one_scheduler_is_read_by_the_next(tmp_path: Path) ->
         assert [j.job_id for j in jobs] == [bad.job_id, ok.job_id]  # newest first
         assert jobs[0].status is JobStatus.FAILED and "ZeroDivisionError" in (jobs[0].traceback or "")
         assert jobs[1].status is JobStatus.COMPLETED and jobs[1].ended_at == ok.ended_at
+        # A plain job's row is written by its own statement (NULL literals): its fields still round-trip.
+        assert jobs[1].started_at == ok.started_at and jobs[1].error_message is None and jobs[1].traceback is None
+        assert jobs[0].error_message == bad.error_message and jobs[1].task_name == "good" and not jobs[1].cached
         assert [j.job_id for j in q.history("good")] == [ok.job_id]
         assert len(q.history(limit=1)) == 1
 

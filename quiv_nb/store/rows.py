@@ -13,7 +13,7 @@ if TYPE_CHECKING:
     from ..records import JobRecord
     from .procs import Process
 
-__all__ = ["COLUMNS", "OUTPUT_TAIL", "job_of", "rows_of"]
+__all__ = ["COLUMNS", "NULL_IN_PLAIN", "OUTPUT_TAIL", "job_of", "rows_of"]
 
 OUTPUT_TAIL = 16_384  # characters of a job's output kept on disk: its end, where the answer usually is
 
@@ -26,28 +26,51 @@ COLUMNS = (
 _VALUES = {status: status.value for status in JobStatus}  # a dict lookup: cheaper than the enum's `.value`
 
 
-def rows_of(jobs: Iterable[JobRecord], created: dict[str, float], now: float, proc: Process) -> list[tuple[Any, ...]]:
-    """Each job's current state as a row in `COLUMNS` order (the writer thread, once per batch).
+# The columns a plain job (no error, traceback, cache key or computed time) leaves NULL. Its row is
+# written with these as NULL literals in the statement rather than bound: CPython's sqlite3 (3.11)
+# binds a None through its adapter look-up, the most expensive parameter there is, so a plain row
+# with 14 parameters instead of 18 costs ~37 % less to insert (benchmarks/RESULTS.md, store section).
+NULL_IN_PLAIN = ("error", "traceback", "cache_key", "computed_at")
 
-    The writer's per-job cost: one loop with everything bound to locals, no call per field. A job is
-    `created` at its first batch (`now`); a final one is then forgotten from `created`.
+
+def rows_of(
+    jobs: Iterable[JobRecord], created: dict[str, float], now: float, proc: Process
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Each job's current state as a row: (plain rows: `COLUMNS` without `NULL_IN_PLAIN`; others: `COLUMNS`).
+
+    The writer thread, once per batch. The writer's per-job cost: one loop with everything bound to
+    locals, no call per field. A job is `created` at its first batch (`now`); a final one is then
+    forgotten from `created`.
     """
-    rows: list[tuple[Any, ...]] = []
-    append, values, tail, first, forget = rows.append, _VALUES, OUTPUT_TAIL, created.setdefault, created.pop
+    plain: list[tuple[Any, ...]] = []
+    full: list[tuple[Any, ...]] = []
+    add_plain, add_full, values, tail = plain.append, full.append, _VALUES, OUTPUT_TAIL
+    first, forget = created.setdefault, created.pop
     host, pid, pstart = proc
     for job in jobs:
         job_id, status, log = job.job_id, job.status, job.log
         started, ended, computed = job.started_at, job.ended_at, job.computed_at
-        append((
-            job_id, job.task_id, job.task_name, values[status], first(job_id, now),
-            started.timestamp() if started is not None else None, ended.timestamp() if ended is not None else None,
-            job.duration, job.error_message, job.traceback, log.text()[-tail:] if log is not None and len(log) else "",
-            job.attempt, job.cache_key, 1 if job.cached else 0,
-            computed.timestamp() if computed is not None else None, host, pid, pstart,
-        ))  # fmt: skip
+        error, tb, key = job.error_message, job.traceback, job.cache_key
+        if error is None and tb is None and key is None and computed is None:
+            add_plain((
+                job_id, job.task_id, job.task_name, values[status], first(job_id, now),
+                started.timestamp() if started is not None else None,
+                ended.timestamp() if ended is not None else None,
+                job.duration, log.text()[-tail:] if log is not None and len(log) else "",
+                job.attempt, 1 if job.cached else 0, host, pid, pstart,
+            ))  # fmt: skip
+        else:
+            add_full((
+                job_id, job.task_id, job.task_name, values[status], first(job_id, now),
+                started.timestamp() if started is not None else None,
+                ended.timestamp() if ended is not None else None,
+                job.duration, error, tb, log.text()[-tail:] if log is not None and len(log) else "",
+                job.attempt, key, 1 if job.cached else 0,
+                computed.timestamp() if computed is not None else None, host, pid, pstart,
+            ))  # fmt: skip
         if ended is not None:  # final (a job gets its end only when it reaches its final status)
             forget(job_id, None)
-    return rows
+    return plain, full
 
 
 def _dt(ts: float | None) -> datetime | None:

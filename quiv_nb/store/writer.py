@@ -18,7 +18,7 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
-from .rows import COLUMNS, rows_of
+from .rows import COLUMNS, NULL_IN_PLAIN, rows_of
 
 if TYPE_CHECKING:
     from ..records import JobRecord
@@ -30,6 +30,11 @@ INTERVAL = 0.25  # seconds between two commits: a job's start is on disk well wi
 EXIT_TIMEOUT = 5.0  # seconds the interpreter's exit waits for the last commit
 
 _UPSERT = f"INSERT OR REPLACE INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+# A plain row (see `rows.NULL_IN_PLAIN`): the same statement with those columns as NULL literals.
+_UPSERT_PLAIN = (
+    f"INSERT OR REPLACE INTO jobs ({', '.join(COLUMNS)}) "
+    f"VALUES ({', '.join('NULL' if c in NULL_IN_PLAIN else '?' for c in COLUMNS)})"
+)
 
 Op = Callable[[sqlite3.Connection], object]  # a write run inside the batch's transaction (its value ignored)
 
@@ -134,18 +139,21 @@ class Writer:
         batch = [pop_op() for _ in range(len(ops))]
         if not latest and not batch:
             return
-        rows = rows_of(latest.values(), self._created, time.time(), self._proc)
+        plain, full = rows_of(latest.values(), self._created, time.time(), self._proc)
         try:
-            self._write(rows, batch)
+            self._write(plain, full, batch)
         except Exception:
-            self._log.exception("quiv_nb: could not write %d job record(s) to the store", len(rows))
+            self._log.exception("quiv_nb: could not write %d job record(s) to the store", len(latest))
 
-    def _write(self, rows: list[tuple[Any, ...]], ops: list[Op]) -> None:
+    def _write(self, plain: list[tuple[Any, ...]], full: list[tuple[Any, ...]], ops: list[Op]) -> None:
         con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
-            if rows:
-                con.executemany(_UPSERT, rows)
+            # Each job is in one list only (one row per job a batch), so the two statements' order is free.
+            if plain:
+                con.executemany(_UPSERT_PLAIN, plain)
+            if full:
+                con.executemany(_UPSERT, full)
             for op in ops:
                 # Each op in a savepoint: one that fails (a full disk for a blob) costs only itself.
                 con.execute("SAVEPOINT op")
