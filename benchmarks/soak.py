@@ -153,8 +153,9 @@ RERUN = 'ids["tick"] = sched.add_task("tick", tick, interval=1.0, progress_callb
 
 # Evaluated as a user expression of an empty cell: the figures come back in the execute_reply,
 # so taking a sample never scans the (growing) iopub log.
-# A finished bar becomes a static rendering and closes its widget models; its next run opens fresh
-# ones. So the comms of the bars come and go run by run; what must stay flat is every other comm.
+# A finished bar becomes a static rendering and keeps its widget models (bounded by
+# render.widget.KEEP_FINISHED); its next run draws into them again. The bars' own comms are counted
+# apart; what must stay flat is every other comm.
 # `bar_parts`: each bar's displayed widget models (HBox, its children, their layouts and styles);
 # `bar_comms`: those open now.
 _BAR_PARTS = (

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "before_exit_steps",
+    "exit_start_steps",
+    "register_exit_start",
     "register_wait_helper",
     "wait_helper",
     "context_capturers",
@@ -30,6 +32,7 @@ __all__ = [
 ContextCapturer = Callable[[], "Callable[[], ContextManager[Any]] | None"]
 LoopResolver = Callable[[], "asyncio.AbstractEventLoop | None"]
 ExitStep = Callable[[float], Any]
+ExitStart = Callable[[str], Any]  # (why the process exits: "kernel restarted", ...)
 Poll = Callable[[], Awaitable[None]]  # handle the messages waiting now (on the loop a wait runs)
 WaitHelper = Callable[["asyncio.AbstractEventLoop"], ContextManager["Poll | None"]]
 NotifyAttacher = Callable[[Any, str, "datetime"], Any]  # (scheduler, task id, since) on the adding thread
@@ -42,6 +45,8 @@ _context_capturers: list[ContextCapturer] = []
 _loop_resolvers: list[LoopResolver] = []
 # Run once by the kernel package at kernel exit (see `register_before_exit`).
 _before_exit: list[ExitStep] = []
+# Run once by the kernel package at kernel exit, first (see `register_exit_start`).
+_exit_start: list[ExitStart] = []
 # Wraps a blocking wait that runs the main loop re-entrantly (see `register_wait_helper`).
 _wait_helper: list[WaitHelper] = []
 # Called by `Quiv.add_task(..., notify=True)` on the adding thread (see `register_notify_attacher`).
@@ -81,6 +86,23 @@ def register_before_exit(step: ExitStep) -> None:
     """
     if step not in _before_exit:
         _before_exit.append(step)
+
+
+def register_exit_start(step: ExitStart) -> None:
+    """Add a step run first at kernel exit (idempotent). Any thread; returns None.
+
+    The kernel package calls `step(reason)` once, on the main thread at interpreter exit, before
+    the kernel's scheduler shuts down; `reason` says why ("kernel restarted", "kernel shut down").
+    A step only records (e.g. marks running bars interrupted and asks the render pump to draw);
+    it must not send or block. What it raises is logged.
+    """
+    if step not in _exit_start:
+        _exit_start.append(step)
+
+
+def exit_start_steps() -> tuple[ExitStart, ...]:
+    """The registered exit-start steps, in registration order (a snapshot)."""
+    return tuple(_exit_start)
 
 
 def before_exit_steps() -> tuple[ExitStep, ...]:

@@ -7,6 +7,7 @@ Threaded waits poll a condition with a timeout; nothing sleeps for synchronisati
 from __future__ import annotations
 
 import gc
+import re
 import threading
 import time
 import weakref
@@ -370,7 +371,7 @@ def test_close_removes_listeners_and_closes_widgets(sched, dashes):
     sched.pause_task(sched.add_task("c", lambda: None, interval=300, delay=300))
     assert pump.requests == requests  # no listener left to ask for redraws
     assert d.widget.comm is None and set(widget_module._instances) == before  # layouts and styles too
-    assert set(d._repr_mimebundle_()) == {"text/plain"}
+    assert set(d._repr_mimebundle_()) == {"text/plain", "text/html"}  # the static snapshot, no widget view
     assert d.pump_draw() == 0
     d.close()  # idempotent
 
@@ -390,7 +391,7 @@ def test_displayed_once_per_cell(sched, dashes, monkeypatch):
     monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append((obj, kw)))
 
     d = dashes(sched)  # `dashboard()` displays it in the cell ...
-    assert len(shown) == 1 and shown[0][1] == {"raw": True}
+    assert len(shown) == 1 and shown[0][1] == {"raw": True, "display_id": True}
     assert "application/vnd.jupyter.widget-view+json" in shown[0][0]
     d._ipython_display_()  # ... and IPython showing the returned object in the same cell is a no-op
     assert len(shown) == 1
@@ -398,6 +399,43 @@ def test_displayed_once_per_cell(sched, dashes, monkeypatch):
     assert dashes(sched) is d and len(shown) == 2  # a later cell gets another view of the same dashboard
     d._ipython_display_()
     assert len(shown) == 2
+
+
+def test_a_stopped_scheduler_turns_every_display_into_a_static_snapshot(quiv, monkeypatch):
+    class Handle:
+        def __init__(self) -> None:
+            self.updates: list[dict[str, Any]] = []
+
+        def update(self, bundle: dict[str, Any], raw: bool = False) -> None:
+            assert raw
+            self.updates.append(bundle)
+
+    shell = SimpleNamespace(execution_count=1, kernel=object())
+    handles: list[Handle] = []
+    monkeypatch.setattr(dash_mod, "_shell", lambda: shell)
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: handles.append(Handle()) or handles[-1])
+    pump = FakePump()
+    d = Dashboard(quiv, pump=pump)
+    d._show()
+    shell.execution_count = 2
+    d._show()  # two cells show it
+    quiv.add_task("t", lambda: None, interval=300, delay=300)
+    d.pump_draw()
+    assert [h.updates for h in handles] == [[], []]  # live: the widget views stay
+    quiv.shutdown()
+    d.pump_draw()  # no event and no tick due: the stop alone makes it draw
+    for h in handles:
+        (bundle,) = h.updates
+        assert "application/vnd.jupyter.widget-view+json" not in bundle
+        page = bundle["text/html"]
+        assert "quiv-dash-static" in page and re.search(r"scheduler stopped at \d\d:\d\d", page)
+        assert "<code>%quiv</code> for a live dashboard" in page and ">t<" in page
+    title = find(d.widget, "quiv-dash-title").value
+    assert re.search(r"scheduler stopped at \d\d:\d\d", title)  # the widgets too (reloaded pages)
+    d.pump_draw()
+    assert all(len(h.updates) == 1 for h in handles)  # frozen once
+    assert "application/vnd.jupyter.widget-view+json" not in d._repr_mimebundle_()
+    d.close()
 
 
 def test_draw_counts_exactly_the_messages_sent(sched, dashes, monkeypatch):

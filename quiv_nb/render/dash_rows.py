@@ -175,6 +175,7 @@ class Snapshot(NamedTuple):
     busy: bool  # something runs or is scheduled: keep relative times moving
     progress: bool  # a running job reports progress through a renderer
     now: datetime
+    stopped_at: datetime | None = None  # when the dashboard first saw the scheduler stopped
 
     @property
     def title(self) -> str:
@@ -184,7 +185,8 @@ class Snapshot(NamedTuple):
         parts = [f"{len(self.rows)} task{'s' if len(self.rows) != 1 else ''}", f"{running} running"]
         if paused:
             parts.append(f"{paused} paused")
-        parts.append(f"scheduler {self.state}")
+        stopped_at = f" at {self.stopped_at.astimezone():%H:%M}" if self.stopped_at is not None else ""
+        parts.append(f"scheduler {self.state}{stopped_at}")
         return " · ".join(parts)
 
     @property

@@ -55,7 +55,16 @@ _CSS = (
     "background-size:16px 16px;animation:quiv-dash-stripes 1s linear infinite}"
     "@keyframes quiv-dash-stripes{from{background-position:16px 0}to{background-position:0 0}}"
     ".quiv-dash .quiv-dash-hidden{display:none!important}.quiv-dash .quiv-dash-table{overflow-x:auto}"
-    ".quiv-dash .quiv-dash-row button{padding:0 8px;min-width:0}</style>"
+    ".quiv-dash .quiv-dash-row button{padding:0 8px;min-width:0}"
+    # The kernel went away (restart, shutdown, death; see widget.py): no message of it reaches the page any
+    # more, so the page shows the dashboard stopped: a banner instead of the live title, no buttons.
+    ".quiv-dash .jupyter-widgets-disconnected::before,.quiv-dash.jupyter-widgets-disconnected::before{display:none}"
+    ".quiv-dash.jupyter-widgets-disconnected:not(.quiv-dash-stopped)>.quiv-dash-title{display:none}"
+    ".quiv-dash.jupyter-widgets-disconnected:not(.quiv-dash-stopped)::before{display:block!important;"
+    "content:'quiv_nb \\b7  scheduler stopped (kernel restarted or stopped); run %quiv for a live dashboard';"
+    "font-family:inherit;color:var(--jp-ui-font-color2,#757575);padding:2px 0 6px}"
+    ".quiv-dash.jupyter-widgets-disconnected button,"
+    ".quiv-dash.jupyter-widgets-disconnected .quiv-dash-progress-text{visibility:hidden}</style>"
 )
 BUTTONS = (  # (part, label, tooltip, action)
     ("cancel", "Cancel", "Cancel the running job (sets its stop event)", "cancel"),

@@ -29,6 +29,7 @@ from ..units import format_duration
 
 __all__ = [
     "FINAL",
+    "INTERRUPTED",
     "BarState",
     "apply",
     "clean_text",
@@ -54,7 +55,9 @@ PCT_KEY = "pct"
 
 IDLE, RUNNING = "idle", "running"
 COMPLETED, FAILED, CANCELLED, SKIPPED = "completed", "failed", "cancelled", "skipped"
-FINAL = frozenset({COMPLETED, FAILED, CANCELLED, SKIPPED})
+# A run its process stopped under it (kernel restart, shutdown, death): the bar keeps the step it reached.
+INTERRUPTED = "interrupted"
+FINAL = frozenset({COMPLETED, FAILED, CANCELLED, SKIPPED, INTERRUPTED})
 
 MAX_LABEL = 60  # characters of a label (desc or payload label)
 MAX_KEY = 24  # characters of a postfix key
@@ -81,7 +84,7 @@ class BarState:
     total: float | None = None  # > 0, finite, or None when unknown
     label: str = ""  # the payload's label (`stage` / `desc` / `message`)
     postfix: tuple[tuple[str, str], ...] = ()  # (key, formatted value), in payload order
-    status: str = IDLE  # idle | running | completed | failed | cancelled | skipped
+    status: str = IDLE  # idle | running | completed | failed | cancelled | skipped | interrupted
     message: str = ""  # the error, cancel or skip reason of a final state
     result: str = ""  # a short repr of a completed job's result ("" for None)
     detail: str = ""  # `message` at more length (MAX_DETAIL), for a hover title
@@ -226,7 +229,7 @@ def tick(state: BarState, now: float) -> BarState:
 
 def finish(state: BarState, status: Any, message: Any = "", now: float | None = None,
            duration: float | None = None, result: str = "") -> BarState:  # fmt: skip
-    """The final state of a run: `status` is "completed", "failed", "cancelled" or "skipped".
+    """The final state of a run: `status` is "completed", "failed", "cancelled", "skipped" or "interrupted".
 
     `duration` (the job's own) is preferred over `now - started` for the elapsed time. A
     completed bar with a known total shows full; the rate becomes the run's average. `result`
@@ -295,6 +298,8 @@ def format_status(state: BarState) -> str:
         return f"cancelled: {state.message}"
     if state.status == SKIPPED:
         return f"skipped: {state.message}" if state.message else "skipped"
+    if state.status == INTERRUPTED:
+        return f"interrupted ({state.message})" if state.message else "interrupted"
     if state.status == IDLE:
         return "waiting"
     return ""

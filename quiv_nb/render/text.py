@@ -23,7 +23,13 @@ from .base import BarRenderer
 
 __all__ = ["TextBar", "TqdmBar"]
 
-_COLOURS = {st.COMPLETED: "green", st.FAILED: "red", st.CANCELLED: "yellow", st.SKIPPED: "white"}
+_COLOURS = {
+    st.COMPLETED: "green",
+    st.FAILED: "red",
+    st.CANCELLED: "yellow",
+    st.SKIPPED: "white",
+    st.INTERRUPTED: "yellow",
+}
 
 
 def _isatty(file: Any) -> bool:

@@ -12,13 +12,18 @@ if one of its traits changed, so a running bar costs two messages per redraw (ba
 A run that reports no progress (no total) draws an indeterminate bar: full, striped and moving;
 it ends with "done in 1.5s → 'ok'" (a short repr of the result).
 
-Finished bars survive saving. A bar displayed by `bar()` itself (in a kernel, or `display=True`)
-has a display id: when a run ends, that display is replaced by a static rendering of the final
-bar (`static_html`, inline styles only, plus the text/plain line) and the widget models are
-closed, so a saved, reopened, exported or GitHub-rendered notebook shows the outcome and no
-"Error displaying widget: model not found"; the next run of the same renderer opens fresh
-widgets in the same place. A bar you place yourself (`display=False`, `bar.widget`) stays a live
-widget and shows its final state in the widgets.
+How a bar ends (docs/design.md, "How a bar ends"). A bar displayed by `bar()` itself (in a
+kernel, or `display=True`) has a display id. When a run ends, its final state is first drawn into
+the widgets (every view hears that through the comm, including a page reloaded while the job ran,
+which has no future for the old execute request and so never receives display updates), then the
+display is replaced by the static final rendering (`static_html`, inline styles only, plus the
+text/plain line), which is what a page that displayed the bar saves. The widget models of a
+finished bar stay open, so reloaded pages keep showing its end; only the models of the oldest
+finished bars beyond `KEEP_FINISHED` are closed. The next run of the same renderer draws into the
+same widgets (fresh ones if its models were closed) in the same place. A bar you place yourself
+(`display=False`, `bar.widget`) stays a live widget and shows its final state in the widgets.
+Every bundle carries a text/html rendering of the state too, for renderers without widgets
+(nbconvert, GitHub).
 
 Styles, and how a browser test finds them (`.quiv-bar` is on the HBox and on the static
 rendering's root, the status class next to it; `.progress-bar` is the FloatProgress's inner bar):
@@ -36,6 +41,8 @@ cancelled  bar_style "warning" drawn grey   `.quiv-bar.quiv-cancelled .progress-
            (style.bar_color "#9e9e9e")      (inline `background-color: rgb(158, 158, 158)`),
                                             text contains `cancelled`
 skipped    as cancelled, striped            `.quiv-bar.quiv-skipped`, text `skipped: <reason>`
+interr-    bar_style "warning" (orange),    `.quiv-bar.quiv-interrupted`, text
+upted      at the step reached              `interrupted (kernel restarted)`
 =========  ===============================  ============================================
 
 A static final rendering is `div.quiv-bar.quiv-static.quiv-<status>`. A shortened error has the
@@ -45,6 +52,8 @@ full text in its `title` (hover).
 from __future__ import annotations
 
 import html
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
@@ -52,7 +61,7 @@ from ..kernel import in_kernel  # the one kernel detector (re-exported for rende
 from . import state as st
 from .base import BarRenderer
 
-__all__ = ["BAR_WIDTH", "WidgetBar", "in_kernel", "static_html"]
+__all__ = ["BAR_WIDTH", "KEEP_FINISHED", "WidgetBar", "in_kernel", "static_html"]
 
 BAR_WIDTH = 320  # px: every bar is this wide, as tqdm.notebook's are
 # Labels up to this wide take exactly this room, so bars in one notebook start at the same x (a longer
@@ -60,7 +69,16 @@ BAR_WIDTH = 320  # px: every bar is this wide, as tqdm.notebook's are
 LABEL_MIN_WIDTH = "9em"
 CANCELLED_COLOUR = "#9e9e9e"
 _GREY = frozenset({st.CANCELLED, st.SKIPPED})
-_BAR_STYLES = {st.COMPLETED: "success", st.FAILED: "danger", st.CANCELLED: "warning", st.SKIPPED: "warning"}
+_BAR_STYLES = {
+    st.COMPLETED: "success",
+    st.FAILED: "danger",
+    st.CANCELLED: "warning",
+    st.SKIPPED: "warning",
+    st.INTERRUPTED: "warning",
+}
+# Finished bars whose widget models stay open (each has ten models, a few kB): a page reloaded while
+# their jobs ran shows them through these models. Beyond, the oldest finished bar's models are closed.
+KEEP_FINISHED = 100
 _ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f)"
 _MUTED_STYLE = "color: var(--jp-ui-font-color2, #757575)"
 _MAX_SHOWN = 120  # characters of an error shown in the text; the hover title has all of `state.message`
@@ -70,9 +88,20 @@ _STRIPES = (
 )
 # Sent inside the text widget (an HTML widget's <style> applies where the frontend renders it):
 # label and text on one line, cut with an ellipsis, tabular digits; the stripes only while needed.
+_FILL_INTERRUPTED = "#f57c00"
+# A running bar whose kernel went away (restart, shutdown, death): the widget manager marks its views
+# `jupyter-widgets-disconnected` at once, and no message of the dying kernel reaches the page any more
+# (JupyterLab drops the old kernel's session), so the page itself must stop it looking alive: the
+# numbers and ETA give way to "interrupted", the fill turns orange and stops moving.
 _CSS_LINE = (
     "<style>.quiv-bar .widget-html-content{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;"
-    "font-variant-numeric:tabular-nums}</style>"
+    "font-variant-numeric:tabular-nums}"
+    ".quiv-bar.jupyter-widgets-disconnected::before,.quiv-bar .jupyter-widgets-disconnected::before{display:none}"
+    ".quiv-bar.quiv-running.jupyter-widgets-disconnected>.widget-html:last-child{display:none}"
+    ".quiv-bar.quiv-running.jupyter-widgets-disconnected::after{content:'interrupted (kernel restarted or stopped)';"
+    "align-self:center;white-space:nowrap;color:var(--jp-ui-font-color2,#757575);padding-left:4px}"
+    f".quiv-bar.quiv-running.jupyter-widgets-disconnected .progress-bar{{background-color:{_FILL_INTERRUPTED}"
+    "!important;animation:none!important}</style>"
 )
 _CSS_STRIPES = (
     f"<style>.quiv-bar .quiv-indeterminate .progress-bar{{width:100%!important;{_STRIPES};"
@@ -82,7 +111,13 @@ _CSS_STRIPES = (
 )
 # Fill colours of the static rendering: JupyterLab's light-theme values of the variables
 # ipywidgets uses (a saved notebook may be shown where no variable is defined).
-_FILL = {st.COMPLETED: "#388e3c", st.FAILED: "#d32f2f", st.CANCELLED: CANCELLED_COLOUR, st.SKIPPED: CANCELLED_COLOUR}
+_FILL = {
+    st.COMPLETED: "#388e3c",
+    st.FAILED: "#d32f2f",
+    st.CANCELLED: CANCELLED_COLOUR,
+    st.SKIPPED: CANCELLED_COLOUR,
+    st.INTERRUPTED: _FILL_INTERRUPTED,
+}
 
 
 def _widgets() -> Any:
@@ -102,7 +137,8 @@ class WidgetBar(BarRenderer):
         super().__init__(**options)
         self._build(self._state)
         self._handle: Any = None
-        self._static = False  # the display shows a static final rendering; the widgets are closed
+        self._static = False  # the display shows a static final rendering (the widgets show the same end)
+        self._closed = False  # the widget models are closed (an old finished bar, or `close()`)
         if display if display is not None else in_kernel():
             from IPython.display import display as show
 
@@ -140,14 +176,23 @@ class WidgetBar(BarRenderer):
 
     def _render(self, state: st.BarState, final: bool) -> int:
         sent = 0
-        if self._handle is not None:
-            if final:
-                return self._show_static(state)
-            if self._static:  # a new run after a static final: fresh widgets in the same display
+        if self._handle is not None and self._static:  # a new run after a final: live widgets again, same place
+            _finished.discard(self)
+            if self._closed:
                 self._build(state)
-                self._static = False
-                self._handle.update(self)
-                return len(self._models()) + 1
+                self._closed = False
+            self._static = False
+            sent += self._draw_widgets(state, final) + 1
+            self._handle.update(self)
+            return sent
+        sent += self._draw_widgets(state, final)
+        if self._handle is not None and final:
+            sent += self._show_static(state)
+        return sent
+
+    def _draw_widgets(self, state: st.BarState, final: bool) -> int:
+        """Set each widget's changed traits, one batched message per widget (pump thread)."""
+        sent = 0
         for widget, values in self._view(state, final):
             changed = {k: v for k, v in values.items() if getattr(widget, k) != v}
             if changed:
@@ -158,14 +203,23 @@ class WidgetBar(BarRenderer):
         return sent
 
     def _show_static(self, state: st.BarState) -> int:
-        """Replace the display with the static final bar, then close the widget models (pump thread)."""
+        """Replace the display with the static final bar (pump thread); the models stay open (`KEEP_FINISHED`).
+
+        The widgets already show the same end: a view this update cannot reach (a reloaded page) keeps
+        showing it through them.
+        """
         bundle = {"text/html": static_html(state), "text/plain": st.format_meter(state)} if self._leave else {}
         self._handle.update(bundle or {"text/plain": ""}, raw=True)
         self._static = True
+        return 1 + _finished.add(self)
+
+    def _close_models(self) -> int:
+        """Close every widget model of this bar (its remaining views disappear); the number closed."""
+        self._closed = True
         models = self._models()
-        for widget in models:  # after the update: the frontend drops the view before the model
+        for widget in models:
             widget.close()
-        return 1 + len(models)
+        return len(models)
 
     def show(self) -> None:
         """Display the bar again in the current cell (kernel thread; `%quiv run` re-attaching to a running job).
@@ -190,16 +244,43 @@ class WidgetBar(BarRenderer):
     def close(self) -> None:
         """Stop drawing and close the widgets (their views disappear)."""
         super().close()
-        for widget in self._models():
-            widget.close()
+        _finished.discard(self)
+        self._close_models()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        if self._static:
-            return {"text/html": static_html(self._state), "text/plain": self.line}
+        # text/html for renderers without widgets (nbconvert drops a widget view it has no state for).
+        data = {"text/html": static_html(self._state), "text/plain": self.line}
+        if self._static or self._closed:
+            return data
         box_repr = self._box._repr_mimebundle_  # ipywidgets 8 sets it to None when the widget is closed
-        data = dict(box_repr(**kwargs) or {}) if callable(box_repr) else {}
-        data["text/plain"] = self.line
-        return data
+        return {**(box_repr(**kwargs) or {}), **data} if callable(box_repr) else data
+
+
+class _Finished:
+    """The finished bars whose widget models are still open, oldest first; beyond `KEEP_FINISHED` the oldest's
+    models are closed. Called on the pump thread (`add`) and on any thread (`discard`)."""
+
+    def __init__(self) -> None:
+        self._bars: OrderedDict[int, WidgetBar] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, bar: WidgetBar) -> int:
+        """Keep `bar`'s models open; close the oldest bars' beyond the bound. The number of models closed."""
+        with self._lock:
+            self._bars[id(bar)] = bar
+            self._bars.move_to_end(id(bar))
+            old = [self._bars.popitem(last=False)[1] for _ in range(len(self._bars) - KEEP_FINISHED)]
+        return sum(b._close_models() for b in old)
+
+    def discard(self, bar: WidgetBar) -> None:
+        with self._lock:
+            self._bars.pop(id(bar), None)
+
+    def __len__(self) -> int:
+        return len(self._bars)
+
+
+_finished = _Finished()
 
 
 def _box_classes(state: st.BarState) -> tuple[str, ...]:
@@ -239,7 +320,7 @@ def _text_parts(state: st.BarState) -> tuple[str, str, str, str]:
     shown = st.format_status(replace(state, message=st.clean_text(state.message, _MAX_SHOWN)))
     if state.status == st.FAILED:
         return _esc(numbers), _esc(shown), full, _ERROR_STYLE
-    if state.status in (st.CANCELLED, st.SKIPPED, st.IDLE):
+    if state.status in (st.CANCELLED, st.SKIPPED, st.IDLE, st.INTERRUPTED):
         return _esc(numbers), _esc(shown), full, _MUTED_STYLE
     return _esc(numbers), _esc(shown), "", ""
 

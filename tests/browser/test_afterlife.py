@@ -1,0 +1,132 @@
+"""What a notebook shows around live use: a reload while a job runs, a kernel restart while a job runs, and a save
+and reopen afterwards (JupyterLab and Notebook 7, one notebook per app, one page reloaded twice).
+
+``fixtures/afterlife.ipynb`` runs ``steady`` (60 steps of 0.1 s, honours its stop event), ``stubborn`` (ignores
+its stop event: only the kernel's exit ends it) and a ``%quiv`` dashboard.
+
+1. Reload while ``steady`` runs (after a save, as autosave does), then let it end: the reloaded page has no future
+   for the old execute request, so it hears only comm messages; its cell must end showing the completed bar, not
+   go blank.
+2. Restart the kernel while ``stubborn`` runs: within 10 s its bar no longer claims to run and says it was
+   interrupted, and the dashboard says its scheduler stopped (the page's own styles for disconnected widgets:
+   no message of the dying kernel reaches a JupyterLab page).
+3. Run again, let the jobs end (``%quiv stop`` abandons ``stubborn``), save, restart and reload: no output reads
+   "model not found", every bar shows how its job ended, and the dashboard shows its last state with a hint that
+   ``%quiv`` gives a live one.
+
+Screenshots (``tests/artifacts/``): ``<app>-afterlife-reloaded-ended.png``, ``<app>-afterlife-restarted.png``,
+``<app>-afterlife-reopened.png``.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+NOTEBOOK = "afterlife.ipynb"
+
+_JS_CELL = """(cell) => ({
+    text: cell.querySelector('.jp-Cell-outputWrapper') ? cell.querySelector('.jp-Cell-outputWrapper').innerText : '',
+    bars: [...cell.querySelectorAll('.quiv-bar')].map(b => b.className),
+})"""
+
+
+def _cell(nb, index: int) -> dict:
+    return nb.cell(index).evaluate(_JS_CELL)
+
+
+def _save(nb) -> None:
+    nb.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    nb.poll("the save", lambda: nb.page.evaluate(
+        "() => { const w = window.jupyterapp.shell.currentWidget; return w && !w.context.model.dirty; }"
+    ))  # fmt: skip
+
+
+def _reload(nb) -> None:
+    nb.page.reload()
+    nb.page.wait_for_function(
+        "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+        " return !!(w && w.context && w.context.isReady); }",
+        timeout=90_000,
+    )
+    nb.wait_until_ready()
+
+
+@pytest.mark.parametrize("app", ["lab", "notebook7"])
+def test_bars_and_dashboard_survive_reload_restart_and_reopen(request, app):
+    nb = request.getfixturevalue("lab_page" if app == "lab" else "notebook_page")(NOTEBOOK)
+    steady, stubborn = nb.cell_index("%quiv run steady", exact=True), nb.cell_index("%quiv run stubborn", exact=True)
+    dashboard = nb.cell_index("%quiv", exact=True)
+    nb.run_all()
+    nb.wait_until_executed()
+    nb.poll("steady running", lambda: any("quiv-running" in c for c in _cell(nb, steady)["bars"]))
+
+    # 1. Save, reload while steady runs, and let it end.
+    _save(nb)
+    _reload(nb)
+    nb.poll("steady's bar back after the reload", lambda: _cell(nb, steady)["bars"])
+    ended = nb.poll(
+        "steady's final bar on the reloaded page",
+        lambda: (c := _cell(nb, steady)) and any("quiv-completed" in b for b in c["bars"]) and c,
+    )
+    assert "60/60" in ended["text"], ended
+    nb.screenshot(f"{app}-afterlife-reloaded-ended", cell=steady)
+
+    # 2. Restart the kernel while stubborn runs: no message of the dying kernel reaches the page (JupyterLab drops
+    # the old session), so the page's own styles for a disconnected widget must say it at once.
+    assert any("quiv-running" in b for b in _cell(nb, stubborn)["bars"])
+    _restart(nb)
+    gone = nb.poll("stubborn's bar says interrupted", lambda: (g := _disconnected(nb, stubborn)) and g, timeout=10)
+    assert "interrupted" in gone["after"] and not gone["textShown"], gone
+    dash = nb.poll("the dashboard says stopped", lambda: (d := _dash_banner(nb, dashboard)) and d, timeout=10)
+    assert "scheduler stopped" in dash and "%quiv" in dash, dash
+    nb.wait_until_ready()
+    nb.screenshot(f"{app}-afterlife-restarted")
+
+    # 3. Run it again in the new kernel, let steady end, stop the scheduler (stubborn is abandoned), save, restart
+    # (a fresh kernel without models) and reload: every output shows how it ended, the dashboard a snapshot.
+    nb.run_all()
+    nb.wait_until_executed()
+    nb.poll("steady's final bar", lambda: any("quiv-completed" in b for b in _cell(nb, steady)["bars"]))
+    nb.page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.requestExecute({code: '%quiv stop'})"
+    )
+    nb.poll("the dashboard's snapshot", lambda: "quiv-dash-static" in nb.cell(dashboard).inner_html())
+    nb.poll("stubborn's static bar", lambda: any("quiv-static" in b for b in _cell(nb, stubborn)["bars"]))
+    _save(nb)
+    _restart(nb)
+    nb.wait_until_ready()
+    _reload(nb)
+    for cell in (steady, stubborn):
+        nb.poll(f"cell {cell}'s final bar after reopening", lambda c=cell: _cell(nb, c)["bars"])
+        assert all("quiv-static" in b for b in _cell(nb, cell)["bars"])
+    assert [e for e in nb.error_outputs(stderr=False) if "widget" in e.lower()] == []
+    dash = _cell(nb, dashboard)["text"]
+    assert "scheduler stopped at" in dash and "run %quiv for a live dashboard" in dash, dash
+    nb.screenshot(f"{app}-afterlife-reopened")
+
+
+def _restart(nb) -> None:
+    nb.page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.restart()")
+
+
+_JS_DISCONNECTED = """(cell) => {
+    const box = cell.querySelector('.quiv-bar.quiv-running.jupyter-widgets-disconnected');
+    if (!box) return null;
+    const text = box.lastElementChild;
+    return {after: getComputedStyle(box, '::after').content, textShown: getComputedStyle(text).display !== 'none'};
+}"""
+
+_JS_BANNER = """(cell) => {
+    const dash = cell.querySelector('.quiv-dash.jupyter-widgets-disconnected');
+    return dash ? getComputedStyle(dash, '::before').content : null;
+}"""
+
+
+def _disconnected(nb, cell: int) -> dict | None:
+    return nb.cell(cell).evaluate(_JS_DISCONNECTED)
+
+
+def _dash_banner(nb, cell: int) -> str | None:
+    return nb.cell(cell).evaluate(_JS_BANNER)
