@@ -527,6 +527,15 @@ def test_an_empty_dashboard_says_how_to_add_a_task_instead_of_a_bare_header(sche
     wait_for(lambda: row(d, tid), what="the first row")
     assert "quiv-dash-header" in classes(find(d.widget, "quiv-dash-table").children[0])
     assert "No tasks yet" not in find(d.widget, "quiv-dash-recent").value
+    # Once the tasks are gone but jobs ran, it says nothing runs now, not "No tasks yet".
+    sched.remove_task(tid)
+    once = sched.add_task("once", lambda: "ok", run_once=True)
+    sched.wait_for_task(once, timeout=TIMEOUT)
+    recent = wait_for(
+        lambda: (v := find(d.widget, "quiv-dash-recent").value) and "quiv-dash-job" in v and not rows(d) and v,
+        what="the finished one-off job under an empty table",
+    )
+    assert "No task is scheduled or running now" in recent and "No tasks yet" not in recent
 
 
 def test_pause_and_resume_share_one_place(sched, dashes):

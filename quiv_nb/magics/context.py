@@ -26,11 +26,15 @@ class MagicState:
     line_runs: dict[tuple[str, str], Any] = field(default_factory=dict)  # (cell key, FUNC) -> JobHandle
     cell_runs: dict[str, tuple[Any, str]] = field(default_factory=dict)  # task name -> (JobHandle, body hash)
     cell_tasks: dict[str, str] = field(default_factory=dict)  # notebook cell id -> task name it added
+    # notebook cell id (or body hash) -> the readable name given to its unnamed %%quiv task, kept while
+    # the cell is edited so re-running it still replaces what it started
+    cell_names: dict[str, str] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.line_runs.clear()
         self.cell_runs.clear()
         self.cell_tasks.clear()
+        self.cell_names.clear()
 
 
 @dataclass

@@ -182,7 +182,9 @@ class Snapshot(NamedTuple):
         """'2 tasks · 1 running · scheduler running'."""
         running = sum(1 for r in self.rows if r.running)
         paused = sum(1 for r in self.rows if r.status == "paused")
-        parts = [f"{len(self.rows)} task{'s' if len(self.rows) != 1 else ''}", f"{running} running"]
+        parts = [f"{len(self.rows)} task{'s' if len(self.rows) != 1 else ''}"]
+        if self.state != "stopped":  # a stopped scheduler runs nothing (an abandoned job's row says so itself)
+            parts.append(f"{running} running")
         if paused:
             parts.append(f"{paused} paused")
         stopped_at = f" at {self.stopped_at.astimezone():%H:%M}" if self.stopped_at is not None else ""

@@ -72,11 +72,14 @@ BUTTONS = (  # (part, label, tooltip, action)
     ("resume", "Resume", "Resume scheduling this task", "resume"),
     ("run", "Run now", "Run this task now, outside its schedule", "run"),
 )
-_EMPTY_HTML = (
-    '<div style="padding:6px 0;color:var(--jp-ui-font-color2,#616161)">No tasks yet. Add one with '
-    "<code>%quiv add NAME FUNC --every 10s</code>, <code>%%quiv every 10s</code> on a cell, or "
+_HOW_TO_ADD = (
+    "Add one with <code>%quiv add NAME FUNC --every 10s</code>, <code>%%quiv every 10s</code> on a cell, or "
     "<code>quiv_nb.get_scheduler().add_task(...)</code>; it shows up here at once.</div>"
 )
+_EMPTY_STYLE = '<div class="quiv-dash-empty" style="padding:6px 0;color:var(--jp-ui-font-color2,#616161)">'
+_EMPTY_HTML = f"{_EMPTY_STYLE}No tasks yet. {_HOW_TO_ADD}"
+# Tasks ran (a one-off task leaves the table when its job ends): say that nothing runs now, not "no tasks".
+_IDLE_HTML = f"{_EMPTY_STYLE}No task is scheduled or running now; the jobs that ran are below. {_HOW_TO_ADD}"
 
 
 def _esc(text: Any) -> str:
@@ -321,7 +324,7 @@ class DashboardView:
         wanted = {
             "title": {"value": f"{_CSS}<b>quiv_nb</b> · {_esc(snap.title)}"},
             "msg": {"value": message_html(kind, text), "_dom_classes": msg_classes},
-            "recent": {"value": recent if snap.rows else _EMPTY_HTML + recent},
+            "recent": {"value": recent if snap.rows else (_IDLE_HTML if snap.recent else _EMPTY_HTML) + recent},
             "root": {"_dom_classes": ("quiv-dash",) if snap.live else ("quiv-dash", "quiv-dash-stopped")},
         }
         widgets = {"title": self._title, "msg": self._msg, "recent": self._recent, "root": self.root}

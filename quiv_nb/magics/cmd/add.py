@@ -29,7 +29,7 @@ from . import _options as option
 @exclusive()
 @argument("--every", type=types.duration, metavar="DUR", help="run every DUR")
 @argument("--once", action="store_true", help="run once (the default)")
-@argument("--cron", metavar="EXPR", help='run on a cron schedule, e.g. "0 9 * * 1-5"')
+@argument("--cron", type=types.cron_expression, metavar="EXPR", help='run on a cron schedule, e.g. "0 9 * * 1-5"')
 @argument("--at", type=types.at_time, metavar="HH:MM", help="run daily at HH:MM")
 @option.after
 def add(ctx: Context, opts: argparse.Namespace) -> None:
