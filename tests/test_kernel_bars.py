@@ -233,3 +233,18 @@ def test_the_next_run_of_a_recurring_bar_is_live_again_in_the_same_display(kerne
         kernel.wait_for(lambda: "static,widget,static" in ",".join(kinds()), 20, "static, live again, static")
     finally:
         kernel.run("%quiv remove ticking")
+
+
+def test_waiting_bars_say_what_they_wait_for(kernel):
+    upper = kernel.run("%quiv add up0 quiet --every 1h --delay 3600 --bar widget")
+    down = kernel.run("%quiv add down0 quiet --after up0 --bar widget")
+    try:
+        bar = _bar_widgets(kernel, down.msg_id)
+        text = kernel.wait_for(
+            lambda: "waiting for up0" in (v := kernel.widget_states()[bar["text"]]["value"]) and v, 10, "the note"
+        )
+        assert "it/s" not in text and "0it" not in text
+        up = _bar_widgets(kernel, upper.msg_id)
+        kernel.wait_for(lambda: "next run " in kernel.widget_states()[up["text"]]["value"], 10, "the next run")
+    finally:
+        kernel.run("%quiv remove down0\n%quiv remove up0")

@@ -21,6 +21,7 @@ import logging
 import threading
 import time
 import weakref
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from ..hooks import register_exit_start
@@ -183,12 +184,28 @@ class BarRenderer:
             self._logged = True
             _log.exception("quiv_nb: %s bar failed to record progress (further errors are not logged)", self.kind)
 
+    def note_waiting(self, text: str) -> None:
+        """Say what the bar waits for before its first run ("waiting for extract", "next run 09:00").
+
+        Any thread; shown while no run has started (and by later idle states), never raises.
+        """
+        try:
+            self._blank = replace(self._blank, message=st.clean_text(text, st.MAX_MESSAGE))
+            if self._state.status == st.IDLE:
+                self._state = self._blank
+                self._dirty = True
+                self._pump.request(self)
+        except Exception:
+            self._log_once()
+
     # ------------------------------------------------------------------ pump side
 
     def pump_draw(self) -> int:
         """Redraw from the latest recorded payload (pump thread only); the number of messages sent."""
         self._dirty = False  # before reading the inbox: a payload recorded from now on asks again
         run = self._run
+        if run.seq == 0:  # no run yet: the idle state (what it waits for, `note_waiting`)
+            return self._render(self._state, False)
         sent = 0
         prev = run.prev
         if prev is not None:  # a run that ended and was replaced before its final state was drawn

@@ -126,7 +126,7 @@ def new_state(desc: Any = "", unit: Any = "it", total: Any = None) -> BarState:
 
 def start(blank: BarState, now: float) -> BarState:
     """A fresh run of `blank` (the renderer's idle state) whose clock starts at `now`."""
-    return replace(blank, status=RUNNING, started=now, elapsed=0.0, rate=None, mark=(now, blank.value))
+    return replace(blank, status=RUNNING, message="", started=now, elapsed=0.0, rate=None, mark=(now, blank.value))
 
 
 def apply(state: BarState, args: Any = (), kwargs: Any = None) -> BarState:
@@ -300,8 +300,8 @@ def format_status(state: BarState) -> str:
         return f"skipped: {state.message}" if state.message else "skipped"
     if state.status == INTERRUPTED:
         return f"interrupted ({state.message})" if state.message else "interrupted"
-    if state.status == IDLE:
-        return "waiting"
+    if state.status == IDLE:  # what it waits for, when its owner said ("waiting for extract", "next run 09:00")
+        return state.message or "waiting"
     return ""
 
 
@@ -334,14 +334,14 @@ def format_meter(state: BarState, width: int | None = None, ascii: bool = False,
     title = format_title(state)
     prefix = f"{title}: " if title else ""
     stats = format_stats(state, percent=False)
-    if state.is_final and not state.reported:  # no numbers to show: "train: done in 1.5s → 'ok'"
+    if (state.is_final and not state.reported) or state.status == IDLE:  # no numbers: "train: done in 1.5s → 'ok'"
         line = f"{prefix}{format_status(state)}"
     elif state.total is None:
         line = f"{prefix}{stats}"
     else:
         line = f"{prefix}{_percent(state):3.0f}%|{_bar(state.fraction or 0.0, bar_width, ascii)}| {stats}"
     status = format_status(state)
-    if status and (state.reported or not state.is_final):
+    if status and state.status != IDLE and (state.reported or not state.is_final):
         line = f"{line} {status}"
     if ascii:
         line = line.replace("→", "->")

@@ -312,7 +312,9 @@ def _progress_traits(state: st.BarState) -> dict[str, Any]:
 def _text_parts(state: st.BarState) -> tuple[str, str, str, str]:
     """(escaped numbers, escaped status as shown, the status with the whole message for a title, its style)."""
     numbers = st.format_stats(state)
-    if not state.reported and state.status != st.IDLE:
+    if state.status == st.IDLE:
+        numbers = ""  # not "0it [00:00, ?it/s]": the status says what it waits for
+    elif not state.reported:
         # Nothing counted: no "0it [00:00, ?it/s]". The stripes move while it runs (the pump redraws only on
         # payloads, so an elapsed time here would stand still); the final status says how long it took.
         numbers = "" if state.is_final else "running…"

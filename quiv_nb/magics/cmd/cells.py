@@ -21,7 +21,7 @@ from ...kernel import cell_id
 from ...units import format_duration
 from .. import args as types
 from ..cellbody import compile_cell, register_source
-from ..context import Context, make_bar, say, short_id
+from ..context import Context, make_bar, note_waiting, say, short_id
 from ..handle import JobHandle, show_bar
 from ..registry import subcommand
 from . import _options as option
@@ -41,9 +41,9 @@ def every(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
     extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify)
     _forget_previous(ctx, name)
     say(f"quiv: task {name!r} runs this cell every {format_duration(opts.every)} (re-running this cell replaces it)")
-    ctx.scheduler.add_task(
-        name, handler, interval=opts.every, progress_callback=make_bar(opts.bar, name), replace=True, **extra
-    )
+    bar = make_bar(opts.bar, name)
+    task_id = ctx.scheduler.add_task(name, handler, interval=opts.every, progress_callback=bar, replace=True, **extra)
+    note_waiting(bar, ctx.scheduler, task_id)
 
 
 @subcommand("run", cell=True)
@@ -63,7 +63,9 @@ def run_cell(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
     _forget_previous(ctx, name)
     if after:
         say(f"quiv: task {name!r} runs this cell after {', '.join(after)} (re-running this cell replaces it)")
-        ctx.scheduler.add_task(name, handler, progress_callback=make_bar(opts.bar, name), replace=True, **extra)
+        bar = make_bar(opts.bar, name)
+        task_id = ctx.scheduler.add_task(name, handler, progress_callback=bar, replace=True, **extra)
+        note_waiting(bar, ctx.scheduler, task_id)
         return
     body = _digest(cell)
     previous: tuple[JobHandle, str] | None = ctx.state.cell_runs.get(name)
