@@ -5,9 +5,10 @@ Rows are rebuilt (`box.children` reassigned) only when the set of tasks changes;
 changed widget gets one `hold_sync` update and an unchanged widget gets nothing. All text is
 HTML-escaped here. The DOM classes browser tests use are listed in `dashboard.py`.
 
-Width: one row is ~1,060 px (seven fixed columns and the buttons, Pause and Resume sharing one
-place), so at JupyterLab's default width a row never wraps; a narrower output scrolls the table
-sideways instead of breaking rows onto two lines.
+Width: the seven columns take 754 px and the buttons ~200 px (Pause and Resume share one place), so
+at JupyterLab's default width a row is one line; in a narrower output (the file browser open: ~850 px)
+the buttons wrap under their row instead of being cut, and no row scrolls on its own. A long name,
+schedule or outcome is shortened with an ellipsis, the full text on hover.
 """
 
 from __future__ import annotations
@@ -38,13 +39,13 @@ _COLORS = {
     "scheduled": "#1565c0",
 }
 COLUMNS = (  # (part, title, css width)
-    ("name", "task", "120px"),
-    ("status", "status", "180px"),
-    ("interval", "schedule", "104px"),
-    ("last", "last run", "140px"),
+    ("name", "task", "130px"),
+    ("status", "status", "130px"),
+    ("interval", "schedule", "110px"),
+    ("last", "last run", "120px"),
     ("next", "next run", "70px"),
-    ("progress", "progress", "72px"),
-    ("progress_text", "", "160px"),
+    ("progress", "progress", "64px"),
+    ("progress_text", "", "130px"),
 )
 # Scoped to the dashboard; an HTML widget's <style> applies where the frontend renders it
 # (JupyterLab, Notebook 7, VS Code). Without it the bar of a job of unknown progress is plain full.
@@ -54,7 +55,8 @@ _CSS = (
     "rgba(255,255,255,.35) 50%,rgba(255,255,255,.35) 75%,transparent 75%,transparent);"
     "background-size:16px 16px;animation:quiv-dash-stripes 1s linear infinite}"
     "@keyframes quiv-dash-stripes{from{background-position:16px 0}to{background-position:0 0}}"
-    ".quiv-dash .quiv-dash-hidden{display:none!important}.quiv-dash .quiv-dash-table{overflow-x:auto}"
+    ".quiv-dash .quiv-dash-hidden{display:none!important}"
+    ".quiv-dash .quiv-dash-row .widget-html-content{min-width:0;max-width:100%}"
     ".quiv-dash .quiv-dash-row button{padding:0 8px;min-width:0}"
     # The kernel went away (restart, shutdown, death; see widget.py): no message of it reaches the page any
     # more, so the page shows the dashboard stopped: a banner instead of the live title, no buttons.
@@ -194,8 +196,10 @@ class _Shared:
             for part, _, width in COLUMNS
         }
         self.button_layout = w.Layout(width="auto", flex="0 0 auto")  # as wide as its label
-        # one line per row, always: a narrow output scrolls the table (`plain` below) sideways
-        self.row_layout = w.Layout(align_items="center", flex_flow="row nowrap", border_bottom="1px solid #e0e0e0")
+        # one line per row where it fits; in a narrow output the buttons wrap under the row (never cut or scrolled)
+        self.row_layout = w.Layout(
+            align_items="center", flex_flow="row wrap", overflow="hidden", border_bottom="1px solid #e0e0e0"
+        )
         self.plain = w.Layout()  # the boxes and the title, message and recent-jobs lines
         self.html_style = HTMLStyle()
         self.progress_style = ProgressStyle()

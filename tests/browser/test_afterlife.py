@@ -130,3 +130,41 @@ def _disconnected(nb, cell: int) -> dict | None:
 
 def _dash_banner(nb, cell: int) -> str | None:
     return nb.cell(cell).evaluate(_JS_BANNER)
+
+
+_JS_FIT = """(cell) => {
+    const area = cell.querySelector('.jp-OutputArea-output');
+    const dash = cell.querySelector('.quiv-dash');
+    if (!area || !dash) return null;
+    const box = area.getBoundingClientRect();
+    const inside = e => { const r = e.getBoundingClientRect();
+        return r.width === 0 || (r.left >= box.left - 1 && r.right <= box.right + 1); };
+    const buttons = [...dash.querySelectorAll('button')].filter(b => getComputedStyle(b).display !== 'none');
+    const scrollers = [dash, ...dash.querySelectorAll('*')].filter(e => e.scrollWidth > e.clientWidth + 1
+        && ['auto', 'scroll'].includes(getComputedStyle(e).overflowX));
+    const cut = [...dash.querySelectorAll('.quiv-dash-row *')].filter(e => !inside(e));
+    return {width: Math.round(box.width), buttons: buttons.length, outside: buttons.filter(b => !inside(b)).length,
+            scrollers: scrollers.map(e => e.className), cut: cut.length,
+            schedules: [...dash.querySelectorAll('.quiv-dash-interval span')].map(s => [s.textContent, s.title])};
+}"""
+
+
+@pytest.mark.parametrize("app", ["lab", "notebook7"])
+def test_the_dashboard_fits_a_900px_output(request, app):
+    nb = request.getfixturevalue("lab_page" if app == "lab" else "notebook_page")("fit.ipynb")
+    if app == "lab":  # the file browser open, as a person works (about 900 px left for outputs at 1280 px)
+        nb.page.evaluate("() => window.jupyterapp.commands.execute('filebrowser:activate')")
+    else:  # Notebook 7 has no side panel here: a narrower window gives the same output width
+        nb.page.set_viewport_size({"width": 1010, "height": 900})
+    nb.run_all()
+    nb.wait_until_executed()
+    dashboard = nb.cell_index("%quiv", exact=True)
+    fit = nb.poll(
+        "four dashboard rows", lambda: (f := nb.cell(dashboard).evaluate(_JS_FIT)) and f["buttons"] >= 12 and f
+    )
+    assert fit["width"] <= 920, fit  # the width the issue measured
+    assert fit["outside"] == 0 and fit["cut"] == 0, fit
+    assert fit["scrollers"] == [], fit  # no row scrolls on its own
+    long_after = [(text, title) for text, title in fit["schedules"] if title.startswith("after ")]
+    assert long_after and all(text == title for text, title in long_after), fit["schedules"]  # full text on hover
+    nb.screenshot(f"{app}-afterlife-fit", cell=dashboard)
