@@ -139,7 +139,8 @@ class TqdmBar(_TextRenderer):
             bar = self._bar = self._new_bar(state)
             self._bar_seq = self._drawn_seq
         bar.total = _count(state.total)
-        bar.set_description(st.format_title(state), refresh=False)
+        # `set_description` adds its own ": ", which tqdm doubles while the total is unknown ("load: : 0it").
+        bar.set_description_str(st.format_title(state), refresh=False)
         postfix = st.format_postfix(state)
         if final:
             status = st.format_status(state)
