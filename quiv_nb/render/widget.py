@@ -364,17 +364,16 @@ def static_html(state: st.BarState) -> str:
     text = f'{numbers} <span style="{style}">{shown}</span>'.strip() if style else f"{numbers} {shown}".strip()
     title = html.escape(full or st.format_meter(state), quote=True)
     label = _title_html(state)
+    # The widgets' geometry, so a bar keeps its place when it turns static: their font size, the label's
+    # minimum width (always there, empty or not) and each part's 2 px margins (ipywidgets' --jp-widgets-margin).
     return (
         f'<div class="quiv-bar quiv-static quiv-{html.escape(state.status)}" style="white-space:nowrap;'
-        'overflow:hidden;text-overflow:ellipsis;line-height:24px;font-variant-numeric:tabular-nums">'
-        + (
-            f'<span style="display:inline-block;min-width:{LABEL_MIN_WIDTH};margin-right:6px">{label}</span>'
-            if label
-            else ""
-        )
-        + f'<span style="display:inline-block;vertical-align:middle;width:{BAR_WIDTH}px;height:18px;'
-        'background:#e0e0e0;margin-right:6px">'
+        "overflow:hidden;text-overflow:ellipsis;line-height:24px;font-variant-numeric:tabular-nums;"
+        'font-size:var(--jp-widgets-font-size,13px)">'
+        f'<span style="display:inline-block;min-width:{LABEL_MIN_WIDTH};margin:0 2px">{label}</span>'
+        f'<span style="display:inline-block;vertical-align:middle;width:{BAR_WIDTH}px;height:18px;'
+        'background:#e0e0e0;margin:0 2px">'
         f'<span class="progress-bar{bar_class}" style="display:block;height:100%;width:{fraction * 100:.1f}%;'
         f'background-color:{fill}{stripes}"></span></span>'
-        f'<span title="{title}">{text}</span></div>'
+        f'<span style="margin-left:2px" title="{title}">{text}</span></div>'
     )

@@ -88,7 +88,10 @@ def test_bars_and_dashboard_survive_reload_restart_and_reopen(request, app):
     # (a fresh kernel without models) and reload: every output shows how it ended, the dashboard a snapshot.
     nb.run_all()
     nb.wait_until_executed()
-    nb.poll("steady's final bar", lambda: any("quiv-completed" in b for b in _cell(nb, steady)["bars"]))
+    live = nb.poll("steady's live bar", lambda: (g := _geometry(nb, steady)) and "quiv-running" in g["classes"] and g)
+    final = nb.poll("steady's static bar", lambda: (g := _geometry(nb, steady)) and "quiv-static" in g["classes"] and g)
+    # The bar keeps its place when it turns final (no jump of the label, the track or the text).
+    assert all(abs(live[k] - final[k]) <= 1 for k in ("label", "track", "width", "text")), (live, final)
     nb.page.evaluate(
         "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.requestExecute({code: '%quiv stop'})"
     )
@@ -105,6 +108,22 @@ def test_bars_and_dashboard_survive_reload_restart_and_reopen(request, app):
     dash = _cell(nb, dashboard)["text"]
     assert "scheduler stopped at" in dash and "run %quiv for a live dashboard" in dash, dash
     nb.screenshot(f"{app}-afterlife-reopened")
+
+
+_JS_GEOMETRY = """(cell) => {
+    const b = cell.querySelector('.quiv-bar');
+    if (!b) return null;
+    const track = b.querySelector('.widget-hprogress') || b.querySelector('.progress-bar').parentElement;
+    const x = e => Math.round(e.getBoundingClientRect().left);
+    const label = b.querySelector('.widget-html-content') || b.firstElementChild;
+    const text = b.querySelector('.widget-html:last-child .widget-html-content') || b.lastElementChild;
+    return {classes: b.className, label: x(label), track: x(track), text: x(text),
+            width: Math.round(track.getBoundingClientRect().width)};
+}"""
+
+
+def _geometry(nb, cell: int) -> dict | None:
+    return nb.cell(cell).evaluate(_JS_GEOMETRY)
 
 
 def _restart(nb) -> None:
