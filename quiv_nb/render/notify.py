@@ -17,6 +17,7 @@ pump's shared budget. anywidget and ipywidgets load only when `attach` runs in a
 from __future__ import annotations
 
 import functools
+import html
 import logging
 import reprlib
 import threading
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import TaskNotFoundError
+from ..hooks import register_exit_start
 from ..kernel.shell import in_kernel  # a leaf: the kernel package itself imports this module (its notify hook)
 from ..models import Event, Job, JobStatus, Task
 from .pump import RenderPump, get_pump
@@ -144,6 +146,12 @@ class Notifier:
         self._box = NoteBox()
         self._attached = False
         self._caught_up: str | None = None  # the job `attach(since=...)` notified already
+        # How it ends (docs/design.md, "How a bar ends"): `attach` displays the widget under a display id;
+        # once the notifier stops, the display becomes a static line that needs no widget model.
+        self.handle: Any = None
+        self.task_name = ""
+        self._ended = ""  # why it stopped ("task removed", "kernel restarted"), once it did
+        self._frozen = False
 
     @property
     def attached(self) -> bool:
@@ -172,6 +180,7 @@ class Notifier:
         if not self._attached:
             return
         self._attached = False
+        self.end("task removed or finished")
         with _current_lock:
             if _current.get(self.task_id) is self:
                 del _current[self.task_id]
@@ -179,17 +188,27 @@ class Notifier:
             self._scheduler.remove_listener(event, self._on_job_end)
         self._scheduler.remove_listener(Event.TASK_REMOVED, self._on_task_removed)
 
+    def end(self, reason: str) -> None:
+        """Stop for `reason`: the next draw turns the display static (any thread; the first reason wins)."""
+        if not self._ended:
+            self._ended = reason
+            self._pump.request(self, final=True)
+
     def pump_draw(self) -> int:
-        """Send the waiting note, if any (on the pump thread); return the number of messages sent."""
+        """Send the waiting note, if any, then a static display once ended (pump thread); the messages sent."""
+        sent = 0
         note = self._box.take()
-        if note is None:
-            return 0
-        try:
-            self._send(note.message())
-        except Exception:
-            _log.exception("quiv_nb: could not send the notification for task %s", self.task_id)
-            return 0
-        return 1
+        if note is not None:
+            try:
+                self._send(note.message())
+                sent += 1
+            except Exception:
+                _log.exception("quiv_nb: could not send the notification for task %s", self.task_id)
+        if self._ended and not self._frozen and self.handle is not None:
+            self._frozen = True
+            self.handle.update(_static_bundle(self.task_name, self._ended), raw=True)
+            sent += 1
+        return sent
 
     def _catch_up(self, since: datetime) -> None:
         ended = [
@@ -244,16 +263,36 @@ def attach(scheduler: Listenable, task_id: str, *, since: datetime | None = None
 
     widget = _widget_class()(task_name=name)
     notifier = Notifier(scheduler, task_id, widget.send)
-    notifier.widget = widget
+    notifier.widget, notifier.task_name = widget, name
     with _current_lock:
         # Re-running the cell (or `--notify` again) replaces the task's notifier: one notification per job end.
         previous = _current.pop(task_id, None)
         _current[task_id] = notifier
     if previous is not None:
+        previous.end("replaced")
         previous.detach()
-    display(widget)
+    bundle = widget._repr_mimebundle_() or {}
+    bundle = bundle[0] if isinstance(bundle, tuple) else bundle  # anywidget returns (data, metadata)
+    live = {**bundle, **_static_bundle(name, "")}  # text for renderers without widgets
+    notifier.handle = display(live, raw=True, display_id=True)
+    register_exit_start(_end_all)
     notifier.attach(since)
     return notifier
+
+
+def _static_bundle(task_name: str, ended: str) -> dict[str, str]:
+    """The notify line without a widget: live (`ended` "") or stopped, as text/html and text/plain."""
+    what = f"desktop notifications for {task_name}"
+    text = f"{what}: off ({ended})" if ended else f"{what} (while the kernel runs)"
+    return {"text/html": f'<div class="quiv-notify quiv-notify-static">{html.escape(text)}</div>', "text/plain": text}
+
+
+def _end_all(reason: str) -> None:
+    """Kernel exit (a `hooks.register_exit_start` step): every notifier ends; the pump's exit step draws it."""
+    with _current_lock:
+        notifiers = list(_current.values())
+    for notifier in notifiers:
+        notifier.end(reason)
 
 
 # task id -> the notifier `attach` made last for it (task ids are uuid4: unique across schedulers).
