@@ -187,7 +187,7 @@ def test_widget_layout_and_initial_state():
     assert b._box.children == (b._label, b._progress, b._text)
     assert b._box._dom_classes == ("quiv-bar", "quiv-idle")
     assert (b._progress.value, b._progress.max, b._progress.bar_style) == (0.0, 10.0, "")
-    assert b._label.value == "train"
+    assert b._label.value == '<span title="train">train</span>'  # whole on hover if the column shortens it
     assert "waiting" in b._text.value
 
 
@@ -203,7 +203,7 @@ def test_widget_redraw_sends_only_changed_widgets():
     b.quiv_progress("job-1", (), {"stage": "eval"})
     n = b.pump_draw()
     assert n == sent() - before and 1 <= n <= 2  # the label (and the text if its clock moved); not the bar
-    assert b._label.value == "train: eval"
+    assert b._label.value == '<span title="train: eval">train: eval</span>'
     before = sent()
     n = b.pump_draw()
     assert n == sent() - before <= 1  # nothing new: at most the text (its clock)

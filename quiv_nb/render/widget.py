@@ -3,7 +3,8 @@
 Layout: an `HBox` of an `HTML` label, a `FloatProgress` and an `HTML` text with
 `pct value/total [elapsed<eta, rate, postfix]` (tqdm.notebook's layout, with the percentage
 moved to the right so the label widget is only sent when the label changes). Every bar has the
-same fixed width (`BAR_WIDTH`), the label is never cut (it keeps its natural width), and the
+same fixed width (`BAR_WIDTH`) after a label column of one width (`LABEL_WIDTH`: bars line up
+whatever their labels; a longer label ends in an ellipsis, the whole of it on hover), and the
 text uses tabular digits and takes the rest of the line, clipped with an ellipsis: a changing
 text never moves or resizes the bar. Each redraw sets each widget inside `hold_sync()` and only
 if one of its traits changed, so a running bar costs two messages per redraw (bar and text) and
@@ -64,9 +65,9 @@ from .base import BarRenderer
 __all__ = ["BAR_WIDTH", "KEEP_FINISHED", "WidgetBar", "in_kernel", "static_html"]
 
 BAR_WIDTH = 320  # px: every bar is this wide, as tqdm.notebook's are
-# Labels up to this wide take exactly this room, so bars in one notebook start at the same x (a longer
-# label still shows whole and pushes its own bar right).
-LABEL_MIN_WIDTH = "9em"
+# Every label takes exactly this room, so the bars of a notebook start at the same x whatever their labels
+# ("extract: reading" fits; a longer one is shortened with an ellipsis and shown whole on hover).
+LABEL_WIDTH = "14em"
 CANCELLED_COLOUR = "#9e9e9e"
 _GREY = frozenset({st.CANCELLED, st.SKIPPED})
 _BAR_STYLES = {
@@ -148,7 +149,8 @@ class WidgetBar(BarRenderer):
     def _build(self, state: st.BarState) -> None:
         """Create the widgets showing `state` (on creation, and for a run after a static final)."""
         w = _widgets()
-        self._label = w.HTML(_title_html(state), layout=w.Layout(flex="0 0 auto", min_width=LABEL_MIN_WIDTH))
+        label_layout = w.Layout(flex="0 0 auto", width=LABEL_WIDTH, min_width=LABEL_WIDTH, overflow="hidden")
+        self._label = w.HTML(_title_html(state), layout=label_layout)
         progress_layout = w.Layout(width=f"{BAR_WIDTH}px", min_width=f"{BAR_WIDTH}px", flex="0 0 auto")
         self._progress = w.FloatProgress(min=0.0, **_progress_traits(state), layout=progress_layout)
         self._text = w.HTML(_text_html(state), layout=w.Layout(flex="1 1 0", min_width="0", overflow="hidden"))
@@ -288,7 +290,9 @@ def _box_classes(state: st.BarState) -> tuple[str, ...]:
 
 
 def _title_html(state: st.BarState) -> str:
-    return html.escape(st.format_title(state))
+    """The escaped label, whole in its hover title (the label column may shorten it)."""
+    title = st.format_title(state)
+    return f'<span title="{html.escape(title, quote=True)}">{html.escape(title, quote=False)}</span>' if title else ""
 
 
 def _progress_traits(state: st.BarState) -> dict[str, Any]:
@@ -370,7 +374,8 @@ def static_html(state: st.BarState) -> str:
         f'<div class="quiv-bar quiv-static quiv-{html.escape(state.status)}" style="white-space:nowrap;'
         "overflow:hidden;text-overflow:ellipsis;line-height:24px;font-variant-numeric:tabular-nums;"
         'font-size:var(--jp-widgets-font-size,13px)">'
-        f'<span style="display:inline-block;min-width:{LABEL_MIN_WIDTH};margin:0 2px">{label}</span>'
+        f'<span style="display:inline-block;vertical-align:middle;width:{LABEL_WIDTH};overflow:hidden;'
+        f'text-overflow:ellipsis;margin:0 2px">{label}</span>'
         f'<span style="display:inline-block;vertical-align:middle;width:{BAR_WIDTH}px;height:18px;'
         'background:#e0e0e0;margin:0 2px">'
         f'<span class="progress-bar{bar_class}" style="display:block;height:100%;width:{fraction * 100:.1f}%;'
