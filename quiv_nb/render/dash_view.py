@@ -65,8 +65,16 @@ _CSS = (
     ".quiv-dash.jupyter-widgets-disconnected:not(.quiv-dash-stopped)::before{display:block!important;"
     "content:'quiv_nb \\b7  scheduler stopped (kernel restarted or stopped); run %quiv for a live dashboard';"
     "font-family:inherit;color:var(--jp-ui-font-color2,#757575);padding:2px 0 6px}"
-    ".quiv-dash.jupyter-widgets-disconnected button,"
-    ".quiv-dash.jupyter-widgets-disconnected .quiv-dash-progress-text{visibility:hidden}</style>"
+    ".quiv-dash.jupyter-widgets-disconnected button,.quiv-dash.jupyter-widgets-disconnected .quiv-dash-progress,"
+    ".quiv-dash.jupyter-widgets-disconnected .quiv-dash-progress-text{visibility:hidden}"
+    # a row that was running says it was interrupted instead
+    ".quiv-dash.jupyter-widgets-disconnected:not(.quiv-dash-stopped) .quiv-dash-status-running .quiv-dash-status"
+    "{position:relative}"
+    ".quiv-dash.jupyter-widgets-disconnected:not(.quiv-dash-stopped) .quiv-dash-status-running .quiv-dash-status"
+    " .widget-html-content{visibility:hidden}"
+    ".quiv-dash.jupyter-widgets-disconnected:not(.quiv-dash-stopped) .quiv-dash-status-running .quiv-dash-status"
+    "::after{content:'interrupted';position:absolute;left:0;top:50%;transform:translateY(-50%);"
+    "color:var(--jp-ui-font-color2,#757575)}</style>"
 )
 BUTTONS = (  # (part, label, tooltip, action)
     ("cancel", "Cancel", "Cancel the running job (sets its stop event)", "cancel"),

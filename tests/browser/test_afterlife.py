@@ -80,7 +80,8 @@ def test_bars_and_dashboard_survive_reload_restart_and_reopen(request, app):
     gone = nb.poll("stubborn's bar says interrupted", lambda: (g := _disconnected(nb, stubborn)) and g, timeout=10)
     assert "interrupted" in gone["after"] and not gone["textShown"], gone
     dash = nb.poll("the dashboard says stopped", lambda: (d := _dash_banner(nb, dashboard)) and d, timeout=10)
-    assert "scheduler stopped" in dash and "%quiv" in dash, dash
+    assert "scheduler stopped" in dash and "%quiv" in dash and "interrupted" in dash, dash
+    assert "running shown" not in dash, dash  # the row that ran no longer says "running"
     nb.wait_until_ready()
     nb.screenshot(f"{app}-afterlife-restarted")
 
@@ -139,7 +140,12 @@ _JS_DISCONNECTED = """(cell) => {
 
 _JS_BANNER = """(cell) => {
     const dash = cell.querySelector('.quiv-dash.jupyter-widgets-disconnected');
-    return dash ? getComputedStyle(dash, '::before').content : null;
+    if (!dash) return null;
+    const running = [...dash.querySelectorAll('.quiv-dash-status-running .quiv-dash-status')];
+    const said = running.map(e => getComputedStyle(e, '::after').content).join(' ');
+    const hidden = e => getComputedStyle(e.querySelector('.widget-html-content')).visibility === 'hidden';
+    const shown = running.filter(e => !hidden(e));
+    return getComputedStyle(dash, '::before').content + ' | ' + said + (shown.length ? ' | running shown' : '');
 }"""
 
 
