@@ -8,6 +8,7 @@ __all__ = [
     "JobCancelledError",
     "JobFailedError",
     "JobNotFoundError",
+    "MapError",
     "QuivError",
     "SchedulerStoppedError",
     "TaskNotFoundError",
@@ -57,3 +58,14 @@ class JobFailedError(QuivError):
 
 class JobCancelledError(QuivError):
     """`x = %quiv wait ...` on a job that was cancelled, timed out or skipped: it has no result."""
+
+
+class MapError(QuivError):
+    """Items of a `Quiv.map` job failed. The job ends failed with this message; `results` is the
+    list in input order with each failed item's exception in its slot (also the job's `result`),
+    and `traceback` is the first failed item's."""
+
+    def __init__(self, message: str, results: list[object], traceback: str | None = None) -> None:
+        super().__init__(message)
+        self.results = results
+        self.traceback = traceback

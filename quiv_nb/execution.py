@@ -19,7 +19,7 @@ from contextvars import ContextVar
 from typing import Any, Callable, ContextManager
 
 from .dispatch import is_async_callable, new_worker_loop, worker_scope
-from .errors import ConfigurationError
+from .errors import ConfigurationError, MapError
 from .hooks import context_capturers
 from .joblog import JobLog
 from .output import capture as capture_output
@@ -366,7 +366,13 @@ class Outcome(_Frozen):
 
 
 def failure(exc: BaseException) -> Outcome:
-    """An `Outcome` for an exception, keeping its formatted traceback."""
+    """An `Outcome` for an exception, keeping its formatted traceback.
+
+    A `MapError` (items of a map failed) keeps its own message, the first item's traceback and
+    the list of results, which the failed job still carries.
+    """
+    if isinstance(exc, MapError):
+        return Outcome(False, result=exc.results, error_message=str(exc), traceback=exc.traceback)
     tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
     message = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
     return Outcome(False, error_message=message, traceback=tb)

@@ -8,9 +8,12 @@ time, or beyond `MAX_JOBS` finished ones, are forgotten.
 from __future__ import annotations
 
 from collections import deque
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from .records import JobRecord
+
+if TYPE_CHECKING:
+    from .models import Job
 
 __all__ = ["MAX_JOBS", "JobHistory"]
 
@@ -55,6 +58,16 @@ class JobHistory:
         """The final job of a finished run-once task, while it is in history."""
         job_id = self._done_once.get(task_id)
         return None if job_id is None else self._jobs.get(job_id)
+
+    def latest(self, task_name: str | None, limit: int, now: float) -> list[Job]:
+        """Snapshots of the newest `limit` finished jobs (of `task_name`, or all), newest first, after pruning."""
+        self.prune(now)
+        jobs = [j for j in reversed(self._finished_records()) if task_name is None or j.task_name == task_name]
+        return [j.snapshot() for j in jobs[:limit]]
+
+    def _finished_records(self) -> list[JobRecord]:
+        """Finished jobs still kept, in the order they finished."""
+        return [job for _, job_id in self._finished if (job := self._jobs.get(job_id)) is not None]
 
     def prune(self, now: float) -> None:
         """Forget finished jobs that ended before `now - retention`, or beyond the count cap."""

@@ -22,6 +22,8 @@ from .joblog import JobLog
 from .models import Event, JobStatus
 from .pipeline import Pipeline, Run, Skip
 from .records import JobRecord, TaskRecord, new_id, utcnow
+from .reuse import reuse_result
+from .store.null import NULL_STORE
 from .tasks import TaskTable
 from .timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
 from .waiters import settle
@@ -29,7 +31,7 @@ from .waiters import settle
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from .seams import Clock, JobExecutor
+    from .seams import Clock, JobExecutor, JobStore
 
 __all__ = ["JobLifecycle", "final_state", "retry_delay"]
 
@@ -61,7 +63,8 @@ def final_state(
     named in a timed-out job's message. A job whose stop event was set ends CANCELLED (keeping
     what it returned, as quiv does), except a `cancel_job` the handler could not observe
     (`observable` False: a sync handler without a stop-event parameter): it ran to its end, so
-    it is recorded as it really ended.
+    it is recorded as it really ended. A failed job has no result, except a map whose items
+    failed: its list, with each failed item's exception in its slot.
     """
     stopped = stop_reason is not None and (observable or stop_reason != "cancel")
     if outcome.cancelled or stopped:
@@ -75,7 +78,7 @@ def final_state(
         return JobStatus.CANCELLED, outcome.result if outcome.ok else None, message, outcome.traceback
     if outcome.ok:
         return JobStatus.COMPLETED, outcome.result, None, None
-    return JobStatus.FAILED, None, outcome.error_message, outcome.traceback
+    return JobStatus.FAILED, outcome.result, outcome.error_message, outcome.traceback  # a map's partial list
 
 
 def _due_at(task: TaskRecord, due: float, now: float) -> datetime:
@@ -106,6 +109,7 @@ class JobLifecycle:
         stopped: Callable[[], bool],
         clock: Clock = time.monotonic,
         pipeline: Pipeline | None = None,
+        store: JobStore = NULL_STORE,
     ) -> None:
         self._lock = lock
         self._tasks = tasks
@@ -120,6 +124,8 @@ class JobLifecycle:
         self._clock = clock  # what `now` is on the worker side (timeouts, ends); tests pass a fake one
         self._pipeline = pipeline if pipeline is not None else Pipeline()  # `after=` edges and their rule
         self._in_pipeline = self._pipeline.nodes.__contains__
+        self._deferred: list[tuple[JobRecord, JobCall]] = []  # jobs asked for before `start()` (a map)
+        self._store = store  # job records and cached results outlive the process there (`quiv_nb.store`)
 
     # ------------------------------------------------------------------ scheduler side (lock held)
 
@@ -147,12 +153,13 @@ class JobLifecycle:
         attempt: int = 0,
         upstream: dict[str, Any] | None = None,
         scheduled_at: datetime | None = None,
+        defer: bool = False,
     ) -> list[Effect]:
         """Create a job for `task` and submit it to the executor; the task is then busy.
 
         A fresh run (`upstream` given, `{}` when no pipeline triggered it) sets the values
         `_upstream` / `_scheduled_at` inject (due now when `scheduled_at` is None); a retry
-        (`upstream` None) reuses those of the run it repeats.
+        (`upstream` None) reuses those of the run it repeats. `defer` (before `start()`): see `submit_deferred`.
         """
         job = JobRecord()
         job.job_id = new_id()
@@ -162,8 +169,11 @@ class JobLifecycle:
         job.attempt, job.stop_event, job.t0, job.future = attempt, StopEvent(), 0.0, None
         job.callback, job.cancel_requested, job.cancellable = task.callback, False, task.cancellable
         job.log = JobLog()
+        job.cache_key = None if task.cache_base is None else self._cache_key(task, upstream)
+        job.cached, job.computed_at = False, None
         self._history.add(job)
         task.active_job = task.last_job_id = job.job_id
+        self._store.job_changed(job)
 
         kwargs = task.kwargs
         if task.data_inject:
@@ -179,6 +189,22 @@ class JobLifecycle:
             self._make_hook(task, job.job_id), lambda: self.on_start(job), task.contexts,
             {"task_name": task.name}, job.log,
         )  # fmt: skip
+        if defer:
+            self._deferred.append((job, call))
+            return []
+        return self._submit(job, call)
+
+    def submit_deferred(self) -> list[Effect]:
+        """At `start()` (lock held): submit the jobs `start_job(defer=True)` kept "scheduled", oldest first."""
+        deferred, self._deferred = self._deferred, []
+        return [effect for job, call in deferred for effect in self._submit(job, call)]
+
+    def _submit(self, job: JobRecord, call: JobCall) -> list[Effect]:
+        """Hand `job`'s call to the executor (lock held); the effect attaches its done-callback."""
+        if job.cache_key is not None and self._store.has_result(job.cache_key):
+            hit, resolve = reuse_result(self._lock, self._store, self._executor, job, call, job.cache_key)
+            job.future = hit
+            return [resolve, lambda: hit.add_done_callback(lambda f: self.on_done(job, f))]
         try:
             job.future = fut = self._executor.submit(call)
         except Exception as exc:  # the executor refused (e.g. a dead cluster): fail this job, not the caller
@@ -188,6 +214,13 @@ class JobLifecycle:
         # Attached once the lock is released: a job that already finished calls back at once,
         # and its listeners must not run under our lock.
         return [lambda: fut.add_done_callback(lambda f: self.on_done(job, f))]
+
+    def _cache_key(self, task: TaskRecord, upstream: dict[str, Any] | None) -> str | None:
+        """A cached step's key for this run (a retry repeats its run's key); None when it cannot be cached."""
+        if upstream is None:
+            prior = self._history.find(task.last_job_id or "")
+            return prior.cache_key if prior is not None else None
+        return self._store.step_key(task, upstream)
 
     def _make_hook(self, task: TaskRecord, job_id: str) -> Callable[..., None]:
         """The `_progress_hook` a job gets: O(1), never blocks, never raises into the handler."""
@@ -257,6 +290,7 @@ class JobLifecycle:
             job.status = JobStatus.RUNNING
             job.started_at = utcnow()
             job.t0 = time.perf_counter()
+            self._store.job_changed(job)
             task = self._tasks.find(job.task_id)
             if task is not None and task.timeout is not None:
                 self._timeline.push(self._clock() + task.timeout, TIMEOUT, job.job_id)
@@ -280,6 +314,8 @@ class JobLifecycle:
                 outcome = Outcome(False, error_message="cancelled before it started", cancelled=True)
             else:
                 outcome = failure(exc)
+        if job.cache_key is not None and outcome.ok and not job.cached:
+            self._store.dump_result(job, outcome.result)  # pickled here, before the lock
         with self._lock:
             effects = self.finalize(job, outcome, self._clock())
         run_effects(effects)
@@ -305,6 +341,7 @@ class JobLifecycle:
         if job.started_at is not None:
             job.duration = time.perf_counter() - job.t0
         job.future = None
+        self._store.job_ended(job)
 
         event = _EVENT_FOR_STATUS[job.status]
         retrying = task is not None and self._after_job(task, job, now)
@@ -372,7 +409,9 @@ class JobLifecycle:
         job.ended_at, job.error_message = utcnow(), reason
         job.attempt, job.stop_event, job.t0, job.log = 0, StopEvent(), 0.0, None
         job.callback, job.cancel_requested, job.cancellable = task.callback, False, task.cancellable
+        job.cache_key, job.cached, job.computed_at = None, False, None
         self._history.add(job)
+        self._store.job_ended(job)
         task.last_job_id = job.job_id
         if task.run_once:  # its one job, skipped
             self._tasks.discard(task)

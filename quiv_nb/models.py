@@ -38,13 +38,16 @@ class JobStatus(_StrEnum):
     CANCELLED = "cancelled"
     FAILED = "failed"
     SKIPPED = "skipped"  # a downstream job whose upstream failed, was cancelled or timed out
+    INTERRUPTED = "interrupted"  # queued or running when its process died (read back from a store)
 
     @property
     def is_final(self) -> bool:
         return self in _FINAL
 
 
-_FINAL = frozenset({JobStatus.COMPLETED, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.SKIPPED})
+_FINAL = frozenset(
+    {JobStatus.COMPLETED, JobStatus.CANCELLED, JobStatus.FAILED, JobStatus.SKIPPED, JobStatus.INTERRUPTED}
+)
 
 
 class Event(_StrEnum):
@@ -109,6 +112,10 @@ class Job:
     # effect; with "completed"/"failed" the handler could not observe it and ran to its end
     # (see `Quiv.can_cancel`).
     cancel_requested: bool = False
+    # A cached step (`add_task(..., cache=True)`) whose result was reused instead of running it;
+    # `computed_at` is then when that result was computed (None otherwise).
+    cached: bool = False
+    computed_at: datetime | None = None
 
     @property
     def id(self) -> str:

@@ -21,27 +21,28 @@ up in a context variable. No IPython import here.
 
 from __future__ import annotations
 
-import asyncio
-import concurrent.futures
 import logging
-import os
-import re
 import sys
 import threading
 import time
 from collections import OrderedDict
+from contextlib import ExitStack
 from contextvars import ContextVar
-from typing import Any, Protocol, TextIO
+from typing import Any, Callable, ContextManager, Protocol, TextIO
 
 from .joblog import JobLog
+from .tracebacks import trim_traceback
 
 __all__ = [
     "JobOutput",
     "OutputRoute",
     "capture",
+    "current_output",
     "current_route",
     "failure_headline",
     "install",
+    "join",
+    "on_joined_threads",
     "route_current_job",
     "route_of",
     "trim_traceback",
@@ -111,12 +112,14 @@ class JobOutput:
     own; the log and the route lock what other threads read.
     """
 
-    __slots__ = ("_emitted", "_partial", "job_id", "log", "route", "thread")
+    __slots__ = ("_emitted", "_partial", "job_id", "joined_contexts", "log", "route", "thread")
 
     def __init__(self, job_id: str, log: JobLog | None) -> None:
         self.job_id = job_id
         self.log = log
         self.route: OutputRoute | None = None  # None: the console
+        # Entered on each thread that joins this job's output (`join`): set by the job's contexts.
+        self.joined_contexts: list[Callable[[], ContextManager[Any]]] | None = None  # made when first needed
         self._partial: dict[str, str] = {"stdout": "", "stderr": ""}
         self._emitted = 0
         # Only this thread's writes are the job's. The context variable alone would also claim a
@@ -145,11 +148,15 @@ class JobOutput:
         if self.route is None:
             _CONSOLE.flush(stream)
 
-    def close(self) -> None:
-        """End of the job body: pass on what is buffered, then tell the route."""
+    def drain(self) -> None:
+        """Pass on the partial lines (this thread's writes for the job end here)."""
         for stream in ("stdout", "stderr"):
             if self._partial[stream]:  # a job that wrote nothing costs no flush (OutStream's waits for its thread)
                 self.flush(stream)
+
+    def close(self) -> None:
+        """End of the job body: pass on what is buffered, then tell the route."""
+        self.drain()
         try:
             (self.route or _CONSOLE).job_ended(self.job_id)
         except Exception:
@@ -337,6 +344,66 @@ class capture:  # lower case: used as a context manager, like contextlib's
             _current.reset(self._token)
 
 
+class join:  # lower case: a context manager, like `capture`
+    """Capture this thread's writes as `parent`'s job's output (its log and route), line-whole.
+
+    For a thread that does part of a running job's work (a map's helper thread): `parent` is the
+    job's capture, taken on the job's thread with `current_output()` after its contexts routed it.
+    The job's own capture starts and ends its route; a joined thread only adds its lines and, on
+    leaving, passes on its partial ones (so it must leave before the job's body returns).
+    `parent=None` (no capture there) captures nothing.
+    """
+
+    __slots__ = ("_out", "_parent", "_stack", "_token")
+
+    def __init__(self, parent: JobOutput | None) -> None:
+        self._parent = parent
+        self._out: JobOutput | None = None
+        self._token: Any = None
+        self._stack = ExitStack()
+
+    def __enter__(self) -> None:
+        parent = self._parent
+        if parent is None:
+            return
+        if not (type(sys.stdout) is _StreamProxy and type(sys.stderr) is _StreamProxy):
+            install()
+        out = self._out = JobOutput(parent.job_id, parent.log)  # this thread's own partial lines
+        out.route = parent.route
+        self._token = _current.set(out)
+        try:
+            for context in parent.joined_contexts or ():
+                self._stack.enter_context(context())
+        except BaseException:
+            self.__exit__()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        if self._out is None:
+            return
+        try:
+            self._stack.close()
+            self._out.drain()
+        finally:
+            _current.reset(self._token)
+
+
+def on_joined_threads(context: Callable[[], ContextManager[Any]]) -> None:
+    """Enter `context()` on every thread that `join`s the running job's output, too (a kernel's
+    display routing is per thread). Called on the job's thread by a job context; a no-op outside a job."""
+    out = current_output()
+    if out is not None:
+        if out.joined_contexts is None:
+            out.joined_contexts = []
+        out.joined_contexts.append(context)
+
+
+def current_output() -> JobOutput | None:
+    """The capture of the job running on this thread (None outside a job), for `join` on its helpers."""
+    out = _current.get()
+    return None if out is None or out.thread != _get_ident() else out
+
+
 def route_current_job(route: OutputRoute) -> None:
     """Send the running job's output (and its failure record) to `route`; on the job's thread.
 
@@ -362,38 +429,5 @@ def route_of(job_id: str) -> OutputRoute | None:
 
 def current_route() -> OutputRoute | None:
     """The route of the job running on this thread (None outside a job or on the console)."""
-    out = _current.get()
-    return None if out is None or out.thread != _get_ident() else out.route
-
-
-# ------------------------------------------------------------------------------ tracebacks
-
-_FRAME = re.compile(r'^  File "(?P<file>[^"]+)", line \d+')
-_MACHINERY = tuple(
-    os.path.dirname(os.path.abspath(module.__file__ or "")) + os.sep
-    for module in (sys.modules[__name__.rpartition(".")[0]], asyncio, concurrent.futures)
-)
-
-
-def trim_traceback(text: str) -> str:
-    """`text` without the frames of quiv_nb, asyncio and concurrent.futures (the machinery that
-    ran the handler), followed by a note saying how many were hidden. Pure; any thread."""
-    kept: list[str] = []
-    hidden = 0
-    skipping = False
-    for line in text.splitlines(keepends=True):
-        frame = _FRAME.match(line)
-        if frame is not None:
-            skipping = os.path.abspath(frame.group("file")).startswith(_MACHINERY)
-            hidden += skipping
-        elif not (skipping and line.startswith("    ")):  # a hidden frame's source and caret lines
-            skipping = False
-        if not skipping:
-            kept.append(line)
-    body = "".join(kept)
-    if hidden:
-        if not body.endswith("\n"):
-            body += "\n"
-        frames = "frame" if hidden == 1 else "frames"
-        body += f"[{hidden} quiv_nb/asyncio {frames} hidden; the full traceback is in Job.traceback]\n"
-    return body
+    out = current_output()
+    return None if out is None else out.route

@@ -82,6 +82,7 @@ class TaskRecord:
         "after",
         "args",
         "at",
+        "cache_base",
         "callback",
         "callback_async",
         "cancellable",
@@ -143,6 +144,7 @@ class TaskRecord:
     timezone: str | None  # its name
     data_inject: tuple[tuple[str, str], ...]  # (parameter, kind) for `_upstream` / `_scheduled_at`
     data: dict[str, Any] | None  # their values for the current run (a retry reuses them)
+    cache_base: str | None  # a cached step's key before upstream results (see `quiv_nb.store.keys`), else None
 
     def snapshot(self) -> Task:
         status = TaskStatus.PAUSED if self.paused else TaskStatus.RUNNING if self.active_job else TaskStatus.ACTIVE
@@ -173,9 +175,12 @@ class JobRecord:
 
     __slots__ = (
         "attempt",
+        "cache_key",
+        "cached",
         "callback",
         "cancel_requested",
         "cancellable",
+        "computed_at",
         "duration",
         "ended_at",
         "error_message",
@@ -210,6 +215,9 @@ class JobRecord:
     traceback: str | None
     cancel_requested: bool  # `cancel_job` was called while it was unfinished
     cancellable: bool  # its handler can observe a cancel once running (see `execution.observes_stop`)
+    cache_key: str | None  # a cached step's key (see `quiv_nb.store.keys`); None when not cached
+    cached: bool  # its result was reused from the store instead of running it
+    computed_at: datetime | None  # when a reused result was computed
 
     def snapshot(self) -> Job:
         snap = _new(Job)
@@ -218,6 +226,6 @@ class JobRecord:
             "ended_at": self.ended_at, "duration_seconds": self.duration, "result": self.result,
             "error_message": self.error_message, "traceback": self.traceback, "task_name": self.task_name,
             "attempt": self.attempt, "output": self.log.text() if self.log is not None else "",
-            "cancel_requested": self.cancel_requested,
+            "cancel_requested": self.cancel_requested, "cached": self.cached, "computed_at": self.computed_at,
         })  # fmt: skip
         return snap

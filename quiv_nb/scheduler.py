@@ -12,27 +12,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from typing import Any, Callable
 
 from .control import TaskControl
 from .dispatch import Dispatcher, MainLoop
-from .errors import (
-    ConfigurationError,
-    JobNotFoundError,
-    SchedulerStoppedError,
-)
+from .errors import ConfigurationError, JobNotFoundError, SchedulerStoppedError
 from .eventbus import EventBus, as_event, run_effects
 from .history import JobHistory
 from .hooks import notify_attachers
 from .lifecycle import JobLifecycle
 from .locks import YieldingRLock
+from .mapfanout import map_fanout
+from .mapping import MapBody, prepare, upstream_body
 from .models import Event, Job, JobStatus, Stats, Task
 from .pipeline import Pipeline
 from .pool import as_job_executor
 from .records import utcnow
-from .seams import JobExecutor
+from .seams import JobStore
+from .store import open_store, pin_of
 from .tasks import TaskTable, build_task, number
 from .timeline import Timeline
 from .waiters import Waiters, Waiting
@@ -55,6 +55,7 @@ class Quiv:
         history_retention_seconds: float = 3600,
         logger: logging.Logger | None = None,
         executor: Any = None,
+        store: str | os.PathLike[str] | JobStore | None = None,
     ) -> None:
         if isinstance(pool_size, bool) or not isinstance(pool_size, int) or pool_size < 1:
             raise ConfigurationError(f"pool_size must be an integer >= 1, got {pool_size!r}")
@@ -65,7 +66,8 @@ class Quiv:
         )
         self._log = logger or logging.getLogger("quiv_nb")
         self._pool_size = pool_size
-        self._executor: JobExecutor = as_job_executor(executor, pool_size)
+        self._executor, self._fanout = map_fanout(as_job_executor(executor, pool_size), pool_size)
+        self._store: JobStore = open_store(store, retention or 0.0, self._log)  # last: it opens files
         self._main = MainLoop(main_loop)
         dispatch = Dispatcher(self._main, self._log)
 
@@ -79,7 +81,7 @@ class Quiv:
         self._pipeline = Pipeline()
         self._jobs = JobLifecycle(
             self._lock, self._tasks, self._history, self._timeline, self._waiters, self._bus,
-            self._executor, dispatch, self._log, self._is_stopped, pipeline=self._pipeline,
+            self._executor, dispatch, self._log, self._is_stopped, pipeline=self._pipeline, store=self._store,
         )  # fmt: skip
         self._control = TaskControl(
             self._tasks, self._history, self._timeline, self._jobs, self._waiters, self._bus, self._is_started,
@@ -102,7 +104,9 @@ class Quiv:
                 return
             self._started = True
             self._control.plan_all(time.monotonic())
+            effects = self._jobs.submit_deferred()  # maps asked for before start
             self._timeline.start(self._jobs.on_due, self._is_stopped, self._log)
+        run_effects(effects)
 
     def shutdown(self, timeout: float | None = None) -> None:
         """Stop: set every job's stop event, wait up to `timeout` seconds, release our threads.
@@ -137,6 +141,7 @@ class Quiv:
             self._waiters.fail_all(lambda: SchedulerStoppedError("the scheduler was shut down before the job finished"))
             effects = self._jobs.abandon_unfinished(time.monotonic())
         run_effects(effects)
+        self._store.close()
 
     stop = shutdown
 
@@ -196,6 +201,8 @@ class Quiv:
         at: str | None = None,
         timezone: str | None = None,
         notify: bool = False,
+        cache: bool | str = False,
+        map: bool = False,
     ) -> str:
         """Register a task and return its id; its first run is after `delay` (default: at once).
 
@@ -205,18 +212,26 @@ class Quiv:
         results as `_upstream` (see `quiv_nb.pipeline`). `notify` is stored and shown as
         `Task.notify`; with `notify=True` each `hooks.register_notify_attacher` hook is then
         called on this thread (in a notebook: the notify widget shows in the adding cell and
-        announces each job's end with a desktop notification). Raises `ConfigurationError` for
+        announces each job's end with a desktop notification). `cache=True` (or a version pin like
+        "v2") makes it a cached step (with a store; see `quiv_nb.store`). Raises `ConfigurationError` for
         bad arguments, an unknown upstream or a cycle (nothing is registered then), and
-        `SchedulerStoppedError` after shutdown.
+        `SchedulerStoppedError` after shutdown. `map=True` (one `after` upstream): `func(item, *args,
+        **kwargs)` per item of the upstream's result, as `Quiv.map`; the task's result is the list.
         """
         self._main.note_caller()
+        if map is not False:  # the handler becomes a map body over the upstream's result
+            body = upstream_body(map, func, args, kwargs, after, self._fanout, self._pool_size, task_name)
+            func, args, kwargs = body, (), None
         since = utcnow() if notify is True else None  # before adding: a quick first job is announced too
         if not isinstance(replace, bool):
             raise ConfigurationError(f"replace must be True or False, got {replace!r}")
+        pin = pin_of(cache)  # ConfigurationError for a bad `cache`
         task = build_task(
             task_name, func, interval, delay, run_once, args, kwargs, progress_callback,
             timeout, max_retries, retry_backoff, notify, after=after, cron=cron, at=at, timezone=timezone,
         )  # fmt: skip
+        if cache is not False:  # hashed here, on the adding thread: never under the lock
+            task.cache_base = self._store.cache_base(task, pin)
         with self._lock:
             self._check_open()
             effects = self._control.add(task, time.monotonic(), replace=replace, after=after)
@@ -279,6 +294,36 @@ class Quiv:
     def progress_callback(self, task_id: str) -> Callable[..., Any] | None:
         """The task's `progress_callback` (or None, also for an unknown task); any thread, lock-free."""
         return self._tasks.callback(task_id)
+
+    def map(
+        self,
+        func: Callable[..., Any],
+        *iterables: Any,
+        name: str | None = None,
+        max_workers: int | None = None,
+        fail_fast: bool = False,
+        progress_callback: Callable[..., Any] | None = None,
+        timeout: float | None = None,
+    ) -> str:
+        """Start one job that calls `func` on each item, like `map(func, *iterables)`; return its id.
+
+        See `quiv_nb.mapping` and the README's "Map": the result is the list in input order. Before
+        `start()` the job is queued ("scheduled") and runs at `start()`. Raises `ConfigurationError`
+        for bad arguments and `SchedulerStoppedError` after shutdown.
+        """
+        self._main.note_caller()
+        spec, items, name = prepare(func, iterables, max_workers, fail_fast, self._pool_size, name)
+        body = MapBody(spec, items, self._fanout)
+        task = build_task(name, body, None, None, True, (), None, progress_callback, timeout, 0, 1.0)
+        with self._lock:  # one hold: the job exists (submitted, or queued for start) when the lock is released
+            self._check_open()
+            effects = self._control.add(task, time.monotonic(), replace=False)
+            if not self._started:
+                effects += self._jobs.start_job(task, time.monotonic(), 0, {}, defer=True)
+            job_id = task.last_job_id
+        run_effects(effects)
+        assert job_id is not None
+        return job_id
 
     # ------------------------------------------------------------------ jobs
 
@@ -379,7 +424,7 @@ class Quiv:
         interrupted leaves nothing registered.
         """
         self._main.note_caller()
-        return self._waiting.block(*self._waiting.for_job(job_id), timeout)
+        return self._synced(self._waiting.block(*self._waiting.for_job(job_id), timeout))
 
     def wait_for_task(self, task_id: str, timeout: float | None = None) -> Job:
         """Block until the task's running (or next) job ends and return it; raises as `wait_for_job`.
@@ -387,17 +432,40 @@ class Quiv:
         A run-once task that already finished returns its final job at once.
         """
         self._main.note_caller()
-        return self._waiting.block(*self._waiting.for_task(task_id), timeout)
+        return self._synced(self._waiting.block(*self._waiting.for_task(task_id), timeout))
 
     async def await_job(self, job_id: str, timeout: float | None = None) -> Job:
         """The awaitable form of `wait_for_job` (on the awaiting loop)."""
         self._main.note_caller()
-        return await self._waiting.wait(*self._waiting.for_job(job_id), timeout)
+        return self._synced(await self._waiting.wait(*self._waiting.for_job(job_id), timeout))
 
     async def await_task(self, task_id: str, timeout: float | None = None) -> Job:
         """The awaitable form of `wait_for_task` (on the awaiting loop)."""
         self._main.note_caller()
-        return await self._waiting.wait(*self._waiting.for_task(task_id), timeout)
+        return self._synced(await self._waiting.wait(*self._waiting.for_task(task_id), timeout))
+
+    def _synced(self, job: Job) -> Job:
+        self._store.sync()  # what a wait returns is on disk before it returns
+        return job
+
+    def history(self, task_name: str | None = None, *, limit: int = 100) -> list[Job]:
+        """Finished and interrupted jobs, newest first: this process's and, with a store, earlier ones'
+        (their `result` is not kept: None). Calling thread; `ConfigurationError` for a bad `limit`."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"limit must be an integer >= 1, got {limit!r}")
+        if self.store is not None:
+            return self.store.history(task_name, limit)  # type: ignore[no-any-return]
+        with self._lock:
+            return self._history.latest(task_name, limit, time.monotonic())
+
+    def clear_cache(self, task_name: str | None = None) -> int:
+        """Forget stored results of cached steps (of `task_name`, or all); return how many (calling thread)."""
+        return 0 if self.store is None else self.store.clear_cache(task_name)  # type: ignore[no-any-return]
+
+    @property
+    def store(self) -> Any:
+        """The `quiv_nb.store.Store` this scheduler records to, or None (read-only)."""
+        return self._store if hasattr(self._store, "history") else None
 
     # ------------------------------------------------------------------ listeners
 

@@ -6,11 +6,12 @@ trigger (cron, a daily time) or clock plugs in without the core knowing its type
 
 | seam | implemented by | called by |
 |---|---|---|
-| `JobExecutor` | `pool.PoolExecutor`, `dask.DaskExecutor` | `lifecycle.JobLifecycle.start_job`, `Quiv.shutdown` |
+| `JobExecutor` | `pool.PoolExecutor`, `dask.DaskExecutor`, `mapfanout.LocalBodies` | `JobLifecycle.start_job` |
 | `ProgressSink` | `render.base.BarRenderer` (`quiv_nb.bar()`) | job hooks, `JobLifecycle.on_start`/`finalize` |
 | `Drawable` | bars and the dashboard | `render.pump.RenderPump` |
 | `Trigger` | `triggers.*Trigger`, `cron.CronTrigger`/`DailyTrigger` | `Quiv.start`/`add_task`, `JobLifecycle.fire` |
 | `Clock` | `time.monotonic` | the facade; rules take `now` as an argument instead |
+| `JobStore` | `store.Store`, `store.null.NullStore` | `JobLifecycle`, `reuse.reuse_result`, the facade |
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
+    from datetime import datetime
 
     from .execution import JobCall, Outcome
     from .models import Job
+    from .records import JobRecord, TaskRecord
 
-__all__ = ["Clock", "Drawable", "JobExecutor", "ProgressSink", "Trigger"]
+__all__ = ["Clock", "Drawable", "JobExecutor", "JobStore", "ProgressSink", "Trigger"]
 
 
 @runtime_checkable
@@ -93,3 +96,47 @@ class Clock(Protocol):
     """Monotonic seconds, as `time.monotonic`."""
 
     def __call__(self) -> float: ...
+
+
+@runtime_checkable
+class JobStore(Protocol):
+    """Where job records and cached step results outlive the process (see `quiv_nb.store`).
+
+    The calls marked "lock held" are made under the scheduler lock: O(1), never blocking on I/O.
+    """
+
+    def job_changed(self, job: JobRecord) -> None:
+        """`job` was queued or started (lock held): record its state, off this thread."""
+        ...
+
+    def job_ended(self, job: JobRecord) -> None:
+        """`job` reached its final status (lock held): record it; keep a cached step's result."""
+        ...
+
+    def cache_base(self, task: TaskRecord, pin: str | None) -> str | None:
+        """A `cache=` task's key before upstream results, None to run it uncached (adding thread)."""
+        ...
+
+    def step_key(self, task: TaskRecord, upstream: dict[str, Any]) -> str | None:
+        """The cache key of a run of `task` given `{upstream name: result}` (lock held)."""
+        ...
+
+    def has_result(self, key: str) -> bool:
+        """Whether a result is held for `key` (lock held)."""
+        ...
+
+    def load_result(self, key: str) -> tuple[bool, Any, datetime | None]:
+        """(found, result, when it was computed) for `key` (no lock held)."""
+        ...
+
+    def dump_result(self, job: JobRecord, result: Any) -> None:
+        """Serialise a cached step's result before its job is finalized (worker thread, no lock)."""
+        ...
+
+    def sync(self, timeout: float | None = ...) -> bool:
+        """Block until what was recorded so far is durable; False on timeout (calling thread)."""
+        ...
+
+    def close(self, timeout: float | None = ...) -> None:
+        """Flush and release the store (idempotent)."""
+        ...

@@ -168,6 +168,7 @@ def build_task(
     # `_upstream` / `_scheduled_at`: values the lifecycle puts into the job's kwargs (see execution.DATA_KINDS).
     task.data_inject = tuple((n, kind) for n, kind in spec.inject if kind in DATA_KINDS) if spec.inject else ()
     task.data = None
+    task.cache_base = None  # set by the facade for `cache=` tasks with a store
     task.callback = progress_callback
     task.callback_async = progress_callback is not None and is_async_callable(progress_callback)
     task.timeout, task.max_retries, task.retry_backoff = timeout, max_retries, retry_backoff

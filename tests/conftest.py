@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,11 @@ from typing import Any, Callable
 import pytest
 
 from quiv_nb import Event, Job, Quiv
+
+# No test writes to the user's real store (the kernel's per-user default under the Jupyter data
+# directory): kernels, Jupyter servers and notebooks started by tests inherit this. A test that
+# wants a store passes a temporary path (`Quiv(store=...)`, `KernelSession(store=...)`).
+os.environ["QUIV_NB_STORE"] = "off"
 
 # Generous: the CI box has two cores shared with other engineers' test runs.
 WAIT = 10.0

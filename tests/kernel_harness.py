@@ -63,8 +63,11 @@ def started_with(setup: str) -> Iterator[KernelSession]:
 class KernelSession:
     """One live kernel; every iopub message is kept in `self.log` as (arrival time, message)."""
 
-    def __init__(self, startup_timeout: float = 60) -> None:
+    def __init__(self, startup_timeout: float = 60, store: str | None = None) -> None:
         env = dict(os.environ)
+        # The kernel's scheduler records to `store` (a path); otherwise to none, never to the
+        # user's real per-user store (`QUIV_NB_STORE`, see quiv_nb.kernel.storepath).
+        env["QUIV_NB_STORE"] = store if store is not None else env.get("QUIV_NB_STORE", "off")
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
         self.km, self.kc = start_new_kernel(
             kernel_name="python3", startup_timeout=startup_timeout, env=env, cwd=str(REPO)

@@ -529,3 +529,23 @@ def test_worker_processes(tmp_path: Any) -> None:
     finally:
         q.shutdown(timeout=5)
     assert client.status == "closed"
+
+
+def _dask_step(x: int) -> dict[str, int]:
+    return {"x": x, "pid": __import__("os").getpid()}
+
+
+def test_cached_steps_work_the_same_on_dask(client: Any, tmp_path: Any) -> None:
+    """The scheduler decides a hit before submitting: a cached step never reaches the cluster again."""
+    path = tmp_path / "s.db"
+    results = []
+    for _ in range(2):
+        q = Quiv(executor=DaskExecutor(client), store=path)
+        q.start()
+        try:
+            results.append(run(q, _dask_step, args=(5,), cache=True))
+        finally:
+            q.shutdown(timeout=5)
+    first, second = results
+    assert (first.cached, second.cached) == (False, True)
+    assert second.result == first.result and second.status == "completed"

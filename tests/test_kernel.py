@@ -168,9 +168,11 @@ def test_cancel_by_task_name(kernel):
 def test_interrupt_during_wait_raises_keyboardinterrupt_and_jobs_keep_running(kernel):
     kernel.run("%quiv add sleeper ticker --once --bar none")
     msg_id = kernel.submit(
-        "import quiv_nb; quiv_nb.get_scheduler().wait_for_task(quiv_nb.magics.QuivMagics._task_id('sleeper'))"
+        "import quiv_nb; print('wait begins', flush=True); "
+        "quiv_nb.get_scheduler().wait_for_task(quiv_nb.magics.QuivMagics._task_id('sleeper'))"
     )
-    time.sleep(0.3)  # let the wait begin; the kernel is busy until we interrupt it
+    # Interrupt only once the cell runs: a SIGINT that lands before it starts would not reach the wait.
+    kernel.wait_for(lambda: "wait begins" in _stdout(kernel, msg_id), timeout=30, what="the wait to begin")
     kernel.interrupt()
     cell = kernel.result(msg_id, timeout=20)
     assert cell.error is not None and cell.error["ename"] == "KeyboardInterrupt"

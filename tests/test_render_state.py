@@ -438,3 +438,24 @@ def test_state_module_is_pure():
     text = open(src, encoding="utf-8").read()
     for name in ("ipywidgets", "IPython", "tqdm", "threading", "time.monotonic"):
         assert f"import {name}" not in text and f"from {name}" not in text
+
+
+def test_a_cached_bar_says_when_its_result_was_computed() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from quiv_nb.render.format import cached_note
+    from quiv_nb.render.widget import CACHED_COLOUR, static_html
+
+    now = datetime(2026, 3, 2, 11, 20, tzinfo=timezone.utc)
+    computed = now - timedelta(hours=2, minutes=6)
+    note = cached_note(computed, now)
+    assert note == f"computed {computed.astimezone():%H:%M}, 2h ago"
+    assert cached_note(now - timedelta(seconds=3), now).endswith(", just now")
+    assert cached_note(now - timedelta(days=3), now).endswith(", 3d ago")
+    bar = st.finish(st.start(st.new_state("load"), 0.0), "completed", now=0.01, duration=0.001, cached=note)
+    assert st.format_status(bar) == f"cached · {note}"
+    ran = st.finish(st.start(st.new_state("load"), 0.0), "completed", now=0.01, duration=0.001)
+    assert st.format_status(ran).startswith("done") and not ran.cached
+    assert CACHED_COLOUR in static_html(bar) and CACHED_COLOUR not in static_html(ran)
+    failed = st.finish(st.start(st.new_state("load"), 0.0), "failed", "boom", cached=note)
+    assert failed.cached == ""  # only a completed job can be a reused result

@@ -32,12 +32,15 @@ from .lifecycle import (
 )
 from .routing import capture_cell_parent, follow_job_output
 from .shell import cell_id, cell_source, in_kernel, ipython, kernel_loop, request_id
+from .storepath import choose as choose_store
+from .storepath import store_path
 
 __all__ = [
     "SHUTDOWN_TIMEOUT",
     "answer_on_sender_shell",
     "cell_id",
     "cell_source",
+    "choose_store",
     "current_scheduler",
     "follow_job_output",
     "get_scheduler",
@@ -46,6 +49,7 @@ __all__ = [
     "kernel_loop",
     "request_id",
     "reset_scheduler",
+    "store_path",
     "use_executor",
 ]
 

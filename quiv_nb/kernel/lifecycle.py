@@ -26,6 +26,7 @@ from ..dispatch import in_worker
 from ..hooks import before_exit_steps, exit_start_steps
 from ..scheduler import Quiv
 from .shell import in_kernel, ipython, kernel_loop
+from .storepath import store_path
 
 __all__ = [
     "SHUTDOWN_TIMEOUT",
@@ -54,13 +55,15 @@ def get_scheduler() -> Quiv:
 
     Re-running a cell (or `%load_ext`) returns the same object. Outside a kernel it is a plain
     started `Quiv` (callbacks then run on the worker or on the loop that calls the scheduler).
+    It records to the store `kernel.storepath.store_path()` names (`QUIV_NB_STORE`, else a
+    per-user default); raises `QuivError` naming the file when that store cannot be opened.
     """
     global _scheduler
     with _lock:
         if _scheduler is not None and not _scheduler.stopped:
             return _scheduler
         loop = None if in_worker() else asyncio._get_running_loop()
-        _scheduler = Quiv(main_loop=loop or kernel_loop(), executor=_executor)
+        _scheduler = Quiv(main_loop=loop or kernel_loop(), executor=_executor, store=store_path())
         _scheduler.start()
         register_exit_handler()
         return _scheduler

@@ -11,7 +11,7 @@ import logging
 from typing import Any, Callable, ContextManager
 
 from ..execution import adding_recurring_task
-from ..output import current_route, route_current_job, route_of
+from ..output import current_route, on_joined_threads, route_current_job, route_of
 from ..render.cell_stream import CellStream
 from ..render.output_area import OutputArea
 from .shell import ipython
@@ -55,8 +55,8 @@ class _CellSink:
 _CellRoute = OutputArea | CellStream  # a recurring task's area, or a one-off job's stream
 
 
-class _RouteToCell:
-    """Around one job body: its output goes to `area`, and its `display()` calls too.
+class _DisplayToCell:
+    """On one thread: its `display()` calls go to `area`.
 
     The display hook is ipykernel's `ZMQDisplayPublisher.register_hook` (thread-local, present in
     6.29 and 7.x; ipywidgets' `Output` widget uses the same): a hook that returns None has taken
@@ -70,16 +70,36 @@ class _RouteToCell:
         self._publisher = publisher
 
     def __enter__(self) -> None:
-        route_current_job(self._area)
-        if self._publisher is not None:
-            self._publisher.register_hook(self._area.display_message)
+        self._publisher.register_hook(self._area.display_message)
 
     def __exit__(self, *exc: object) -> None:
+        try:
+            self._publisher.unregister_hook(self._area.display_message)
+        except Exception:  # registered on another thread (the body moved): nothing left to undo here
+            _log.debug("quiv_nb: display hook already gone", exc_info=True)
+
+
+class _RouteToCell:
+    """Around one job body: its output goes to `area`, and its `display()` calls too (on the job's
+    thread and on threads that join its output, such as a map's helpers)."""
+
+    __slots__ = ("_area", "_display", "_publisher")
+
+    def __init__(self, area: _CellRoute, publisher: Any) -> None:
+        self._area = area
+        self._publisher = publisher
+        self._display: _DisplayToCell | None = None
+
+    def __enter__(self) -> None:
+        route_current_job(self._area)
         if self._publisher is not None:
-            try:
-                self._publisher.unregister_hook(self._area.display_message)
-            except Exception:  # registered on another thread (the body moved): nothing left to undo here
-                _log.debug("quiv_nb: display hook already gone", exc_info=True)
+            self._display = _DisplayToCell(self._area, self._publisher)
+            self._display.__enter__()
+            on_joined_threads(lambda: _DisplayToCell(self._area, self._publisher))
+
+    def __exit__(self, *exc: object) -> None:
+        if self._display is not None:
+            self._display.__exit__()
 
 
 def capture_cell_parent() -> Callable[[], ContextManager[Any]] | None:

@@ -43,6 +43,7 @@ def failure_of(job: Job, user_ns: dict[str, Any]) -> Exception:
         found = _find_type(name, job.traceback or "", user_ns) if _EXC_LINE.match(name) else None
         exc = _failed_class(found)(text if found is not None else message)  # unknown type: keep its name
         exc.job = job  # type: ignore[attr-defined]
+        exc.results = job.result  # type: ignore[attr-defined]  # a failed map's list (None for other jobs)
         return exc
     reason = job.error_message or str(job.status)
     if job.status is JobStatus.SKIPPED:
@@ -53,6 +54,7 @@ def failure_of(job: Job, user_ns: dict[str, Any]) -> Exception:
         what = f"was cancelled: {reason}"
     exc2 = _OneLine(f"job {job.job_id} of {job.task_name!r} {what}; it has no result")
     exc2.job = job  # type: ignore[attr-defined]
+    exc2.results = job.result  # type: ignore[attr-defined]  # a cancelled map's list so far (else None)
     return exc2
 
 

@@ -26,7 +26,7 @@ from typing import Any, ClassVar
 
 from ..hooks import register_exit_start
 from . import state as st
-from .format import short_repr
+from .format import cached_note, short_repr
 from .pump import get_pump
 
 __all__ = ["BarRenderer", "interrupt_running"]
@@ -120,7 +120,7 @@ class BarRenderer:
         try:
             result = getattr(job, "result", None)
             final = (str(job.status), job.error_message or "", job.duration_seconds,
-                     short_repr(result) if result is not None else "")  # fmt: skip
+                     short_repr(result) if result is not None else "", _cached(job))  # fmt: skip
             with self._lock:
                 run = self._run
                 if run.job_id != job.job_id:
@@ -292,3 +292,12 @@ def _trim(kw: dict[Any, Any]) -> dict[Any, Any]:
         if key in kw:
             kept[key] = kw[key]
     return kept
+
+
+def _cached(job: Any) -> str:
+    """A reused result's `st.cached_note` ("" for a job that ran)."""
+    if not getattr(job, "cached", False):
+        return ""
+    from datetime import datetime, timezone
+
+    return cached_note(getattr(job, "computed_at", None), datetime.now(timezone.utc))

@@ -47,7 +47,9 @@ class DashboardModel:
         self._views: list[RowView] = []  # rows of the last collect, kept once the scheduler is gone
         self._message: tuple[str, str, float] = ("", "", 0.0)  # (kind, text, expiry on `clock`)
         self._on_change: Callable[[], None] | None = None
-        for job in sorted((j for j in scheduler.get_all_jobs() if j.status.is_final), key=_end_key):
+        # With a store, `history` holds earlier kernels' runs (interrupted ones too) as well as this one's.
+        earlier = scheduler.history(limit=self._recent_limit) if self._recent_limit else []
+        for job in sorted([*earlier, *(j for j in scheduler.get_all_jobs() if j.status.is_final)], key=_end_key):
             self.remember(job)  # one history scan; afterwards finished jobs come from events and rows
 
     @property
@@ -214,7 +216,8 @@ class DashboardModel:
 
 
 def _end_key(job: Job) -> float:
-    return job.ended_at.timestamp() if job.ended_at is not None else 0.0
+    at = job.ended_at or job.started_at  # an interrupted job has no end: when it started, then
+    return at.timestamp() if at is not None else 0.0
 
 
 def _get_job(sched: Any, job_id: str) -> Job | None:

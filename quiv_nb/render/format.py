@@ -16,6 +16,7 @@ from ..models import Job, JobStatus, Task
 from ..units import format_duration
 
 __all__ = [
+    "cached_note",
     "clip",
     "format_ago",
     "format_outcome",
@@ -62,6 +63,15 @@ def format_ago(then: datetime | None, now: datetime) -> str:
     if age < 86400:
         return f"{int(age) // 3600}h ago"
     return f"{int(age) // 86400}d ago"
+
+
+def cached_note(computed_at: datetime | None, now: datetime) -> str:
+    """`computed 09:14, 2h ago` (local time, with the date when not today): a cached step's reused result."""
+    if computed_at is None:
+        return "computed earlier"
+    local = computed_at.astimezone()
+    at = f"{local:%H:%M}" if local.date() == now.astimezone().date() else f"{local:%b %d %H:%M}"
+    return f"computed {at}, {format_ago(computed_at, now)}"
 
 
 def format_until(when: datetime | None, now: datetime) -> str:

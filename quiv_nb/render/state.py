@@ -87,6 +87,7 @@ class BarState:
     status: str = IDLE  # idle | running | completed | failed | cancelled | skipped | interrupted
     message: str = ""  # the error, cancel or skip reason of a final state
     result: str = ""  # a short repr of a completed job's result ("" for None)
+    cached: str = ""  # a cached step's reused result: when it was computed (`format.cached_note`); else ""
     detail: str = ""  # `message` at more length (MAX_DETAIL), for a hover title
     started: float | None = None  # clock reading at the start of the run
     elapsed: float = 0.0  # seconds since `started` at the last tick (the job's duration once final)
@@ -228,12 +229,13 @@ def tick(state: BarState, now: float) -> BarState:
 
 
 def finish(state: BarState, status: Any, message: Any = "", now: float | None = None,
-           duration: float | None = None, result: str = "") -> BarState:  # fmt: skip
+           duration: float | None = None, result: str = "", cached: str = "") -> BarState:  # fmt: skip
     """The final state of a run: `status` is "completed", "failed", "cancelled", "skipped" or "interrupted".
 
     `duration` (the job's own) is preferred over `now - started` for the elapsed time. A
     completed bar with a known total shows full; the rate becomes the run's average. `result`
     is a short repr of the job's result, shown after a completed bar ("done in 1.5s → 'ok'").
+    `cached` (`format.cached_note`) marks a completed job whose stored result was reused.
     """
     status = str(status)
     if status not in FINAL:
@@ -250,8 +252,9 @@ def finish(state: BarState, status: Any, message: Any = "", now: float | None = 
     rate = value / elapsed if elapsed > 0 and value > 0 else state.rate
     result = clean_text(result, MAX_VALUE) if status == COMPLETED and result else ""
     detail = clean_text(message or "", MAX_DETAIL)
+    cached = clean_text(cached, MAX_LABEL) if status == COMPLETED and cached else ""
     return replace(state, status=status, message=clean_text(message or "", MAX_MESSAGE), detail=detail, value=value,
-                   elapsed=elapsed, rate=rate, result=result)  # fmt: skip
+                   elapsed=elapsed, rate=rate, result=result, cached=cached)  # fmt: skip
 
 
 def rewound(before: BarState, after: BarState) -> bool:
@@ -286,6 +289,8 @@ def format_status(state: BarState) -> str:
     (`done in 1.5s → 'ok'`, `failed after 2s: …`).
     """
     took = "" if state.reported else format_duration(state.elapsed)
+    if state.status == COMPLETED and state.cached:  # not run: its stored result was reused
+        return f"cached · {state.cached} → {state.result}" if state.result else f"cached · {state.cached}"
     if state.status == COMPLETED:  # numbers say how it went; without them, the duration and the result do
         return (f"done in {took} → {state.result}" if state.result else f"done in {took}") if took else "done"
     if state.status == FAILED and took:

@@ -146,7 +146,7 @@ class TqdmBar(_TextRenderer):
             status = st.format_status(state)
             postfix = f"{postfix}, {status}" if postfix else status
             if self._tty:
-                bar.colour = _COLOURS.get(state.status)
+                bar.colour = "cyan" if state.cached else _COLOURS.get(state.status)
         bar.set_postfix_str(postfix, refresh=False)
         value = _count(state.value)
         delta = value - bar.n

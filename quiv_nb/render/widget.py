@@ -69,6 +69,7 @@ BAR_WIDTH = 320  # px: every bar is this wide, as tqdm.notebook's are
 # ("extract: reading" fits; a longer one is shortened with an ellipsis and shown whole on hover).
 LABEL_WIDTH = "14em"
 CANCELLED_COLOUR = "#9e9e9e"
+CACHED_COLOUR = "#00897b"  # teal: a cached step's reused result, told apart from a run that completed
 _GREY = frozenset({st.CANCELLED, st.SKIPPED})
 _BAR_STYLES = {
     st.COMPLETED: "success",
@@ -170,7 +171,7 @@ class WidgetBar(BarRenderer):
         return [
             (self._label, {"value": _title_html(state)}),
             (self._progress, _progress_traits(state)),
-            (self._progress.style, {"bar_color": CANCELLED_COLOUR if state.status in _GREY else None}),
+            (self._progress.style, {"bar_color": _bar_colour(state)}),
             (self._text, {"value": _text_html(state)}),
             (self._box, {"_dom_classes": _box_classes(state)}),
             (self._box.layout, {"display": "none" if final and not self._leave else None}),
@@ -295,6 +296,11 @@ def _title_html(state: st.BarState) -> str:
     return f'<span title="{html.escape(title, quote=True)}">{html.escape(title, quote=False)}</span>' if title else ""
 
 
+def _bar_colour(state: st.BarState) -> str | None:
+    """The bar colour over the bar style's own: grey when cancelled or skipped, teal when cached."""
+    return CANCELLED_COLOUR if state.status in _GREY else CACHED_COLOUR if state.cached else None
+
+
 def _progress_traits(state: st.BarState) -> dict[str, Any]:
     """FloatProgress traits: `max` before `value` (a value above the old max would be clipped).
 
@@ -328,6 +334,8 @@ def _text_parts(state: st.BarState) -> tuple[str, str, str, str]:
         return _esc(numbers), _esc(shown), full, _ERROR_STYLE
     if state.status in (st.CANCELLED, st.SKIPPED, st.IDLE, st.INTERRUPTED):
         return _esc(numbers), _esc(shown), full, _MUTED_STYLE
+    if state.cached:
+        return _esc(numbers), _esc(shown), full, f"color: {CACHED_COLOUR}"
     return _esc(numbers), _esc(shown), "", ""
 
 
@@ -360,7 +368,7 @@ def static_html(state: st.BarState) -> str:
     fraction = state.fraction
     if fraction is None or state.status == st.SKIPPED:
         fraction = 1.0 if state.status != st.IDLE else 0.0
-    fill = _FILL.get(state.status, "#1976d2")
+    fill = _bar_colour(state) or _FILL.get(state.status, "#1976d2")
     style_name = _BAR_STYLES.get(state.status)  # the widget's classes too, so one selector finds both renderings
     bar_class = f" progress-bar-{style_name}" if style_name else ""
     stripes = f";{_STRIPES}" if state.status == st.SKIPPED else ""

@@ -1,4 +1,4 @@
 """One module per `%quiv` subcommand. Importing this package registers them, in this order
 (the order `%quiv help` lists them in)."""
 
-from . import status, add, run, wait, cancel, log, control, listing, cluster, cells, help  # noqa: F401, I001
+from . import status, add, run, map, wait, cancel, log, control, listing, store, cluster, cells, help  # noqa: F401, I001

@@ -21,6 +21,11 @@ after = argument(
     help="run after TASK completes (repeat, or comma-separate, for several: runs when all have)",
 )  # fmt: skip
 name = argument("--name", metavar="NAME", help="the task's name (default: keyed to this notebook cell)")
+cache = argument(
+    "--cache", action="store_true",
+    help="a cached step: reuse the stored result of a run with the same code, arguments and upstream results "
+    "(also after a kernel restart; see %%quiv store)",
+)  # fmt: skip
 new = argument("--new", action="store_true", help="start another job even if this cell's last one still runs")
 
 

@@ -26,6 +26,8 @@ from . import _options as option
 @argument("--retries", type=types.non_negative_int, default=0, metavar="N", help="retry a failed job N times")
 @option.bar
 @option.notify
+@argument("--map", action="store_true", help="with --after TASK: call FUNC on each item of TASK's result")
+@option.cache
 @exclusive()
 @argument("--every", type=types.duration, metavar="DUR", help="run every DUR")
 @argument("--once", action="store_true", help="run once (the default)")
@@ -40,7 +42,14 @@ def add(ctx: Context, opts: argparse.Namespace) -> None:
     call = parse_call(opts.func, ctx.user_ns)
     scheduler = ctx.scheduler
     extra = ctx.api_kwargs(
-        scheduler.add_task, after=after, cron=opts.cron, at=opts.at, timezone=opts.tz, notify=opts.notify
+        scheduler.add_task,
+        after=after,
+        cron=opts.cron,
+        at=opts.at,
+        timezone=opts.tz,
+        notify=opts.notify,
+        cache=opts.cache,
+        map=opts.map,
     )
     say(f"quiv: task {opts.name!r} runs {_when(opts, after)} (adding {opts.name!r} again replaces it)")
     bar = make_bar(opts.bar, opts.name)
@@ -65,5 +74,5 @@ def _when(opts: argparse.Namespace, after: list[str]) -> str:
     if opts.at:
         return f"daily at {opts.at}{zone}"
     if after:
-        return f"after {', '.join(after)}"
+        return f"after {', '.join(after)}" + (" on each item of its result" if opts.map else "")
     return "once"

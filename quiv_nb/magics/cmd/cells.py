@@ -53,13 +53,16 @@ def every(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
 @option.bar
 @option.new
 @option.notify
+@option.cache
 def run_cell(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
     """Run this cell's body once in the background, now (or, with --after, each time TASK completes; the body
     reads their results as `upstream`)."""
     name = _identity(ctx, opts, cell)
     after = option.flatten(opts.after)
     handler = _handler(ctx, "run", cell, name)
-    extra = ctx.api_kwargs(ctx.scheduler.add_task, after=after, notify=opts.notify)
+    # A cell body's code is its text: the digest is the pin (the compiled body has no source file).
+    cache = f"cell:{_digest(cell)}" if opts.cache else None
+    extra = ctx.api_kwargs(ctx.scheduler.add_task, after=after, notify=opts.notify, cache=cache)
     _forget_previous(ctx, name)
     if after:
         say(f"quiv: task {name!r} runs this cell after {', '.join(after)} (re-running this cell replaces it)")

@@ -27,27 +27,37 @@ from . import _options as option
 @option.bar
 @option.new
 @option.notify
+@option.cache
 def run(ctx: Context, opts: argparse.Namespace) -> JobHandle:
     """Run FUNC once now in the background, its live bar in this cell; `jid = %quiv run ...` keeps the job id."""
     call = parse_call(opts.func, ctx.user_ns)
     key = (cell_key(), opts.func)
-    running = None if opts.new else ctx.state.line_runs.get(key)
-    if running is not None and still_running(ctx, running):
-        say(
-            # one line at the default width: ids are shown by their 8-character prefix, which the magics accept
-            f"quiv: {call.name!r} from this cell is still running; its live bar is below again. "
-            f"`--new` starts another, `%quiv cancel {short_id(running)}` stops it."
-        )
-        if running.bar is not None:
-            show_bar(running.bar)
-        follow_job_output(str(running))  # its further lines come here: the old cell's output is gone
-        ctx.last_job = str(running)
-        return JobHandle(str(running), running.bar)
-    extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify)
+    running = None if opts.new else reattach(ctx, key, call.name)
+    if running is not None:
+        return running
+    extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify, cache=opts.cache)
     bar = make_bar(opts.bar, call.name)
     handle = start(ctx, call.name, call.func, bar, args=call.args, kwargs=call.kwargs, **extra)
     ctx.state.line_runs[key] = handle
     return handle
+
+
+def reattach(ctx: Context, key: tuple[str, str], name: str) -> JobHandle | None:
+    """If this cell's line `key` started a job that still runs: show its live bar here again, send its
+    further output here, say so, and return a handle on it; else None (kernel thread)."""
+    running = ctx.state.line_runs.get(key)
+    if running is None or not still_running(ctx, running):
+        return None
+    say(
+        # one line at the default width: ids are shown by their 8-character prefix, which the magics accept
+        f"quiv: {name!r} from this cell is still running; its live bar is below again. "
+        f"`--new` starts another, `%quiv cancel {short_id(running)}` stops it."
+    )
+    if running.bar is not None:
+        show_bar(running.bar)
+    follow_job_output(str(running))  # its further lines come here: the old cell's output is gone
+    ctx.last_job = str(running)
+    return JobHandle(str(running), running.bar)
 
 
 def start(ctx: Context, name: str, func: Any, bar: Any, **add_kwargs: Any) -> JobHandle:

@@ -1,0 +1,112 @@
+"""The store in a real kernel: `QUIV_NB_STORE`, cached steps across a kernel restart, the store magics.
+
+One kernel records to a temporary store; it is killed (restart with `now=True`: SIGKILL) while a
+job runs, and the next kernel finds that job interrupted and the cached step's result kept.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from conftest import WAIT, wait_until
+from kernel_harness import KernelSession
+
+from quiv_nb.render.widget import CACHED_COLOUR
+
+pytestmark = [pytest.mark.kernel, pytest.mark.slow]  # two kernels, one restarted: several seconds
+
+DEFINE = """
+%load_ext quiv_nb
+import quiv_nb, threading
+calls = []
+
+def load(n):
+    calls.append(n)  # the step's work: counted, so a reused result shows
+    return list(range(n))
+
+def forever():
+    threading.Event().wait()
+"""
+
+
+def _running_on_disk(path: Path, task: str) -> bool:
+    con = sqlite3.connect(path, timeout=WAIT)
+    try:
+        return con.execute("SELECT 1 FROM jobs WHERE task_name=? AND status='running'", (task,)).fetchone() is not None
+    except sqlite3.OperationalError:  # no schema yet
+        return False
+    finally:
+        con.close()
+
+
+def test_cached_steps_history_and_interrupted_jobs_across_a_kernel_restart(tmp_path: Path) -> None:
+    path = tmp_path / "store" / "nb.db"
+    kernel = KernelSession(store=str(path))
+    try:
+        kernel.run(DEFINE)
+        assert kernel.run("%quiv store").stdout.strip() == f"quiv: the store is {str(path)!r}"
+        kernel.run("%quiv run --cache --bar none load(3)\nfirst = %quiv wait")
+        assert kernel.value("(first, calls)") == ([0, 1, 2], [3])
+        kernel.run("%quiv run --bar none forever")
+        wait_until(lambda: _running_on_disk(path, "forever"))
+
+        kernel.restart(now=True)  # SIGKILL: the running job dies with its kernel
+        kernel.run(DEFINE)  # the same code again, in the new kernel
+        cell = kernel.run("%quiv run --cache --bar widget load(3)\nagain = %quiv wait")
+        assert kernel.value("(again, calls)") == ([0, 1, 2], [])  # not run: the stored result
+        assert kernel.value("quiv_nb.get_scheduler().get_job(_quiv_last_job).cached") is True
+        # Its bar ends saying so, in the cached colour (the static rendering that replaces the widget).
+        (bar,) = kernel.wait_for(lambda: list(kernel.static_bars(cell.msg_id).values()), what="the cached bar")
+        assert "cached · computed " in bar and CACHED_COLOUR in bar
+
+        table = kernel.run("%quiv history").stdout
+        assert "interrupted" in table and "completed (cached)" in table
+        lines = {line.split()[0]: line for line in table.splitlines()[1:]}
+        assert "interrupted" in lines["forever"] and "load" in lines
+        assert kernel.run("%quiv history nothing-like-it").stdout.strip().endswith("on record")
+
+        kernel.run("%quiv run --cache --bar none load(4)\n_ = %quiv wait")  # other arguments: runs
+        assert kernel.value("calls") == [4]
+        kernel.run("def load(n):\n    calls.append(-n)\n    return n\n")  # other code: runs
+        kernel.run("%quiv run --cache --bar none load(3)\n_ = %quiv wait")
+        assert kernel.value("calls") == [4, -3]
+
+        out = kernel.run("%quiv cache clear load").stdout
+        assert out.strip() == "quiv: forgot 3 cached results of 'load'"
+        kernel.run("%quiv run --cache --bar none load(3)\n_ = %quiv wait")
+        assert kernel.value("calls") == [4, -3, -3]
+
+        for _ in range(2):  # `%quiv add --cache`: the second job of the same step reuses the first one's result
+            kernel.run("%quiv add twice load(2) --once --cache --bar none\n_ = %quiv wait twice")
+        assert kernel.value("calls.count(-2)") == 1  # computed once
+        assert kernel.value("[j.cached for j in quiv_nb.get_scheduler().history('twice')]") == [True, False]
+
+        cell = "%%quiv run --cache --name summed --bar none\nsummed = sum(range(10))\nsummed\n"
+        for _ in range(2):
+            kernel.run(cell + "")
+            kernel.run("_ = %quiv wait summed")
+        assert kernel.value("[j.cached for j in quiv_nb.get_scheduler().history('summed')]") == [True, False]
+    finally:
+        kernel.shutdown()
+
+
+def test_store_off_and_usage_errors(tmp_path: Path) -> None:
+    kernel = KernelSession()  # the test suite's default: QUIV_NB_STORE=off
+    try:
+        kernel.run("%load_ext quiv_nb")
+        assert "no store (off)" in kernel.run("%quiv store").stdout
+        bad = tmp_path / "bad.db"
+        bad.write_bytes(b"not a database " * 100)
+        cell = kernel.run(f"%quiv store {bad}", allow_error=True)
+        assert cell.reply["content"]["ename"] == "UsageError" and "bad.db" in cell.reply["content"]["evalue"]
+        assert "no store (off)" in kernel.run("%quiv store").stdout  # unchanged
+        good = tmp_path / "good" / "s.db"
+        assert kernel.run(f"%quiv store {good}").stdout.strip() == f"quiv: the store is now {str(good)!r}"
+        assert good.exists()
+        assert kernel.run("%quiv store off").stdout.strip() == "quiv: store off: history ends with the kernel"
+        cell = kernel.run("%quiv cache purge", allow_error=True)
+        assert cell.reply["content"]["ename"] == "UsageError"
+    finally:
+        kernel.shutdown()
