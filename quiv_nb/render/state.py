@@ -54,9 +54,7 @@ TOTAL_KEY = "total"
 PCT_KEY = "pct"
 
 IDLE, RUNNING = "idle", "running"
-COMPLETED, FAILED, CANCELLED, SKIPPED = "completed", "failed", "cancelled", "skipped"
-# A run its process stopped under it (kernel restart, shutdown, death): the bar keeps the step it reached.
-INTERRUPTED = "interrupted"
+COMPLETED, FAILED, CANCELLED, SKIPPED, INTERRUPTED = "completed", "failed", "cancelled", "skipped", "interrupted"
 FINAL = frozenset({COMPLETED, FAILED, CANCELLED, SKIPPED, INTERRUPTED})
 
 MAX_LABEL = 60  # characters of a label (desc or payload label)
