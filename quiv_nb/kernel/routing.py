@@ -14,6 +14,7 @@ from ..execution import adding_recurring_task
 from ..output import current_route, route_current_job, route_of
 from ..render.cell_stream import CellStream
 from ..render.output_area import OutputArea
+from .capabilities import clear_output_takes_hooks
 from .shell import ipython
 
 __all__ = ["capture_cell_parent", "follow_job_output"]
@@ -104,9 +105,32 @@ def capture_cell_parent() -> Callable[[], ContextManager[Any]] | None:
     publisher = getattr(shell, "display_pub", None)
     if not hasattr(publisher, "register_hook"):
         publisher = None
+    elif not clear_output_takes_hooks():
+        _route_clear_output(publisher)
     sink = _CellSink(kernel, parent, getattr(publisher, "topic", None) or b"display_data")
     area = OutputArea(sink) if adding_recurring_task() else CellStream(sink)
     return lambda: _RouteToCell(area, publisher)
+
+
+def _route_clear_output(publisher: Any) -> None:
+    """ipykernel < 6.25: offer a job's `clear_output` to its route, as newer kernels' hooks do (idempotent).
+
+    Replaces the publisher instance's `clear_output` once (kernel thread, inside a cell): on a job's
+    thread with a cell route the message goes to that route; anywhere else the original runs.
+    """
+    original = publisher.clear_output
+    if getattr(original, "_quiv_routed", False):
+        return
+
+    def clear_output(wait: bool = False) -> None:
+        route = current_route()
+        if not isinstance(route, (OutputArea, CellStream)):
+            original(wait)
+            return
+        route.display_message(publisher.session.msg("clear_output", {"wait": bool(wait)}))
+
+    clear_output._quiv_routed = True  # type: ignore[attr-defined]
+    publisher.clear_output = clear_output
 
 
 def follow_job_output(job_id: str) -> bool:

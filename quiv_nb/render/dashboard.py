@@ -68,6 +68,7 @@ from .dash_model import RECENT, DashboardModel
 from .dash_rows import Progress, RowView, Snapshot, read_progress, row_view
 from .dash_view import DashboardView
 from .format import format_ago, format_outcome, format_schedule, format_table, format_until
+from .ipyw import view_bundle
 from .pump import get_pump
 
 __all__ = [
@@ -153,10 +154,7 @@ class Dashboard:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, Any]:
         data: dict[str, Any] = {"text/plain": self._text()}
         if not self._closed:
-            view = self._view.root._repr_mimebundle_() or {}
-            widget_view = view.get("application/vnd.jupyter.widget-view+json")
-            if widget_view is not None:
-                data["application/vnd.jupyter.widget-view+json"] = widget_view
+            data.update(view_bundle(self._view.root))  # both ipywidgets generations (render/ipyw.py)
         return data
 
     def _ipython_display_(self) -> None:
@@ -227,7 +225,7 @@ class Dashboard:
     def _draw(self) -> int:
         self._dirty = False  # before reading: an event arriving meanwhile asks again
         snap: Snapshot = self._model.collect()
-        sent = self._view.draw(snap, self._model.message())
+        sent = self._view.draw(snap, self._model.message(), self._model.clicks)
         period = snap.period
         left = self._model.message_left()
         if left is not None:  # redraw when the message expires, to take it down

@@ -51,6 +51,7 @@ from typing import Any
 from ..kernel import in_kernel  # the one kernel detector (re-exported for render/__init__)
 from . import state as st
 from .base import BarRenderer
+from .ipyw import view_bundle
 
 __all__ = ["BAR_WIDTH", "WidgetBar", "in_kernel", "static_html"]
 
@@ -196,10 +197,9 @@ class WidgetBar(BarRenderer):
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         if self._static:
             return {"text/html": static_html(self._state), "text/plain": self.line}
-        box_repr = self._box._repr_mimebundle_  # ipywidgets 8 sets it to None when the widget is closed
-        data = dict(box_repr(**kwargs) or {}) if callable(box_repr) else {}
-        data["text/plain"] = self.line
-        return data
+        # The widget view (both ipywidgets generations), plus the text line a frontend without widgets
+        # (qtconsole, a terminal client) shows until the final static rendering replaces the display.
+        return {**view_bundle(self._box), "text/plain": self.line}
 
 
 def _box_classes(state: st.BarState) -> tuple[str, ...]:
