@@ -30,6 +30,10 @@ _USER_SETTINGS = {
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
 }
 
+#: The user setting "Kernel Comms over subshells" (plugin ``@jupyterlab/apputils-extension:kernels-settings``) set to
+#: "disabled": comm messages go to the main shell, as VS Code's Jupyter extension and pre-subshell frontends send them.
+NO_COMM_SUBSHELLS = {"@jupyterlab/apputils-extension/kernels-settings": {"commsOverSubshells": "disabled"}}
+
 
 class ServerError(RuntimeError):
     """The server did not come up; the message ends with the tail of its log."""
@@ -41,7 +45,14 @@ class JupyterServer:
     ``start()`` blocks until ``/api/status`` answers; ``stop()`` shuts it down by PID. Both run on the test's thread.
     """
 
-    def __init__(self, app: str, workdir: Path, *, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        app: str,
+        workdir: Path,
+        *,
+        extra_env: dict[str, str] | None = None,
+        user_settings: dict[str, dict] | None = None,
+    ) -> None:
         if app not in _APP_MODULES:
             raise ValueError(f"app must be one of {sorted(_APP_MODULES)}, not {app!r}")
         self.app = app
@@ -51,6 +62,7 @@ class JupyterServer:
         self.token = secrets.token_hex(16)
         self.url = ""  # "http://127.0.0.1:PORT/" once started
         self._extra_env = dict(extra_env or {})
+        self._user_settings = {**_USER_SETTINGS, **(user_settings or {})}  # plugin path -> settings (lab only)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = None
 
@@ -184,7 +196,7 @@ class JupyterServer:
         dirs = {name: self.workdir / name for name in ("config", "data", "runtime", "ipython", "settings", "spaces")}
         for path in [*dirs.values(), self.root_dir]:
             path.mkdir(parents=True, exist_ok=True)
-        for plugin, settings in _USER_SETTINGS.items():
+        for plugin, settings in self._user_settings.items():
             target = dirs["settings"] / f"{plugin}.jupyterlab-settings"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps(settings))
