@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 #: The module run with ``python -m`` for each app; neither depends on ``jupyter-*`` scripts being on PATH.
-_APP_MODULES = {"lab": "jupyterlab", "notebook": "notebook"}
+_APP_MODULES = {"lab": "jupyterlab", "notebook": "notebook", "classic": "notebook"}
 
 #: Settings written into the server's private user-settings dir. The news toast would otherwise sit on top of the
 #: notebook in every screenshot and steal clicks.
@@ -62,6 +62,8 @@ class JupyterServer:
         self.token = secrets.token_hex(16)
         self.url = ""  # "http://127.0.0.1:PORT/" once started
         self._extra_env = dict(extra_env or {})
+        # classic Notebook 6.5 (the ipywidgets 7 frontend) runs from another venv: QUIV_CLASSIC_PYTHON's
+        self.python = os.environ.get("QUIV_CLASSIC_PYTHON", "") if app == "classic" else sys.executable
         self._user_settings = {**_USER_SETTINGS, **(user_settings or {})}  # plugin path -> settings (lab only)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = None
@@ -166,6 +168,20 @@ class JupyterServer:
 
     def _command(self, port: int) -> list[str]:
         """The server's command line: loopback only, known token, no browser, nothing fetched from outside."""
+        if self.app == "classic":  # Notebook 6.5: its own NotebookApp options, no jupyterapp in the page
+            return [
+                self.python,
+                "-m",
+                "notebook",
+                "--no-browser",
+                "--NotebookApp.ip=127.0.0.1",
+                f"--NotebookApp.port={port}",
+                "--NotebookApp.port_retries=0",
+                f"--NotebookApp.token={self.token}",
+                f"--NotebookApp.notebook_dir={self.root_dir}",
+                "--NotebookApp.allow_root=True",
+                "--NotebookApp.terminals_enabled=False",
+            ]
         cmd = [
             sys.executable,
             "-m",
