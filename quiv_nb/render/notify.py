@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import TaskNotFoundError
+from ..hooks import capabilities
 from ..kernel.shell import in_kernel  # a leaf: the kernel package itself imports this module (its notify hook)
 from ..models import Event, Job, JobStatus, Task
 from .pump import RenderPump, get_pump
@@ -240,6 +241,12 @@ def attach(scheduler: Listenable, task_id: str, *, since: datetime | None = None
     if not in_kernel():
         _log.info("quiv_nb: notify=True has no effect outside a Jupyter kernel (task %s)", name)
         return None
+    host = capabilities()
+    if not host.anywidget:  # degrade with one clear line, never raise: the task was added either way
+        print(f"quiv_nb: notifications for {name!r} need anywidget (pip install anywidget); the task runs without them")
+        return None
+    if host.colab:
+        _enable_colab_widgets()
     from IPython.display import display
 
     widget = _widget_class()(task_name=name)
@@ -254,6 +261,20 @@ def attach(scheduler: Listenable, task_id: str, *, since: datetime | None = None
     display(widget)
     notifier.attach(since)
     return notifier
+
+
+@functools.cache
+def _enable_colab_widgets() -> None:
+    """Colab renders only its core widgets until asked: enable its custom widget manager, once, for anywidget.
+
+    Called only when a notify widget is about to show (core-widget bars and the dashboard need nothing).
+    """
+    try:
+        from google.colab import output  # type: ignore[import-not-found]
+
+        output.enable_custom_widget_manager()
+    except Exception:  # not Colab after all, or an older Colab: the widget may then not render
+        _log.warning("quiv_nb: could not enable Colab's custom widget manager", exc_info=True)
 
 
 # task id -> the notifier `attach` made last for it (task ids are uuid4: unique across schedulers).
