@@ -60,13 +60,16 @@ class Capabilities:
     can handle a comm message on a subshell while a cell runs (ipykernel >= 7); whether the frontend
     sends it there is not knowable from the kernel, so controls never rely on it to be honest.
     `anywidget`: anywidget is importable (the notify widget needs it). `colab`: running in Google
-    Colab, whose output frames need `enable_custom_widget_manager()` for non-core widgets.
+    Colab, whose output frames need `enable_custom_widget_manager()` for non-core widgets. `voila`: the
+    kernel serves a Voilà page, which sees widget state through the comm but never the display updates
+    sent after a cell ran, so a finished bar keeps its widgets (drawn final) instead of a static display.
     """
 
     widgets: int | None = None
     subshells: bool = False
     anywidget: bool = False
     colab: bool = False
+    voila: bool = False
 
 
 _NO_HOST = Capabilities()

@@ -1,4 +1,4 @@
-"""What this kernel can do, detected once: widget generation, comm subshells, anywidget, Colab.
+"""What this kernel can do, detected once: widget generation, comm subshells, anywidget, Colab, Voilà.
 
 The one place that looks at installed versions; render code reads the answer through
 `hooks.capabilities()` (the kernel package registers `detect` there), never by checking versions
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import os
 import sys
 from importlib import metadata
 
@@ -40,7 +41,8 @@ def detect() -> Capabilities:
     """This process's capabilities (cached: versions do not change while a kernel runs). Any thread.
 
     `subshells` is ipykernel >= 7 (JEP 91 kernel subshells; 6.x handles every shell message on the
-    main thread, behind the running cell).
+    main thread, behind the running cell). `voila`: Voilà 0.5 starts its kernels with `VOILA_BASE_URL`
+    (and `SERVER_SOFTWARE=voila/<version>`) in their environment.
     """
     widgets = _major("ipywidgets") if _has("ipywidgets") else None
     kernel = _major("ipykernel")
@@ -49,6 +51,7 @@ def detect() -> Capabilities:
         subshells=kernel is not None and kernel >= 7,
         anywidget=_has("anywidget"),
         colab=_has("google.colab"),
+        voila="VOILA_BASE_URL" in os.environ or os.environ.get("SERVER_SOFTWARE", "").startswith("voila/"),
     )
 
 

@@ -48,6 +48,7 @@ import html
 from dataclasses import replace
 from typing import Any
 
+from ..hooks import capabilities
 from ..kernel import in_kernel  # the one kernel detector (re-exported for render/__init__)
 from . import state as st
 from .base import BarRenderer
@@ -142,7 +143,8 @@ class WidgetBar(BarRenderer):
     def _render(self, state: st.BarState, final: bool) -> int:
         sent = 0
         if self._handle is not None:
-            if final:
+            # Voilà's page hears only the comm once the cells ran: there the widgets themselves end drawn final.
+            if final and not capabilities().voila:
                 return self._show_static(state)
             if self._static:  # a new run after a static final: fresh widgets in the same display
                 self._build(state)

@@ -22,7 +22,7 @@ import urllib.request
 from pathlib import Path
 
 #: The module run with ``python -m`` for each app; neither depends on ``jupyter-*`` scripts being on PATH.
-_APP_MODULES = {"lab": "jupyterlab", "notebook": "notebook", "classic": "notebook"}
+_APP_MODULES = {"lab": "jupyterlab", "notebook": "notebook", "classic": "notebook", "voila": "voila"}
 
 #: Settings written into the server's private user-settings dir. The news toast would otherwise sit on top of the
 #: notebook in every screenshot and steal clicks.
@@ -182,6 +182,19 @@ class JupyterServer:
                 "--NotebookApp.allow_root=True",
                 "--NotebookApp.terminals_enabled=False",
             ]
+        if self.app == "voila":  # Voilà 0.5 standalone, serving the root dir's notebooks as apps (voila/render/...)
+            return [
+                sys.executable,
+                "-m",
+                "voila",
+                "--no-browser",
+                "--Voila.ip=127.0.0.1",
+                f"--Voila.port={port}",
+                "--Voila.port_retries=0",
+                f"--Voila.token={self.token}",
+                f"--Voila.root_dir={self.root_dir}",
+                "--show_tracebacks=True",
+            ]
         cmd = [
             sys.executable,
             "-m",
@@ -237,6 +250,9 @@ class JupyterServer:
             if self._proc.poll() is not None:
                 raise ServerError(f"jupyter {self.app} exited with {self._proc.returncode}:\n{self.log_tail()}")
             try:
+                if self.app == "voila":  # no REST API: its tree page answers once it serves
+                    with urllib.request.urlopen(self.page_url(""), timeout=5):
+                        return
                 self.api("GET", "api/status", timeout=5)
                 return
             except (urllib.error.URLError, ConnectionError, TimeoutError):
