@@ -24,8 +24,8 @@ VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 def view_bundle(widget: Any) -> dict[str, Any]:
     """`{VIEW_MIME: {...}}` for an open, displayable widget; `{}` once it is closed. Any thread.
 
-    Closed means no comm: ipywidgets 8 sets `comm` to None on close, 7.x deletes it, and a widget
-    without a view name (a Layout, a style) has nothing to show.
+    Closed means no comm: ipywidgets 8 sets `comm` to None on close, 7.x deletes it; a widget class
+    without a view name has nothing to show.
     """
     if getattr(widget, "comm", None) is None or getattr(widget, "_view_name", None) is None:
         return {}
