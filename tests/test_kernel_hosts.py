@@ -95,3 +95,17 @@ def test_a_cancel_click_handled_after_its_job_ended_says_how_the_job_ended(kerne
     assert kernel.value(
         "[j.status.value for j in quiv_nb.get_scheduler().get_all_jobs() if j.task_name == 'short']"
     ) == ["completed"]
+
+
+def test_notify_without_anywidget_says_so_once_and_the_task_still_runs(kernel):
+    kernel.run(
+        "from quiv_nb import hooks\n"
+        "hooks.register_capability_probe(lambda: hooks.Capabilities(widgets=7, anywidget=False))"
+    )
+    try:
+        cell = kernel.run("nid = quiv_nb.get_scheduler().add_task('noted', work, run_once=True, notify=True)")
+        assert cell.ok and _errors(kernel, cell.msg_id) == []
+        assert cell.stdout.count("need anywidget (pip install anywidget)") == 1, cell.stdout
+        assert kernel.run("x = %quiv wait noted").ok and kernel.value("x") == "ok"
+    finally:
+        kernel.run("hooks.register_capability_probe(quiv_nb.kernel.detect_capabilities)")
