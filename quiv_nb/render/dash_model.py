@@ -26,6 +26,7 @@ _log = logging.getLogger("quiv_nb")
 
 RECENT = 12  # finished jobs listed under the table
 MESSAGE_TTL = 8.0  # seconds a button's answer stays in the status line
+_SHOWN_KEPT = 64  # tasks whose last-shown running job is remembered, for a click handled after that job ended
 
 
 class DashboardModel:
@@ -212,8 +213,11 @@ class DashboardModel:
                     self.remember(job)
                 elif job is not None:
                     current = job
-                    with self._lock:
+                    with self._lock:  # newest last; the oldest go beyond `_SHOWN_KEPT` (run-once tasks pile up)
+                        self._shown_running.pop(task.task_id, None)
                         self._shown_running[task.task_id] = job.job_id
+                        while len(self._shown_running) > _SHOWN_KEPT:
+                            del self._shown_running[next(iter(self._shown_running))]
             with self._lock:
                 last = self._last_done.get(task.task_id)
             renderer = _renderer_of(sched, task.task_id) if current is not None else None
