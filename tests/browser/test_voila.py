@@ -1,4 +1,5 @@
-"""Voilà 0.5 renders notebooks/quickstart.ipynb as an app: every bar shows how its job ended, no "model not found".
+"""Voilà 0.5 renders notebooks/quickstart.ipynb as an app: every bar shows how its job ended, no "model not found",
+and the dashboard's buttons act.
 
 A Voilà page connects to the kernel after the notebook ran and hears only the comm from then on: a display
 replaced after its cell ran never reaches it, and a closed widget model shows "Error displaying widget: model not
@@ -61,5 +62,12 @@ def test_voila_renders_the_quickstart_with_every_finished_bar_final(voila_server
         lines = [line.strip() for line in page.evaluate("() => document.body.innerText").splitlines()]
         bare = [line for line in lines if line == "ValueError: source returned no rows"]
         assert len(bare) <= 1, bare  # the traceback's last line only
+        # The dashboard's buttons act (the kernel is idle once the notebook ran): Pause the poller.
+        row = page.locator(".quiv-dash-row", has=page.locator(".quiv-dash-name", has_text="poller"))
+        row.locator(".quiv-dash-pause").click()
+        page.locator(".quiv-dash-message-ok", has_text="paused 'poller'").wait_for(timeout=15_000)
+        page.locator(
+            ".quiv-dash-row.quiv-dash-status-paused", has=page.locator(".quiv-dash-name", has_text="poller")
+        ).wait_for(timeout=15_000)
     finally:
         context.close()
