@@ -1,4 +1,4 @@
-"""Job output to the cell that added its task: one sender per cell, ipykernel 6.29+ and 7.x alike.
+"""Job output to the cell that added its task: one sender per cell, ipykernel 6.17+ and 7.x alike.
 
 `capture_cell_parent` runs on the thread adding a task (a `hooks` job-context capturer) and
 returns the context that sends that task's job output under the adding cell's parent header:
@@ -25,11 +25,12 @@ _log = logging.getLogger("quiv_nb")
 class _CellSink:
     """Sends iopub messages under one cell's parent header (the `CellSink` of an `OutputArea`).
 
-    Works the same on ipykernel 6.29+ and 7.x: `kernel.get_parent("shell")` (>= 6.0) is the
-    request being executed, and `session.send` to `kernel.iopub_socket` hands the message to the
-    IOPub thread, which is safe from any thread. ipykernel's own per-thread routing is not used:
-    on 6.x a thread's output follows the cell that created the thread (wrong for pooled threads),
-    and `set_thread_parent` exists only from 7.0.
+    Works the same on ipykernel 6.17+ and 7.x (before 6.25 a job's `clear_output` is routed by
+    `_route_clear_output`): `kernel.get_parent("shell")` (>= 6.0) is the request being executed, and
+    `session.send` to `kernel.iopub_socket` hands the message to the IOPub thread, which is safe from
+    any thread. ipykernel's own per-thread routing is not used: on 6.x a thread's output follows the
+    cell that created the thread (wrong for pooled threads), and `set_thread_parent` exists only
+    from 7.0.
     """
 
     def __init__(self, kernel: Any, parent: dict[str, Any], topic: bytes) -> None:

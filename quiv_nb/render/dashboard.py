@@ -256,7 +256,7 @@ def dashboard(scheduler: Any = None, *, show: bool = True) -> Dashboard:
     try:
         import ipywidgets  # noqa: F401
     except ModuleNotFoundError as exc:  # pragma: no cover - ipywidgets is a dependency
-        raise ModuleNotFoundError("quiv_nb.dashboard() needs ipywidgets: pip install 'ipywidgets>=8.1'") from exc
+        raise ModuleNotFoundError("quiv_nb.dashboard() needs ipywidgets: pip install 'ipywidgets>=7.7'") from exc
     with _open_lock:
         dash = _open.get(scheduler)
         if dash is None or dash.closed:
