@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
 from ._server import JupyterServer
-from .conftest import ARTIFACTS, VIEWPORT, _find_notebook
+from .conftest import ARTIFACTS, VIEWPORT
 
 pytestmark = pytest.mark.browser
 
@@ -38,7 +39,7 @@ def classic_server(tmp_path_factory):
 
 def _open(server: JupyterServer, browser, name: str):
     """A page with a copy of fixture `name` open and its kernel connected."""
-    source = _find_notebook(name)
+    source = Path(__file__).resolve().parent / "fixtures" / name
     shutil.copy(source, server.root_dir / source.name)
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
@@ -88,7 +89,6 @@ def test_bars_move_and_end_and_the_dashboard_shows_in_classic_notebook(classic_s
         page.screenshot(path=str(ARTIFACTS / "classic-bars-final.png"), full_page=True)
         assert _errors(page) == []
     finally:
-        page.screenshot(path=str(ARTIFACTS / "classic-last.png"), full_page=True)  # what the page showed at the end
         context.close()
         classic_server.shutdown_sessions()
 
@@ -138,6 +138,5 @@ def test_a_cancel_during_a_busy_cell_is_acknowledged_and_acts_when_it_ends_in_cl
         page.screenshot(path=str(ARTIFACTS / "classic-busy-after.png"))
         assert _errors(page) == []
     finally:
-        page.screenshot(path=str(ARTIFACTS / "classic-last.png"), full_page=True)  # what the page showed at the end
         context.close()
         classic_server.shutdown_sessions()
