@@ -8,6 +8,7 @@ only appended to (idempotently) and read as tuple snapshots.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, ContextManager
 
 if TYPE_CHECKING:
@@ -15,8 +16,11 @@ if TYPE_CHECKING:
     from datetime import datetime
 
 __all__ = [
+    "Capabilities",
     "before_exit_steps",
+    "capabilities",
     "exit_start_steps",
+    "register_capability_probe",
     "register_exit_start",
     "register_wait_helper",
     "wait_helper",
@@ -51,6 +55,28 @@ _exit_start: list[ExitStart] = []
 _wait_helper: list[WaitHelper] = []
 # Called by `Quiv.add_task(..., notify=True)` on the adding thread (see `register_notify_attacher`).
 _notify_attachers: list[NotifyAttacher] = []
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What the host can do, as detected once by the kernel package (the defaults: no kernel at all).
+
+    `widgets`: the ipywidgets generation importable here (7 or 8), or None. `subshells`: the kernel
+    can handle a comm message on a subshell while a cell runs (ipykernel >= 7); whether the frontend
+    sends it there is not knowable from the kernel, so controls never rely on it to be honest.
+    `anywidget`: anywidget is importable (the notify widget needs it). `colab`: running in Google
+    Colab, whose output frames need `enable_custom_widget_manager()` for non-core widgets.
+    """
+
+    widgets: int | None = None
+    subshells: bool = False
+    anywidget: bool = False
+    colab: bool = False
+
+
+_NO_HOST = Capabilities()
+# Returns the host's capabilities (the kernel package registers one that detects them once).
+_capability_probe: list[Callable[[], Capabilities]] = []
 
 
 def register_context_capturer(capturer: ContextCapturer) -> None:
@@ -143,3 +169,17 @@ def register_notify_attacher(attacher: NotifyAttacher) -> None:
 def notify_attachers() -> tuple[NotifyAttacher, ...]:
     """The registered notify attachers, in registration order (a snapshot)."""
     return tuple(_notify_attachers)
+
+
+def register_capability_probe(probe: Callable[[], Capabilities]) -> None:
+    """Set what answers `capabilities()` (the last one set wins). Any thread; returns None.
+
+    The kernel package sets one that detects the widget generation, comm subshells, anywidget and
+    Colab once and then returns the same answer; render code reads capabilities only through here.
+    """
+    _capability_probe[:] = [probe]
+
+
+def capabilities() -> Capabilities:
+    """The host's capabilities: the registered probe's answer, or "no kernel" defaults. Any thread."""
+    return _capability_probe[0]() if _capability_probe else _NO_HOST

@@ -16,11 +16,13 @@ from datetime import datetime
 from typing import Any
 
 from ..hooks import (
+    register_capability_probe,
     register_context_capturer,
     register_loop_resolver,
     register_notify_attacher,
     register_wait_helper,
 )
+from .capabilities import detect as detect_capabilities
 from .controls import answer_on_sender_shell, comm_messages_flow
 from .lifecycle import (
     SHUTDOWN_TIMEOUT,
@@ -42,6 +44,7 @@ __all__ = [
     "cell_source",
     "choose_store",
     "current_scheduler",
+    "detect_capabilities",
     "follow_job_output",
     "get_scheduler",
     "in_kernel",
@@ -69,6 +72,7 @@ def _show_notify_widget(scheduler: Any, task_id: str, since: datetime) -> None:
     attach(scheduler, task_id, since=since)
 
 
+register_capability_probe(detect_capabilities)
 register_context_capturer(capture_cell_parent)
 register_notify_attacher(_show_notify_widget)
 register_loop_resolver(_kernel_loop_resolver)

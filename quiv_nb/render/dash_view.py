@@ -21,9 +21,13 @@ from ..models import Job
 from ..units import format_duration
 from .dash_rows import RowView, Snapshot
 from .format import TOOLTIP, clip, format_outcome
+from .ipyw import style_class
 
 __all__ = ["DashboardView"]
 
+# Rows of removed tasks (a run-once job that ended) whose widgets stay open, newest kept: a click sent while a
+# cell was busy reaches the kernel after the row went, and must still find its button's comm to be answered.
+RETIRED_KEPT = 8
 SHORT = 60  # characters of a result or error shown in a cell (the full text is the tooltip)
 _ELLIPSIS = "display:block;white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
 _NUMS = "font-variant-numeric:tabular-nums"  # digits of equal width: changing numbers do not shift text
@@ -76,6 +80,37 @@ _CSS = (
     "::after{content:'interrupted';position:absolute;left:0;top:50%;transform:translateY(-50%);"
     "color:var(--jp-ui-font-color2,#757575)}</style>"
 )
+# What a click shows before the kernel answers it (docs/design.md, "Honest controls"). A widget message is
+# handled only when the kernel's shell is free, or on a comm subshell (ipykernel >= 7 with JupyterLab >= 4.4 /
+# Notebook >= 7.4); elsewhere (ipykernel 6, VS Code, Colab, classic Notebook, commsOverSubshells off) a click
+# waits for the running cell. The kernel cannot draw while it waits, so the page draws it: one document-level
+# listener, installed once per page by the title's HTML (an HTML widget's value is set as innerHTML in both
+# ipywidgets generations, so an inline handler runs where its <style> applies). On a click it notes the
+# status line's click counter (`data-quiv-clicks`, bumped by every click the kernel handles); if the
+# counter has not moved `_ACK_DELAY_MS` later, it shows a pending note (`.quiv-dash-pending`) under the
+# status line, which it removes once the counter moves: the kernel's own answer is then in the status line.
+_ACK_DELAY_MS = 600  # subshell answers take 37-240 ms plus one dashboard redraw (0.25 s)
+_VERBS = {"cancel": "will cancel", "pause": "will pause it", "resume": "will resume it", "run": "will start it"}
+_ACK_JS = (
+    "(function(){if(window.__quivDashAck)return;window.__quivDashAck=1;"
+    "var V=" + "{" + ",".join(f"'quiv-dash-{k}':'{v}'" for k, v in _VERBS.items()) + "};"
+    "document.addEventListener('click',function(e){"
+    "var b=e.target&&e.target.closest?e.target.closest('.quiv-dash-row button'):null;if(!b||b.disabled)return;"
+    "var m=b.closest('.quiv-dash');m=m&&m.querySelector('.quiv-dash-message');if(!m)return;"
+    "var n=function(){var a=m.querySelector('[data-quiv-clicks]');return a?a.getAttribute('data-quiv-clicks'):''};"
+    "var before=n(),r=b.closest('.quiv-dash-row'),k=r&&r.querySelector('.quiv-dash-name'),verb='will act';"
+    "for(var c in V){if(b.classList.contains(c))verb=V[c];}"
+    "var what=b.textContent.trim()+(k?\" '\"+k.textContent.trim()+\"'\":'');"
+    "setTimeout(function(){if(n()!==before)return;"
+    "var s=document.createElement('div'),t=what+': waiting for the running cell; '+verb+' when it ends';"
+    "s.className='quiv-dash-pending';s.style.color='#e65100';s.textContent=t;"
+    "var p=m.parentNode.querySelectorAll('.quiv-dash-pending');"
+    "for(var i=0;i<p.length;i++){if(p[i].textContent===t)p[i].remove();}"
+    "m.parentNode.insertBefore(s,m.nextSibling);"
+    "var w=setInterval(function(){if(n()!==before||!document.contains(m)){clearInterval(w);s.remove();}},200);"
+    "}," + str(_ACK_DELAY_MS) + ");},false);})()"
+)
+_ACK = f'<img src="data:," alt="" style="display:none" onerror="{html.escape(_ACK_JS, quote=True)}">'
 BUTTONS = (  # (part, label, tooltip, action)
     ("cancel", "Cancel", "Cancel the running job (sets its stop event)", "cancel"),
     ("pause", "Pause", "Stop scheduling this task", "pause"),
@@ -181,11 +216,13 @@ def recent_html(recent: list[Job]) -> str:
     )
 
 
-def message_html(kind: str, text: str) -> str:
+def message_html(kind: str, text: str, clicks: int = 0) -> str:
+    """The status line: the answer to the last click (or nothing), and the handled-click counter the page reads."""
+    counter = f'<span data-quiv-clicks="{clicks}" hidden></span>'
     if not text:
-        return ""
+        return counter
     color = {"error": "#c62828", "warn": "#e65100"}.get(kind, "#555")
-    return f'<span style="color:{color}">{_esc(text)}</span>'
+    return f'<span style="color:{color}">{_esc(text)}</span>{counter}'
 
 
 # ---------------------------------------------------------------------- widgets
@@ -196,8 +233,6 @@ class _Shared:
 
     def __init__(self) -> None:
         import ipywidgets as w
-        from ipywidgets.widgets.widget_int import ProgressStyle  # these two are not exported at the top level (8.1)
-        from ipywidgets.widgets.widget_string import HTMLStyle
 
         self.columns = {
             part: w.Layout(width=width, min_width=width, flex="0 0 auto", overflow="hidden")
@@ -209,8 +244,9 @@ class _Shared:
             align_items="center", flex_flow="row wrap", overflow="hidden", border_bottom="1px solid #e0e0e0"
         )
         self.plain = w.Layout()  # the boxes and the title, message and recent-jobs lines
-        self.html_style = HTMLStyle()
-        self.progress_style = ProgressStyle()
+        # HTMLStyle on ipywidgets 8, DescriptionStyle on 7 (not exported at the top level in either)
+        self.html_style = style_class(w.HTML)()
+        self.progress_style = style_class(w.FloatProgress)()
         self.button_style = w.ButtonStyle()
 
     def close(self) -> None:
@@ -290,6 +326,7 @@ class DashboardView:
         self._on_click = on_click
         self._shared = shared = _Shared()
         self._rows: dict[str, _Row] = {}
+        self._retired: list[_Row] = []  # removed rows not yet closed (`RETIRED_KEPT`), oldest first
         self._applied: dict[str, Any] = {}
         self._table_set = False  # the table's children were assigned at least once
         html_kw = {"layout": shared.plain, "style": shared.html_style}
@@ -305,8 +342,11 @@ class DashboardView:
         parts = [self._title, self._msg, self._table, self._recent]
         self.root = w.VBox(parts, layout=shared.plain, _dom_classes=("quiv-dash",))
 
-    def draw(self, snap: Snapshot, message: tuple[str, str]) -> int:
-        """Bring the widgets to `snap` and the status line to `message`; returns the messages sent."""
+    def draw(self, snap: Snapshot, message: tuple[str, str], clicks: int = 0) -> int:
+        """Bring the widgets to `snap` and the status line to `message` after `clicks` handled clicks.
+
+        Returns the messages sent. Pump thread (or the creating thread, for the first draw).
+        """
         sent = 0
         ids = [r.task_id for r in snap.rows]
         if ids != list(self._rows) or not self._table_set:
@@ -324,8 +364,9 @@ class DashboardView:
             self._table.children = (self._header, *(row.box for row in rows.values())) if rows else ()
             self._table_set = True
             sent += 1
-            for row in gone.values():  # after the table stopped referencing them
-                sent += row.close()
+            self._retired.extend(gone.values())  # after the table stopped referencing them
+            while len(self._retired) > RETIRED_KEPT:
+                sent += self._retired.pop(0).close()
         else:
             for view in snap.rows:
                 sent += self._rows[view.task_id].apply(view)
@@ -334,8 +375,8 @@ class DashboardView:
         msg_classes = ("quiv-dash-message", f"quiv-dash-message-{kind}") if text else ("quiv-dash-message",)
         recent = recent_html(snap.recent)
         wanted = {
-            "title": {"value": f"{_CSS}<b>quiv_nb</b> · {_esc(snap.title)}"},
-            "msg": {"value": message_html(kind, text), "_dom_classes": msg_classes},
+            "title": {"value": f"{_CSS}{_ACK}<b>quiv_nb</b> · {_esc(snap.title)}"},
+            "msg": {"value": message_html(kind, text, clicks), "_dom_classes": msg_classes},
             "recent": {"value": recent if snap.rows else (_IDLE_HTML if snap.recent else _EMPTY_HTML) + recent},
             "root": {"_dom_classes": ("quiv-dash",) if snap.live else ("quiv-dash", "quiv-dash-stopped")},
         }
@@ -350,9 +391,10 @@ class DashboardView:
 
     def close(self) -> None:
         """Close every widget, layouts and styles too."""
-        for row in self._rows.values():
+        for row in (*self._rows.values(), *self._retired):
             row.close()
         self._rows.clear()
+        self._retired.clear()
         for widget in (self._title, self._msg, *self._header.children, self._header, self._table):
             widget.close()
         self._recent.close()

@@ -69,6 +69,7 @@ from .dash_rows import Progress, RowView, Snapshot, read_progress, row_view
 from .dash_static import snapshot_html
 from .dash_view import DashboardView
 from .format import format_ago, format_outcome, format_schedule, format_table, format_until
+from .ipyw import view_bundle
 from .pump import get_pump
 
 __all__ = [
@@ -157,10 +158,7 @@ class Dashboard:
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, Any]:
         data = self._static_bundle()
         if not self._closed and not self._frozen:
-            view = self._view.root._repr_mimebundle_() or {}
-            widget_view = view.get("application/vnd.jupyter.widget-view+json")
-            if widget_view is not None:
-                data["application/vnd.jupyter.widget-view+json"] = widget_view
+            data.update(view_bundle(self._view.root))  # both ipywidgets generations (render/ipyw.py)
         return data
 
     def _ipython_display_(self) -> None:
@@ -258,7 +256,7 @@ class Dashboard:
         if not snap.live and self._stopped_at is None:
             self._stopped_at = snap.now
         snap = snap._replace(stopped_at=self._stopped_at)
-        sent = self._view.draw(snap, self._model.message())
+        sent = self._view.draw(snap, self._model.message(), self._model.clicks)
         if not snap.live and not self._frozen:
             sent += self._freeze(snap)
         period = snap.period
@@ -304,7 +302,7 @@ def dashboard(scheduler: Any = None, *, show: bool = True) -> Dashboard:
     try:
         import ipywidgets  # noqa: F401
     except ModuleNotFoundError as exc:  # pragma: no cover - ipywidgets is a dependency
-        raise ModuleNotFoundError("quiv_nb.dashboard() needs ipywidgets: pip install 'ipywidgets>=8.1'") from exc
+        raise ModuleNotFoundError("quiv_nb.dashboard() needs ipywidgets: pip install 'ipywidgets>=7.7'") from exc
     with _open_lock:
         dash = _open.get(scheduler)
         if dash is None or dash.closed:

@@ -27,9 +27,10 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import TaskNotFoundError
-from ..hooks import register_exit_start
+from ..hooks import capabilities, register_exit_start
 from ..kernel.shell import in_kernel  # a leaf: the kernel package itself imports this module (its notify hook)
 from ..models import Event, Job, JobStatus, Task
+from .ipyw import view_bundle
 from .pump import RenderPump, get_pump
 
 __all__ = ["MIN_INTERVAL", "Note", "NoteBox", "Notifier", "attach", "note_for"]
@@ -259,6 +260,12 @@ def attach(scheduler: Listenable, task_id: str, *, since: datetime | None = None
     if not in_kernel():
         _log.info("quiv_nb: notify=True has no effect outside a Jupyter kernel (task %s)", name)
         return None
+    host = capabilities()
+    if not host.anywidget:  # degrade with one clear line, never raise: the task was added either way
+        print(f"quiv_nb: notifications for {name!r} need anywidget (pip install anywidget); the task runs without them")
+        return None
+    if host.colab:
+        _enable_colab_widgets()
     from IPython.display import display
 
     widget = _widget_class()(task_name=name)
@@ -271,9 +278,9 @@ def attach(scheduler: Listenable, task_id: str, *, since: datetime | None = None
     if previous is not None:
         previous.end("replaced")
         previous.detach()
-    bundle = widget._repr_mimebundle_() or {}
-    bundle = bundle[0] if isinstance(bundle, tuple) else bundle  # anywidget returns (data, metadata)
-    live = {**bundle, **_static_bundle(name, "")}  # text for renderers without widgets
+    # The widget view built as the bars' and the dashboard's are (both ipywidgets generations), and the
+    # text for renderers without widgets.
+    live = {**view_bundle(widget), **_static_bundle(name, "")}
     notifier.handle = display(live, raw=True, display_id=True)
     register_exit_start(_end_all)
     notifier.attach(since)
@@ -293,6 +300,20 @@ def _end_all(reason: str) -> None:
         notifiers = list(_current.values())
     for notifier in notifiers:
         notifier.end(reason)
+
+
+@functools.cache
+def _enable_colab_widgets() -> None:
+    """Colab renders only its core widgets until asked: enable its custom widget manager, once, for anywidget.
+
+    Called only when a notify widget is about to show (core-widget bars and the dashboard need nothing).
+    """
+    try:
+        from google.colab import output  # type: ignore[import-not-found]
+
+        output.enable_custom_widget_manager()
+    except Exception:  # not Colab after all, or an older Colab: the widget may then not render
+        _log.warning("quiv_nb: could not enable Colab's custom widget manager", exc_info=True)
 
 
 # task id -> the notifier `attach` made last for it (task ids are uuid4: unique across schedulers).

@@ -61,6 +61,7 @@ from typing import Any
 from ..kernel import in_kernel  # the one kernel detector (re-exported for render/__init__)
 from . import state as st
 from .base import BarRenderer
+from .ipyw import view_bundle
 
 __all__ = ["BAR_WIDTH", "KEEP_FINISHED", "WidgetBar", "in_kernel", "static_html"]
 
@@ -255,8 +256,7 @@ class WidgetBar(BarRenderer):
         data = {"text/html": static_html(self._state), "text/plain": self.line}
         if self._static or self._closed:
             return data
-        box_repr = self._box._repr_mimebundle_  # ipywidgets 8 sets it to None when the widget is closed
-        return {**(box_repr(**kwargs) or {}), **data} if callable(box_repr) else data
+        return {**view_bundle(self._box), **data}  # the widget view on both ipywidgets generations (ipyw.py)
 
 
 class _Finished:
