@@ -596,6 +596,20 @@ def test_tqdm_leave_false_clears_its_line(q):
     assert out.getvalue().split("\r")[-1].strip() == ""
 
 
+def test_a_waiting_tqdm_bar_opens_no_tqdm_until_its_run_starts(q):
+    """An idle tqdm bar draws nothing: tqdm would show "0it [00:00, ?it/s]", and an open tqdm instance would
+    push every later bar's row down (cursor-up escapes in their output) until it runs."""
+    waiting = bar("tqdm", desc="later", file=io.StringIO())
+    waiting.note_waiting("next run 09:00")
+    assert get_pump().flush(WAIT)
+    assert waiting._file.getvalue() == "" and waiting._bar is None
+    out = io.StringIO()
+    b = bar("tqdm", desc="now", file=out)
+    run_job(q, lambda _progress_hook: _progress_hook(step=1, total=2), b)
+    assert "\x1b" not in out.getvalue() and out.getvalue().split("\r")[-1].startswith("now: ")
+    waiting.close()
+
+
 # ---------------------------------------------------------------------------------------- text renderer
 
 

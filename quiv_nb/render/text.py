@@ -132,6 +132,10 @@ class TqdmBar(_TextRenderer):
             return 0
 
     def _update(self, state: st.BarState, final: bool) -> int:
+        if self._drawn_seq == 0:
+            # No run yet (the idle state, `note_waiting`): tqdm could only show "0it [00:00, ?it/s]" without what
+            # the bar waits for, and an open tqdm instance would push every later bar's row down until this one runs.
+            return 0
         bar = self._bar
         if bar is None or self._bar_seq != self._drawn_seq:
             if bar is not None:
