@@ -21,8 +21,10 @@ from .conftest import ARTIFACTS, REPO, VIEWPORT
 
 pytestmark = pytest.mark.browser
 
+# A bar's label is its first `span[title]`, in the widgets and in the static rendering alike (a bar that ended while
+# its cell ran was replaced by the static one before the page saw it).
 _JS_BARS = """() => Object.fromEntries([...document.querySelectorAll('.quiv-bar')].map(b => {
-    const label = (b.querySelector('.widget-html-content') || b).textContent.split(':')[0].trim();
+    const label = (b.querySelector('span[title]') || b).textContent.split(':')[0].trim();
     const status = [...b.classList].find(c => c.startsWith('quiv-') && c !== 'quiv-bar' && c !== 'quiv-static');
     return [label, {status, text: b.textContent}];
 }))"""
