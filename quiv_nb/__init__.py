@@ -1,14 +1,16 @@
 """quiv_nb: a Jupyter-native background task scheduler with live progress.
 
-Importing this package is cheap and display-free: IPython, ipywidgets and tqdm load only when
-the notebook parts (`bar`, `dashboard`, `get_scheduler`, the magics) are first used.
+Importing this package is cheap, display-free and has no side effects: IPython, ipywidgets and
+tqdm load only when the notebook parts (`bar`, `dashboard`, `get_scheduler`, the magics) are first
+used. Inside a kernel process the kernel package's hooks are installed explicitly, by
+`get_scheduler()`, `%load_ext quiv_nb`, and the first `Quiv()` or `bar()` (`hooks.install_host`).
 """
 
 from __future__ import annotations
 
-import sys as _sys
 from typing import Any
 
+from .config import QuivConfig
 from .errors import (
     ConfigurationError,
     DependentTasksError,
@@ -24,11 +26,6 @@ from .errors import (
 from .models import Event, Job, JobStatus, Stats, Task, TaskStatus
 from .scheduler import Quiv
 
-if "ipykernel" in _sys.modules:
-    # Inside a kernel: the kernel package fills the core's hooks (output to the adding cell, the kernel's
-    # loop) and quiesces at exit, so a plain `Quiv()` in a notebook behaves like the kernel's own.
-    from . import kernel  # noqa: F401
-
 __version__ = "0.1.0"
 
 __all__ = [
@@ -42,6 +39,7 @@ __all__ = [
     "JobStatus",
     "MapError",
     "Quiv",
+    "QuivConfig",
     "QuivError",
     "SchedulerStoppedError",
     "Stats",
@@ -59,7 +57,7 @@ __all__ = [
 
 def get_scheduler() -> Quiv:
     """The kernel's one scheduler: created on first use, bound to the running loop, started."""
-    from .kernel import get_scheduler as _get
+    from .kernel import get_scheduler as _get  # installs the kernel package's hooks first
 
     return _get()
 
@@ -75,12 +73,12 @@ def dashboard(scheduler: Quiv | None = None) -> Any:
     """Display a live table of tasks and jobs with Cancel / Pause / Resume / Run-now buttons."""
     from .render.dashboard import dashboard as _dashboard
 
-    return _dashboard(scheduler)
+    return _dashboard(scheduler if scheduler is not None else get_scheduler())
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """`%load_ext quiv_nb`: register the `%quiv` / `%%quiv` magics."""
-    from .magics import load_ipython_extension as _load
+    from .magics import load_ipython_extension as _load  # installs the kernel package's hooks
 
     _load(ipython)
 

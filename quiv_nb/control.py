@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from .errors import QuivError, TaskNotFoundError, TaskRunningError
+from .errors import TaskNotFoundError, TaskRunningError
 from .eventbus import Effect, EventBus
 from .history import JobHistory
 from .lifecycle import JobLifecycle
 from .models import Event, JobStatus
+from .parts import SchedulerParts
 from .pipeline import Pipeline, resolve_upstream
 from .records import TaskRecord
 from .tasks import TaskTable
@@ -26,25 +27,15 @@ __all__ = ["TaskControl"]
 class TaskControl:
     """Task-level operations of one scheduler; every method runs with the scheduler lock held."""
 
-    def __init__(
-        self,
-        tasks: TaskTable,
-        history: JobHistory,
-        timeline: Timeline,
-        jobs: JobLifecycle,
-        waiters: Waiters,
-        bus: EventBus,
-        started: Callable[[], bool],
-        pipeline: Pipeline | None = None,
-    ) -> None:
-        self._tasks = tasks
-        self._history = history
-        self._timeline = timeline
+    def __init__(self, parts: SchedulerParts, jobs: JobLifecycle, started: Callable[[], bool]) -> None:
+        self._tasks: TaskTable = parts.tasks
+        self._history: JobHistory = parts.history
+        self._timeline: Timeline = parts.timeline
         self._jobs = jobs
-        self._waiters = waiters
-        self._bus = bus
+        self._waiters: Waiters = parts.waiters
+        self._bus: EventBus = parts.bus
         self._started = started
-        self._pipeline = pipeline if pipeline is not None else Pipeline()
+        self._pipeline: Pipeline = parts.pipeline
 
     def plan_all(self, now: float) -> None:
         """At `start()`: put every task added before it on the timeline (its trigger's first run)."""
@@ -101,13 +92,15 @@ class TaskControl:
     def _forget(self, task: TaskRecord) -> list[Effect]:
         """Forget `task`; its running job gets its stop event set, waiters on its next job fail."""
         self._tasks.discard(task)
+        effects: list[Effect] = []
         if task.active_job is not None:
             job = self._history.find(task.active_job)
             if job is not None:
-                job.stop_event.set("removed")
+                effects.append(job.stop_event.set_later("removed"))  # its callbacks run after the lock
         else:
             self._waiters.fail_task(task.task_id, TaskNotFoundError(f"task {task.name!r} was removed"))
-        return [self._bus.emitter(Event.TASK_REMOVED, task.snapshot())]
+        effects.append(self._bus.emitter(Event.TASK_REMOVED, task.snapshot()))
+        return effects
 
     def pause(self, task: TaskRecord) -> list[Effect]:
         if task.paused:
@@ -137,8 +130,7 @@ class TaskControl:
             raise TaskRunningError(
                 f"task {task.name!r} has job {task.active_job} running; wait for it or cancel it first"
             )
-        if not self._started():
-            raise QuivError("the scheduler is not started yet; call start() first")
-        effects = self._jobs.start_job(task, now, 0, {})  # a fresh run: `_upstream` is {}
+        # A fresh run (`_upstream` is {}); before `start()` it waits for it, queued (as quiv does).
+        effects = self._jobs.start_job(task, now, 0, {}, defer=not self._started())
         assert task.active_job is not None
         return task.active_job, effects

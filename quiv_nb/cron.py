@@ -75,7 +75,7 @@ _ZONE_HELP = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, frozen=True)
 class Slot:
     """One planned run: the same instant on the scheduler's monotonic clock and on the wall clock."""
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, NamedTuple
 
 from .hooks import loop_resolvers
 
-__all__ = ["Dispatcher", "MainLoop", "in_worker", "noop_hook", "worker_scope"]
+__all__ = ["Dispatcher", "MainLoop", "await_awaitable", "in_worker", "noop_hook", "worker_scope"]
 
 _log = logging.getLogger("quiv_nb")
 
@@ -238,9 +238,9 @@ class _LoopQueue:
         """A sync callback returned an awaitable (e.g. a lambda around an async def): await it on
         this loop like an async callback's payload, behind the earlier ones, so results are
         awaited in hook order (as quiv does) and no coroutine is left "never awaited" (loop thread)."""
-        entry = self._entries.get(id(_await_awaitable))
+        entry = self._entries.get(id(await_awaitable))
         if entry is None or entry[2] != label:
-            entry = self._entries[id(_await_awaitable)] = _Entry(_await_awaitable, True, label)
+            entry = self._entries[id(await_awaitable)] = _Entry(await_awaitable, True, label)
         self._async_items.extend((entry, (awaitable,), {}))
         if not self._async_running:
             self._async_running = True
@@ -286,7 +286,8 @@ class _LoopQueue:
                     self._async_running = False
 
 
-async def _await_awaitable(awaitable: Any) -> Any:
+async def await_awaitable(awaitable: Any) -> Any:
+    """A coroutine that awaits `awaitable` (a future or any awaitable), for APIs that take coroutines only."""
     return await awaitable
 
 
@@ -335,7 +336,7 @@ class Dispatcher:
             else:
                 result = callback(*args, **kwargs)
                 if result is not None and inspect.isawaitable(result):  # awaited here, as on a loop
-                    run_in_temporary_loop(_await_awaitable(result))
+                    run_in_temporary_loop(await_awaitable(result))
         except (KeyboardInterrupt, asyncio.CancelledError):
             raise
         except BaseException:  # as in `_LoopQueue._drain`: a callback never fails the job

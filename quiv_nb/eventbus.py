@@ -12,10 +12,9 @@ from typing import Any, Callable
 from .dispatch import Dispatcher, is_async_callable
 from .errors import ConfigurationError
 from .models import Event
+from .seams import Effect
 
 __all__ = ["Effect", "EventBus", "noop_effect", "run_effects"]
-
-Effect = Callable[[], None]
 
 
 def noop_effect() -> None:

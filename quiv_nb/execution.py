@@ -1,4 +1,4 @@
-"""Running one job: which names a handler gets injected, its stop event, sync vs async bodies.
+"""Running one job: which names a handler gets injected, sync vs async bodies (its stop event: `stopevent`).
 
 The scheduler hands an executor a `JobCall`; the executor runs it and resolves a future with an
 `Outcome` (never an exception), so a handler that raises anything — even `SystemExit` — becomes
@@ -10,19 +10,20 @@ default executor, a pool of daemon threads, is in `quiv_nb.pool`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
-import threading
 import traceback
 from contextlib import ExitStack, nullcontext
 from contextvars import ContextVar
 from typing import Any, Callable, ContextManager
 
-from .dispatch import is_async_callable, new_worker_loop, worker_scope
+from .dispatch import await_awaitable, is_async_callable, new_worker_loop, worker_scope
 from .errors import ConfigurationError, MapError
 from .hooks import context_capturers
 from .joblog import JobLog
 from .output import capture as capture_output
+from .stopevent import StopEvent
 
 __all__ = [
     "DATA_KINDS",
@@ -56,79 +57,6 @@ INJECTED_NAMES: dict[str, str] = {
 # Plain data the scheduler puts into a job's `JobCall.kwargs` itself ({upstream name: result}, the
 # aware due datetime), so it travels with the arguments to wherever the body runs (Dask workers).
 DATA_KINDS = frozenset({UPSTREAM, SCHEDULED_AT})
-
-
-class StopEvent(threading.Event):
-    """A job's stop event: a `threading.Event` that also runs callbacks, once, when it is set.
-
-    Every `threading.Event` method is reimplemented on this class's own lock, so nothing depends
-    on CPython's private `Event` internals (`_flag`, `_cond`); it subclasses `Event` only so
-    `isinstance(stop, threading.Event)` holds for handlers. The lock makes `set` and `on_set`
-    atomic with respect to each other: each callback runs exactly once, on the thread that set
-    the event (or, registered after that, on the registering thread). The `Condition` that
-    `wait` needs is built on first wait, on the same lock: most jobs' stop events are never
-    waited on, and building it costs more than the rest of starting a job.
-    """
-
-    __slots__ = ("_callbacks", "_lock", "_set", "_waiters_cond", "reason")
-
-    def __init__(self) -> None:  # not `super().__init__()`: nothing of `Event`'s own state is used
-        self._lock = threading.Lock()
-        self._set = False
-        self._waiters_cond: threading.Condition | None = None
-        self._callbacks: list[Callable[[], None]] | None = None
-        self.reason: str | None = None  # why it was set first ("cancel", "timeout", ...), None if unsaid
-
-    def is_set(self) -> bool:
-        return self._set
-
-    isSet = is_set
-
-    def set(self, reason: str | None = None) -> None:  # type: ignore[override]
-        """Set the event (any thread); the first call records `reason` and runs the callbacks."""
-        with self._lock:
-            if self._set:
-                return
-            self._set = True
-            self.reason = reason
-            callbacks, self._callbacks = self._callbacks, None
-            if self._waiters_cond is not None:
-                self._waiters_cond.notify_all()
-        for callback in callbacks or ():
-            _run_stop_callback(callback)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._set = False
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until set or `timeout` seconds pass; True if set (any thread)."""
-        if self._set:
-            return True
-        with self._lock:
-            if self._waiters_cond is None:
-                self._waiters_cond = threading.Condition(self._lock)
-            return self._waiters_cond.wait_for(self.is_set, timeout)
-
-    def on_set(self, callback: Callable[[], None]) -> None:
-        """Call `callback()` once the event is set (at once, on this thread, if it already is)."""
-        with self._lock:
-            if not self._set:
-                if self._callbacks is None:
-                    self._callbacks = []
-                self._callbacks.append(callback)
-                return
-        _run_stop_callback(callback)
-
-    def __repr__(self) -> str:
-        return f"<StopEvent {'set' if self._set else 'unset'}{f' ({self.reason})' if self.reason else ''}>"
-
-
-def _run_stop_callback(callback: Callable[[], None]) -> None:
-    try:
-        callback()
-    except Exception:
-        _log.exception("quiv_nb: a stop-event listener failed")
 
 
 _adding_recurring: ContextVar[bool] = ContextVar("quiv_nb_adding_recurring", default=False)
@@ -179,7 +107,7 @@ class _Value:
         return tuple(getattr(self, name) for name in self._fields)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+        return type(other) is type(self) and self._values() == other._values()
 
     def __hash__(self) -> int:
         return hash(self._values())
@@ -389,8 +317,9 @@ def run_call(call: JobCall) -> Outcome:
     # Output capture is entered first, so the contexts inside (a kernel's cell routing) find the job's capture.
     with worker_scope(), capture_output(call.job_id, call.log), ExitStack() if call.contexts else _NO_CONTEXT as stack:
         try:
-            for context in call.contexts:
-                stack.enter_context(context())
+            if stack is not None:  # an ExitStack exactly when the task has contexts
+                for context in call.contexts:
+                    stack.enter_context(context())
             if call.spec.is_async:
                 result = _run_async(call, call.func(*call.args, **kwargs))
             else:
@@ -417,14 +346,12 @@ def _run_async(call: JobCall, awaitable: Any) -> Any:
     loop = new_worker_loop()
     try:
         asyncio.set_event_loop(loop)
-        task = loop.create_task(_as_coroutine(awaitable))
+        task = loop.create_task(await_awaitable(awaitable))
         if not any(kind == STOP for _, kind in call.spec.inject):
 
             def cancel() -> None:
-                try:
+                with contextlib.suppress(RuntimeError):  # a closed loop: the body has finished
                     loop.call_soon_threadsafe(task.cancel)
-                except RuntimeError:  # loop already closed: the body has finished
-                    pass
 
             call.stop_event.on_set(cancel)
         return loop.run_until_complete(task)
@@ -436,5 +363,3 @@ def _run_async(call: JobCall, awaitable: Any) -> Any:
             loop.close()
 
 
-async def _as_coroutine(awaitable: Any) -> Any:
-    return await awaitable

@@ -8,6 +8,8 @@ only appended to (idempotently) and read as tuple snapshots.
 
 from __future__ import annotations
 
+import importlib
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, ContextManager
 
@@ -15,13 +17,19 @@ if TYPE_CHECKING:
     import asyncio
     from datetime import datetime
 
+    from .seams import Host
+
 __all__ = [
     "Capabilities",
+    "HOST_PACKAGE",
     "before_exit_steps",
     "capabilities",
     "exit_start_steps",
+    "host",
+    "install_host",
     "register_capability_probe",
     "register_exit_start",
+    "register_host",
     "register_wait_helper",
     "wait_helper",
     "context_capturers",
@@ -55,6 +63,37 @@ _exit_start: list[ExitStart] = []
 _wait_helper: list[WaitHelper] = []
 # Called by `Quiv.add_task(..., notify=True)` on the adding thread (see `register_notify_attacher`).
 _notify_attachers: list[NotifyAttacher] = []
+# The application render draws in (`seams.Host`; the kernel package registers itself, see `register_host`).
+_host: list[Host] = []
+
+# The package that plugs a Jupyter kernel into these registries, found by name (like a plugin's
+# entry point): `install_host` imports it only inside a kernel process, so neither the core nor
+# render imports it, and nothing is registered until something asks.
+HOST_PACKAGE = "quiv_nb.kernel"
+
+
+def install_host() -> None:
+    """Inside a kernel process, install the kernel package's hooks (once); elsewhere do nothing.
+
+    Called by `Quiv()`, `quiv_nb.bar()` and the dashboard/notify widgets on the calling thread, so
+    a plain `Quiv()` in a notebook routes output to its cells like the kernel's own scheduler.
+    "A kernel process" is one that imported ipykernel; outside one nothing is imported or
+    registered. Returns None; what the install raises propagates.
+    """
+    if not _host and "ipykernel" in sys.modules:
+        importlib.import_module(HOST_PACKAGE).install()
+
+
+def register_host(host: Host) -> None:
+    """Set the application render draws in (the last one set wins). Any thread; returns None."""
+    _host[:] = [host]
+
+
+def host() -> Host | None:
+    """The registered `seams.Host` after `install_host()`, or None outside a kernel (any thread)."""
+    if not _host:
+        install_host()
+    return _host[0] if _host else None
 
 
 @dataclass(frozen=True)
@@ -139,7 +178,7 @@ def before_exit_steps() -> tuple[ExitStep, ...]:
 def register_wait_helper(helper: WaitHelper) -> None:
     """Set the context a blocking wait on the loop's own thread runs in (the last one set wins).
 
-    `waiting.block_on` enters `helper(loop)` around its re-entrant run of `loop`; the context
+    `blocking.block_on` enters `helper(loop)` around its re-entrant run of `loop`; the context
     yields None, or an async `poll()` the wait awaits every few tens of milliseconds. The kernel
     package sets one that lets widget (comm) messages in during the wait, so a dashboard click
     acts while `%quiv wait` blocks.
@@ -181,5 +220,10 @@ def register_capability_probe(probe: Callable[[], Capabilities]) -> None:
 
 
 def capabilities() -> Capabilities:
-    """The host's capabilities: the registered probe's answer, or "no kernel" defaults. Any thread."""
+    """The host's capabilities: the registered probe's answer (after `install_host()`), or "no kernel" defaults.
+
+    Any thread; never raises but what the install raises.
+    """
+    if not _capability_probe:
+        install_host()
     return _capability_probe[0]() if _capability_probe else _NO_HOST

@@ -9,43 +9,68 @@ when a retry is due) are plain functions at the top, testable without threads.
 from __future__ import annotations
 
 import concurrent.futures
+import functools
 import logging
-import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from .dispatch import Dispatcher, noop_hook
+from .dispatch import Dispatcher
 from .eventbus import Effect, EventBus, run_effects
-from .execution import UPSTREAM, JobCall, Outcome, StopEvent, failure
+from .execution import Outcome, StopEvent, failure
 from .history import JobHistory
+from .jobcalls import job_call
 from .joblog import JobLog
-from .models import Event, JobStatus
+from .models import Event, Job, JobStatus
 from .pipeline import Pipeline, Run, Skip
-from .records import JobRecord, TaskRecord, new_id, utcnow
-from .reuse import reuse_result
+from .records import JobRecord, TaskRecord, utcnow
+from .reuse import keyed_submit, reuse_result
 from .store.null import NULL_STORE
 from .tasks import TaskTable
 from .timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
-from .waiters import settle
+from .triggers import IntervalTrigger
+from .waiters import Waiter, settle
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from .seams import Clock, JobExecutor, JobStore
+    from .execution import JobCall
+    from .parts import SchedulerParts
+    from .seams import Clock, JobExecutor, JobStore, ProgressSink
+    from .waiters import Waiters
 
 __all__ = ["JobLifecycle", "final_state", "retry_delay"]
 
-_CANCEL_MESSAGES = {
-    "cancel": "cancelled",
-    "removed": "cancelled: its task was removed",
-    "shutdown": "cancelled: the scheduler shut down",
-}
+_CANCEL_MESSAGES = {"cancel": "cancelled", "removed": "cancelled: its task was removed",
+                    "shutdown": "cancelled: the scheduler shut down"}  # fmt: skip
 _EVENT_FOR_STATUS = {
     JobStatus.COMPLETED: Event.JOB_COMPLETED,
     JobStatus.FAILED: Event.JOB_FAILED,
     JobStatus.CANCELLED: Event.JOB_CANCELLED,
     JobStatus.SKIPPED: Event.JOB_SKIPPED,
 }
+
+
+def _log_failure(log: logging.Logger, job: JobRecord, traceback: str | None) -> None:
+    """Log a failed job with its traceback (lock released; the `extra` ids let output routing find its cell)."""
+    log.error(
+        "quiv_nb: job %s of task %r failed:\n%s", job.job_id, job.task_name, traceback,
+        extra={"quiv_job_id": job.job_id, "quiv_task_id": job.task_id},
+    )  # fmt: skip
+
+
+def _tell_finished(log: logging.Logger, sink: ProgressSink, snap: Job | None) -> None:
+    """Let a job's renderer record its end (lock released; O(1)); one that raises is logged, never fatal."""
+    try:
+        sink.quiv_job_finished(snap)  # type: ignore[arg-type]  # built whenever there is a sink
+    except Exception:
+        log.exception("quiv_nb: renderer %r failed to record the end of a job", sink)
+
+
+def _settle_all(waiters: tuple[list[Waiter[Job]], list[Waiter[Job]]], snap: Job | None) -> None:
+    """Wake the waiters on a job and on its task's next job (lock released)."""
+    for group in waiters:
+        for fut in group:
+            settle(fut, snap)
 
 
 def retry_delay(backoff: float, failures: int) -> float:
@@ -92,39 +117,61 @@ def _due_at(task: TaskRecord, due: float, now: float) -> datetime:
     return utcnow() - timedelta(seconds=now - due)
 
 
+def _after_job(parts: SchedulerParts, task: TaskRecord, job: JobRecord, now: float, stopped: bool) -> bool:
+    """What follows `job`'s end for `task` (lock held): free the task, plan a retry of a failed job or
+    a from-end interval's next run, retire a finished run-once task; True if retrying."""
+    if task.active_job == job.job_id:
+        task.active_job = None
+    retrying = False
+    if job.status is JobStatus.FAILED and task.failures < task.max_retries and not stopped:
+        task.failures += 1
+        retrying = True
+        due = now + retry_delay(task.retry_backoff, task.failures)
+        parts.timeline.push(due, RETRY, task.task_id, task.gen)
+        if task.next_due is None or due < task.next_due:
+            task.next_due = due
+    elif job.status is JobStatus.COMPLETED:
+        task.failures = 0
+    trigger = task.trigger
+    if type(trigger) is IntervalTrigger and trigger.from_end and not retrying and not task.paused:
+        following = trigger.after_end(now)  # `fixed_interval=False`: the next run counts from this job's end
+        if following is not None and not stopped:
+            task.gen += 1  # a slot planned meanwhile (a resume) goes stale: one next run
+            parts.timeline.schedule(task, following)
+    if task.run_once and not retrying:
+        parts.tasks.discard(task)
+        parts.history.remember_last_run(task.task_id, job.job_id)
+    return retrying
+
+
 class JobLifecycle:
     """Starts, tracks and finalizes jobs for the `Quiv` facade, under its lock."""
 
     def __init__(
         self,
-        lock: threading.RLock,
-        tasks: TaskTable,
-        history: JobHistory,
-        timeline: Timeline,
-        waiters: Any,
-        bus: EventBus,
+        parts: SchedulerParts,
         executor: JobExecutor,
         dispatch: Dispatcher,
         log: logging.Logger,
         stopped: Callable[[], bool],
         clock: Clock = time.monotonic,
-        pipeline: Pipeline | None = None,
         store: JobStore = NULL_STORE,
     ) -> None:
-        self._lock = lock
-        self._tasks = tasks
-        self._history = history
-        self._timeline = timeline
-        self._waiters = waiters
-        self._bus = bus
+        self._parts = parts
+        self._lock = parts.lock
+        self._tasks: TaskTable = parts.tasks
+        self._history: JobHistory = parts.history
+        self._timeline: Timeline = parts.timeline
+        self._waiters: Waiters = parts.waiters
+        self._bus: EventBus = parts.bus
         self._executor = executor
         self._dispatch = dispatch
         self._log = log
         self._stopped = stopped
         self._clock = clock  # what `now` is on the worker side (timeouts, ends); tests pass a fake one
-        self._pipeline = pipeline if pipeline is not None else Pipeline()  # `after=` edges and their rule
+        self._pipeline: Pipeline = parts.pipeline  # `after=` edges and their rule
         self._in_pipeline = self._pipeline.nodes.__contains__
-        self._deferred: list[tuple[JobRecord, JobCall]] = []  # jobs asked for before `start()` (a map)
+        self._deferred: list[Callable[[], list[Effect]]] = []  # submissions of jobs asked for before `start()`
         self._store = store  # job records and cached results outlive the process there (`quiv_nb.store`)
 
     # ------------------------------------------------------------------ scheduler side (lock held)
@@ -153,94 +200,61 @@ class JobLifecycle:
         attempt: int = 0,
         upstream: dict[str, Any] | None = None,
         scheduled_at: datetime | None = None,
+        *,
         defer: bool = False,
     ) -> list[Effect]:
         """Create a job for `task` and submit it to the executor; the task is then busy.
 
         A fresh run (`upstream` given, `{}` when no pipeline triggered it) sets the values
         `_upstream` / `_scheduled_at` inject (due now when `scheduled_at` is None); a retry
-        (`upstream` None) reuses those of the run it repeats. `defer` (before `start()`): see `submit_deferred`.
+        (`upstream` None) reuses those of the run it repeats. With `defer` (a run asked for before
+        `start()`: `run_task_immediately`, `Quiv.map`), the job stays "scheduled" and is submitted
+        by `submit_deferred`. A fresh run of a cached step is submitted once its key is known (see
+        `reuse.keyed_submit`); a retry repeats its run's key.
         """
-        job = JobRecord()
-        job.job_id = new_id()
-        job.task_id, job.task_name, job.status = task.task_id, task.name, JobStatus.SCHEDULED
-        job.started_at = job.ended_at = job.duration = job.result = None
-        job.error_message = job.traceback = None
-        job.attempt, job.stop_event, job.t0, job.future = attempt, StopEvent(), 0.0, None
-        job.callback, job.cancel_requested, job.cancellable = task.callback, False, task.cancellable
-        job.log = JobLog()
-        job.cache_key = None if task.cache_base is None else self._cache_key(task, upstream)
-        job.cached, job.computed_at = False, None
+        job = JobRecord.of_task(task, JobStatus.SCHEDULED, attempt, StopEvent(), JobLog())
+        if task.cache_base is not None and upstream is None:
+            prior = self._history.find(task.last_job_id or "")
+            job.cache_key = prior.cache_key if prior is not None else None
         self._history.add(job)
         task.active_job = task.last_job_id = job.job_id
         self._store.job_changed(job)
-
-        kwargs = task.kwargs
-        if task.data_inject:
-            if upstream is not None or task.data is None:
-                due = scheduled_at or utcnow()
-                if task.zone is not None:
-                    due = due.astimezone(task.zone)  # a calendar task's zone; else UTC (no local-time lookup)
-                task.data = {name: (upstream or {}) if kind == UPSTREAM else due for name, kind in task.data_inject}
-            # Plain data in the kwargs: it travels with them to wherever the body runs (Dask too).
-            kwargs = {**kwargs, **task.data}
-        call = JobCall(
-            job.job_id, task.func, task.args, kwargs, task.spec, job.stop_event,
-            self._make_hook(task, job.job_id), lambda: self.on_start(job), task.contexts,
-            {"task_name": task.name}, job.log,
-        )  # fmt: skip
+        call = job_call(task, job, upstream, scheduled_at, self._dispatch, self.on_start)
+        submit: Callable[[], list[Effect]] = functools.partial(self._submit, job, call)
+        if task.cache_base is not None and upstream is not None:
+            keyed = keyed_submit(self._lock, self._store, task, job, upstream, submit, self._stopped)
+            submit = functools.partial(list, (keyed,))  # its submission is that one effect
         if defer:
-            self._deferred.append((job, call))
+            self._deferred.append(submit)
             return []
-        return self._submit(job, call)
+        return submit()
 
     def submit_deferred(self) -> list[Effect]:
         """At `start()` (lock held): submit the jobs `start_job(defer=True)` kept "scheduled", oldest first."""
         deferred, self._deferred = self._deferred, []
-        return [effect for job, call in deferred for effect in self._submit(job, call)]
+        return [effect for submit in deferred for effect in submit()]
 
     def _submit(self, job: JobRecord, call: JobCall) -> list[Effect]:
-        """Hand `job`'s call to the executor (lock held); the effect attaches its done-callback."""
+        """Hand `job`'s call to the executor, or on a cache hit to the store (lock held).
+
+        The effects resolve a hit (reading the store) and attach the done-callback, after the lock.
+        """
+        effects: list[Effect] = []
+        fut: concurrent.futures.Future[Outcome]
         if job.cache_key is not None and self._store.has_result(job.cache_key):
-            hit, resolve = reuse_result(self._lock, self._store, self._executor, job, call, job.cache_key)
-            job.future = hit
-            return [resolve, lambda: hit.add_done_callback(lambda f: self.on_done(job, f))]
-        try:
-            job.future = fut = self._executor.submit(call)
-        except Exception as exc:  # the executor refused (e.g. a dead cluster): fail this job, not the caller
-            fut = concurrent.futures.Future()
-            fut.set_result(failure(exc))
-            job.future = fut
+            fut, resolve = reuse_result(self._lock, self._store, self._executor, job, call, job.cache_key)
+            effects.append(resolve)
+        else:
+            try:
+                fut = self._executor.submit(call)
+            except Exception as exc:  # the executor refused (e.g. a dead cluster): fail this job, not the caller
+                fut = concurrent.futures.Future()
+                fut.set_result(failure(exc))
+        job.future = fut
         # Attached once the lock is released: a job that already finished calls back at once,
         # and its listeners must not run under our lock.
-        return [lambda: fut.add_done_callback(lambda f: self.on_done(job, f))]
-
-    def _cache_key(self, task: TaskRecord, upstream: dict[str, Any] | None) -> str | None:
-        """A cached step's key for this run (a retry repeats its run's key); None when it cannot be cached."""
-        if upstream is None:
-            prior = self._history.find(task.last_job_id or "")
-            return prior.cache_key if prior is not None else None
-        return self._store.step_key(task, upstream)
-
-    def _make_hook(self, task: TaskRecord, job_id: str) -> Callable[..., None]:
-        """The `_progress_hook` a job gets: O(1), never blocks, never raises into the handler."""
-        callback = task.callback
-        if callback is None:
-            return noop_hook
-        inline = getattr(callback, "quiv_progress", None)
-        if inline is not None:  # a built-in renderer (`seams.ProgressSink`): record the payload right here
-
-            def render_hook(*args: Any, **kwargs: Any) -> None:
-                inline(job_id, args, kwargs)
-
-            return render_hook
-        deliver, is_async = self._dispatch.deliver, task.callback_async
-        label = f"progress callback of task {task.name!r}"
-
-        def hook(*args: Any, **kwargs: Any) -> None:
-            deliver(callback, is_async, args, kwargs, label)
-
-        return hook
+        effects.append(lambda: fut.add_done_callback(lambda f: self.on_done(job, f)))
+        return effects
 
     def is_live(self, entry: Entry) -> bool:
         """Whether popping `entry` would still do something (see `on_due`)."""
@@ -255,7 +269,7 @@ class JobLifecycle:
         if entry.kind == TIMEOUT:
             job = self._history.find(entry.key)
             if job is not None and not job.status.is_final:
-                job.stop_event.set("timeout")
+                return [job.stop_event.set_later("timeout")]  # its callbacks run after the lock
             return []
         task = self._tasks.find(entry.key)
         if task is None or task.gen != entry.gen or task.paused:
@@ -264,14 +278,19 @@ class JobLifecycle:
             task.next_due = None
         return self.fire(task, now, entry.kind, due=entry.due)
 
-    def stop_all(self, reason: str) -> list[concurrent.futures.Future[Any]]:
-        """Set every unfinished job's stop event; return the futures of those still queued (lock held)."""
+    def stop_all(self, reason: str) -> tuple[list[concurrent.futures.Future[Any]], list[Effect]]:
+        """Set every unfinished job's stop event (lock held).
+
+        Returns the futures of the jobs still queued, and the effects that run the stop events'
+        callbacks (to run after the lock is released).
+        """
         queued = []
+        effects = []
         for job in self._history.unfinished():
-            job.stop_event.set(reason)
+            effects.append(job.stop_event.set_later(reason))
             if job.status is JobStatus.SCHEDULED and job.future is not None:
                 queued.append(job.future)
-        return queued
+        return queued, effects
 
     def abandon_unfinished(self, now: float) -> list[Effect]:
         """Finalize, as cancelled, every job still unfinished after shutdown waited for it (lock held)."""
@@ -294,13 +313,13 @@ class JobLifecycle:
             task = self._tasks.find(job.task_id)
             if task is not None and task.timeout is not None:
                 self._timeline.push(self._clock() + task.timeout, TIMEOUT, job.job_id)
-            started = getattr(job.callback, "quiv_job_started", None)
+            started = job.sink.quiv_job_started if job.sink is not None else None
             listened = self._bus.listened(Event.JOB_STARTED)
             snap = job.snapshot() if listened or started is not None else None  # none that nobody sees
             effects = (
                 [self._bus.emitter(Event.JOB_STARTED, task.snapshot() if task else None, snap)] if listened else []
             )
-        if started is not None:
+        if started is not None and snap is not None:  # a snapshot is made whenever there is a renderer
             started(snap)
         run_effects(effects)
         return True
@@ -332,11 +351,9 @@ class JobLifecycle:
         job.status, job.result, job.error_message, job.traceback = final_state(
             outcome, reason, task.timeout if task is not None else None, observable=job.cancellable
         )
-        if job.status is JobStatus.FAILED:
-            self._log.error(
-                "quiv_nb: job %s of task %r failed:\n%s", job.job_id, job.task_name, outcome.traceback,
-                extra={"quiv_job_id": job.job_id, "quiv_task_id": job.task_id},
-            )  # fmt: skip
+        effects: list[Effect] = []
+        if job.status is JobStatus.FAILED:  # logged first, as before: a routed job's cell shows it before its end
+            effects.append(functools.partial(_log_failure, self._log, job, outcome.traceback))
         job.ended_at = utcnow()
         if job.started_at is not None:
             job.duration = time.perf_counter() - job.t0
@@ -344,7 +361,7 @@ class JobLifecycle:
         self._store.job_ended(job)
 
         event = _EVENT_FOR_STATUS[job.status]
-        retrying = task is not None and self._after_job(task, job, now)
+        retrying = task is not None and _after_job(self._parts, task, job, now, self._stopped())
         downstream: list[Effect] = []
         if not retrying and self._in_pipeline(job.task_id) and not self._stopped():
             decisions = self._pipeline.on_job_final(job.task_id, job.status, job.result, job.error_message)
@@ -352,25 +369,20 @@ class JobLifecycle:
                 self._pipeline.retire(task.task_id)
             downstream = self._downstream(decisions, now)
         # Snapshots only for someone who will see them (a waiter, the renderer, a listener).
-        job_waiters, task_waiters = self._waiters.take(job.job_id, job.task_id)
-        finished = getattr(job.callback, "quiv_job_finished", None)
+        waiters = self._waiters.take(job.job_id, job.task_id)
         listened = self._bus.listened(event) or (retrying and self._bus.listened(Event.JOB_RETRYING))
         task_snap = task.snapshot() if task is not None and listened else None
-        snap = job.snapshot() if listened or job_waiters or task_waiters or finished is not None else None
-        if finished is not None:
-            # Before the waiters: a renderer only records its final state (O(1), never raises),
-            # so `wait_for_job` returning means the bar already knows how the job ended.
-            try:
-                finished(snap)
-            except Exception:
-                self._log.exception("quiv_nb: renderer %r failed to record the end of a job", job.callback)
-        for fut in job_waiters:
-            settle(fut, snap)
-        for fut in task_waiters:
-            settle(fut, snap)
+        snap = job.snapshot() if listened or waiters[0] or waiters[1] or job.sink is not None else None
         self._history.finished(job, now)
 
-        effects = [self._bus.emitter(event, task_snap, snap)]
+        # Run after the lock is released, in this order: the renderer records the end before the
+        # waiters wake (so `wait_for_job` returning means the bar knows how the job ended), then
+        # the listeners, then what the pipeline started or skipped downstream.
+        if job.sink is not None:
+            effects.append(functools.partial(_tell_finished, self._log, job.sink, snap))
+        if waiters[0] or waiters[1]:
+            effects.append(functools.partial(_settle_all, waiters, snap))
+        effects.append(self._bus.emitter(event, task_snap, snap))
         if retrying:
             effects.append(self._bus.emitter(Event.JOB_RETRYING, task_snap, snap))
         return effects + downstream
@@ -402,14 +414,8 @@ class JobLifecycle:
         The job never runs: no start, no duration; its `error_message` is `reason`. Waiters on the
         task are resolved with it, its bar records it, and `Event.JOB_SKIPPED` fires.
         """
-        job = JobRecord()
-        job.job_id = new_id()
-        job.task_id, job.task_name, job.status = task.task_id, task.name, JobStatus.SKIPPED
-        job.started_at = job.duration = job.result = job.traceback = job.future = None
+        job = JobRecord.of_task(task, JobStatus.SKIPPED, 0, StopEvent(), None)
         job.ended_at, job.error_message = utcnow(), reason
-        job.attempt, job.stop_event, job.t0, job.log = 0, StopEvent(), 0.0, None
-        job.callback, job.cancel_requested, job.cancellable = task.callback, False, task.cancellable
-        job.cache_key, job.cached, job.computed_at = None, False, None
         self._history.add(job)
         self._store.job_ended(job)
         task.last_job_id = job.job_id
@@ -418,35 +424,14 @@ class JobLifecycle:
             self._history.remember_last_run(task.task_id, job.job_id)
             self._pipeline.retire(task.task_id)
         snap = job.snapshot()
-        finished = getattr(job.callback, "quiv_job_finished", None)
-        if finished is not None:
-            try:
-                finished(snap)
-            except Exception:
-                self._log.exception("quiv_nb: renderer %r failed to record a skipped job", job.callback)
+        effects: list[Effect] = []
+        if job.sink is not None:
+            effects.append(functools.partial(_tell_finished, self._log, job.sink, snap))
         if task.active_job is None:  # else `wait_for_task` waits for the job that is running
-            for fut in self._waiters.take(job.job_id, task.task_id)[1]:
-                settle(fut, snap)
+            waiters = self._waiters.take(job.job_id, task.task_id)
+            if waiters[1]:
+                effects.append(functools.partial(_settle_all, ([], waiters[1]), snap))
         self._history.finished(job, now)
-        if not self._bus.listened(Event.JOB_SKIPPED):
-            return []
-        return [self._bus.emitter(Event.JOB_SKIPPED, task.snapshot(), snap)]
-
-    def _after_job(self, task: TaskRecord, job: JobRecord, now: float) -> bool:
-        """Free the task, plan a retry of a failed job, retire a finished run-once task; True if retrying."""
-        if task.active_job == job.job_id:
-            task.active_job = None
-        retrying = False
-        if job.status is JobStatus.FAILED and task.failures < task.max_retries and not self._stopped():
-            task.failures += 1
-            retrying = True
-            due = now + retry_delay(task.retry_backoff, task.failures)
-            self._timeline.push(due, RETRY, task.task_id, task.gen)
-            if task.next_due is None or due < task.next_due:
-                task.next_due = due
-        elif job.status is JobStatus.COMPLETED:
-            task.failures = 0
-        if task.run_once and not retrying:
-            self._tasks.discard(task)
-            self._history.remember_last_run(task.task_id, job.job_id)
-        return retrying
+        if self._bus.listened(Event.JOB_SKIPPED):
+            effects.append(self._bus.emitter(Event.JOB_SKIPPED, task.snapshot(), snap))
+        return effects

@@ -129,13 +129,18 @@ class _ItemFirst:
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (self._func, self._args, self._kwargs)
 
+    def quiv_cache_identity(self) -> tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any]]:
+        """(func, its arguments after the item, its keyword arguments): a cached map's key hashes `func`'s
+        code and these, not this wrapper's (`quiv_nb.store.keys.base_key`; adding thread)."""
+        return self._func, self._args, self._kwargs
+
 
 class _AsyncItemFirst(_ItemFirst):
     """`_ItemFirst` of an async `func`: awaited like one (`dispatch.is_async_callable` sees `async def`)."""
 
     __slots__ = ()
 
-    async def __call__(self, item: Any, /, **injected: Any) -> Any:  # type: ignore[override]
+    async def __call__(self, item: Any, /, **injected: Any) -> Any:
         return await self._func(item, *self._args, **self._kwargs, **injected)
 
 

@@ -44,6 +44,7 @@ from .mapfanout import (
 from .output import current_output
 from .output import join as join_output
 from .seams import JobExecutor
+from .tasks import check_arguments
 
 __all__ = [
     "EMIT_INTERVAL",
@@ -128,9 +129,7 @@ def upstream_body(
     exactly one upstream and `func` can take an item plus `args`/`kwargs`. `task_name` is for messages."""
     if flag is not True:
         raise ConfigurationError(f"map must be True or False, got {flag!r}")
-    if not isinstance(args, (tuple, list)) or not (kwargs is None or isinstance(kwargs, dict)):
-        raise ConfigurationError("args must be a tuple or list and kwargs a dict or None")
-    args, kwargs = tuple(args), dict(kwargs or {})
+    kwargs = dict(check_arguments(args, kwargs))  # as `add_task`'s own
     names = [after] if isinstance(after, str) else list(after) if isinstance(after, (list, tuple)) else None
     if not names or len(names) != 1:
         raise ConfigurationError(
@@ -166,6 +165,12 @@ class MapBody:
         self, spec: MapSpec, items: list[tuple[Any, ...]] | None, fanout: Fanout, task_name: Any = None
     ) -> None:
         self._spec, self._items, self._fanout, self._task_name = spec, items, fanout, task_name
+
+    def quiv_cache_identity(self) -> tuple[Callable[..., Any], Any, dict[str, Any]]:
+        """(item function, what else its results depend on, its keyword arguments): what a cached map's key
+        hashes instead of this body's code (`quiv_nb.store.keys`; adding thread). The items are part of it
+        for `Quiv.map`; for `map=True` they are the upstream's result, keyed per run."""
+        return self._spec.func, (self._spec.args, self._items), self._spec.kwargs
 
     def __call__(
         self, _stop_event: Any, _progress_hook: Callable[..., None], _job_id: str, _upstream: Any = None

@@ -22,7 +22,7 @@ class _StrEnum(str, Enum):
     def __str__(self) -> str:
         return str(self.value)
 
-    __format__ = str.__format__
+    __format__ = str.__format__  # type: ignore[assignment]  # the bare value, as str formats it
 
 
 class TaskStatus(_StrEnum):
@@ -123,7 +123,7 @@ class Job:
         return self.job_id
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, frozen=True)
 class Stats:
     """Cheap health figures from `Quiv.stats()`."""
 

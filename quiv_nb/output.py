@@ -254,7 +254,7 @@ def install() -> None:
         for handler in logging.getLogger().handlers:
             if type(handler) is logging.StreamHandler and id(handler.stream) in wrapped:
                 _redirected.append((handler, handler.stream))
-                handler.setStream(wrapped[id(handler.stream)])  # type: ignore[arg-type]
+                handler.setStream(wrapped[id(handler.stream)])
         logger = logging.getLogger("quiv_nb")
         if "handle" not in vars(logger):
             logger.handle = _make_handle(type(logger).handle.__get__(logger))  # type: ignore[method-assign]
@@ -282,7 +282,7 @@ def _make_handle(handle: Any) -> Any:
         job_id = getattr(record, "quiv_job_id", None)
         with _routes_lock:
             route = _routes.pop(job_id, None) if job_id is not None else None
-        if route is None:
+        if route is None or job_id is None:
             return handle(record)
         try:
             headline, tb = _split_failure(record)

@@ -150,7 +150,7 @@ class Pipeline:
         seen: dict[str, None] = {}
         frontier = list(self._down.get(task_id, ()))
         while frontier:
-            nxt = []
+            nxt: list[str] = []
             for d in frontier:
                 if d not in seen:
                     seen[d] = None

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import threading
-from _queue import SimpleQueue  # what queue.SimpleQueue is, without importing `queue` (~1.5 ms)
 from collections import deque
 from concurrent.futures import Executor, Future
+from queue import SimpleQueue
 from typing import Any, Callable
 
 from .errors import ConfigurationError

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
     from .execution import HandlerSpec, StopEvent
     from .joblog import JobLog
-    from .seams import Trigger
+    from .seams import ProgressSink, Trigger
 
 __all__ = ["JobRecord", "TaskRecord", "new_id", "utcnow"]
 
@@ -104,6 +104,7 @@ class TaskRecord:
         "paused",
         "retry_backoff",
         "run_once",
+        "sink",
         "spec",
         "task_id",
         "timeout",
@@ -124,6 +125,7 @@ class TaskRecord:
     trigger: Trigger
     callback: Callable[..., Any] | None
     callback_async: bool
+    sink: ProgressSink | None  # the callback, when it is a renderer the scheduler talks to directly
     cancellable: bool  # its jobs can observe a cancel once running (see `execution.observes_stop`)
     timeout: float | None
     max_retries: int
@@ -177,7 +179,6 @@ class JobRecord:
         "attempt",
         "cache_key",
         "cached",
-        "callback",
         "cancel_requested",
         "cancellable",
         "computed_at",
@@ -188,6 +189,7 @@ class JobRecord:
         "job_id",
         "log",
         "result",
+        "sink",
         "started_at",
         "status",
         "stop_event",
@@ -203,7 +205,7 @@ class JobRecord:
     status: JobStatus
     attempt: int
     stop_event: StopEvent
-    callback: Callable[..., Any] | None
+    sink: ProgressSink | None  # its task's renderer, told when the job starts and ends
     log: JobLog | None
     future: Future[Any] | None
     started_at: datetime | None
@@ -218,6 +220,20 @@ class JobRecord:
     cache_key: str | None  # a cached step's key (see `quiv_nb.store.keys`); None when not cached
     cached: bool  # its result was reused from the store instead of running it
     computed_at: datetime | None  # when a reused result was computed
+
+    @classmethod
+    def of_task(
+        cls, task: TaskRecord, status: JobStatus, attempt: int, stop_event: StopEvent, log: JobLog | None
+    ) -> JobRecord:
+        """A new job of `task` (fresh id, nothing run yet); the lifecycle sets the rest as it goes."""
+        job = cls()
+        job.job_id = new_id()
+        job.task_id, job.task_name, job.status, job.attempt = task.task_id, task.name, status, attempt
+        job.started_at = job.ended_at = job.duration = job.result = job.error_message = job.traceback = None
+        job.stop_event, job.t0, job.future, job.log = stop_event, 0.0, None, log
+        job.sink, job.cancel_requested, job.cancellable = task.sink, False, task.cancellable
+        job.cache_key, job.cached, job.computed_at = None, False, None
+        return job
 
     def snapshot(self) -> Job:
         snap = _new(Job)

@@ -7,6 +7,10 @@ that runs the effects), marks the job running and cached, and resolves the futur
 result. If the file turns out to be missing or damaged, the job is submitted to the executor
 after all, as an uncached run. Deciding before submitting is what makes this the same for every
 executor (Dask included).
+
+A fresh run's key digests its upstream results, pickling those no cached step returned; pickling
+runs the results' own code (`__reduce__`), so `keyed_submit` computes the key after the lock is
+released and only then submits the job, which stays "scheduled" meanwhile.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import concurrent.futures
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
+from .eventbus import run_effects
 from .execution import Outcome, failure
 from .models import JobStatus
 from .records import utcnow
@@ -23,10 +28,10 @@ if TYPE_CHECKING:
     import threading
 
     from .execution import JobCall
-    from .records import JobRecord
-    from .seams import JobExecutor, JobStore
+    from .records import JobRecord, TaskRecord
+    from .seams import Effect, JobExecutor, JobStore
 
-__all__ = ["reuse_result"]
+__all__ = ["keyed_submit", "reuse_result"]
 
 
 def _chain(source: concurrent.futures.Future[Outcome], target: concurrent.futures.Future[Outcome]) -> None:
@@ -72,3 +77,31 @@ def reuse_result(
             outcome.add_done_callback(lambda f: _chain(f, fut))
 
     return fut, resolve
+
+
+def keyed_submit(
+    lock: threading.RLock,
+    store: JobStore,
+    task: TaskRecord,
+    job: JobRecord,
+    upstream: dict[str, Any],
+    submit: Callable[[], list[Effect]],
+    stopped: Callable[[], bool],
+) -> Effect:
+    """The effect that keys a fresh run of cached step `task` and then calls `submit()` (lock held).
+
+    Made under the lock, run after it is released (the thread that runs the lifecycle's effects):
+    the key is computed there, then the lock is taken to set `job.cache_key` and submit. A job that
+    ended meanwhile is left alone; one of a scheduler shutting down is left to `abandon_unfinished`.
+    """
+
+    def run() -> None:
+        key = store.step_key(task, upstream)  # may pickle upstream results: no lock held
+        with lock:
+            if job.status is not JobStatus.SCHEDULED or job.future is not None or stopped():
+                return
+            job.cache_key = key
+            effects = submit()
+        run_effects(effects)
+
+    return run

@@ -12,11 +12,13 @@ trigger (cron, a daily time) or clock plugs in without the core knowing its type
 | `Trigger` | `triggers.*Trigger`, `cron.CronTrigger`/`DailyTrigger` | `Quiv.start`/`add_task`, `JobLifecycle.fire` |
 | `Clock` | `time.monotonic` | the facade; rules take `now` as an argument instead |
 | `JobStore` | `store.Store`, `store.null.NullStore` | `JobLifecycle`, `reuse.reuse_result`, the facade |
+| `Host` | `kernel.KernelHost` (`kernel.install()` registers it) | render (bars, dashboard, notify): `hooks.host()` |
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from concurrent.futures import Future
@@ -26,7 +28,22 @@ if TYPE_CHECKING:
     from .models import Job
     from .records import JobRecord, TaskRecord
 
-__all__ = ["Clock", "Drawable", "JobExecutor", "JobStore", "ProgressSink", "Trigger"]
+__all__ = [
+    "Clock",
+    "Drawable",
+    "Effect",
+    "Host",
+    "JobExecutor",
+    "JobStore",
+    "ProgressSink",
+    "Trigger",
+    "as_progress_sink",
+]
+
+
+# A side effect a state change returns, run by the caller once the scheduler lock is released
+# (listener deliveries, a renderer's end, waking waiters, job submissions' done-callbacks).
+Effect = Callable[[], None]
 
 
 @runtime_checkable
@@ -42,12 +59,14 @@ class JobExecutor(Protocol):
         ...
 
 
+@runtime_checkable
 class ProgressSink(Protocol):
-    """A progress callback the scheduler talks to directly (duck-typed: each method is optional).
+    """A progress callback the scheduler talks to directly: `quiv_nb.bar()`'s renderers, or any
+    object with all three methods (recognised once, when its task is added: `as_progress_sink`).
 
-    A callback without these methods is called as `callback(*args, **kwargs)` through dispatch.
-    All three run inline on the worker thread (the last two with or without the scheduler lock):
-    they must be O(1), thread-safe and never raise.
+    Any other callback is called as `callback(*args, **kwargs)` through dispatch. `quiv_progress`
+    runs inline on the worker thread; the other two run on a worker or the scheduler thread, never
+    with the scheduler lock held. All three must be O(1), thread-safe and never raise.
     """
 
     def quiv_progress(self, job_id: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -63,10 +82,31 @@ class ProgressSink(Protocol):
         ...
 
 
+_sink_types: weakref.WeakKeyDictionary[type, bool] = weakref.WeakKeyDictionary()
+
+
+def as_progress_sink(callback: object) -> ProgressSink | None:
+    """`callback` if it is a `ProgressSink`, else None (any thread; decided once per type).
+
+    The type's answer is cached: `isinstance` against a runtime protocol inspects the class, and a
+    renderer class is asked once per `add_task`.
+    """
+    if callback is None:
+        return None
+    kind = type(callback)
+    known = _sink_types.get(kind)
+    if known is None:
+        known = _sink_types[kind] = isinstance(callback, ProgressSink)
+    return callback if known else None  # type: ignore[return-value]
+
+
 class Drawable(Protocol):
     """Something the render pump redraws. `pump_draw` runs on the pump thread only."""
 
-    min_interval: float  # seconds between two redraws of this drawable (0.1 → ~10 Hz)
+    @property
+    def min_interval(self) -> float:
+        """Seconds between two redraws of this drawable (0.1 → ~10 Hz); an attribute or a property."""
+        ...
 
     def pump_draw(self) -> int:
         """Redraw from the latest recorded state; return how many frontend messages it sent."""
@@ -118,7 +158,7 @@ class JobStore(Protocol):
         ...
 
     def step_key(self, task: TaskRecord, upstream: dict[str, Any]) -> str | None:
-        """The cache key of a run of `task` given `{upstream name: result}` (lock held)."""
+        """The cache key of a run of `task` given `{upstream name: result}` (no lock held: it may pickle them)."""
         ...
 
     def has_result(self, key: str) -> bool:
@@ -139,4 +179,28 @@ class JobStore(Protocol):
 
     def close(self, timeout: float | None = ...) -> None:
         """Flush and release the store (idempotent)."""
+        ...
+
+
+class Host(Protocol):
+    """The application quiv_nb runs in (a Jupyter kernel), as the render layer sees it.
+
+    The kernel package implements it and registers it with `hooks.register_host`; render reads
+    it through `hooks.host()`, so render never imports the kernel package. Any thread.
+    """
+
+    def in_kernel(self) -> bool:
+        """True inside a running Jupyter kernel (widgets and displays can be shown)."""
+        ...
+
+    def ipython(self) -> Any:
+        """The running IPython shell, or None."""
+        ...
+
+    def answer_on_sender_shell(self, widget: Any) -> None:
+        """Let `widget`'s clicks be handled on the subshell they arrive on (busy-cell controls)."""
+        ...
+
+    def get_scheduler(self) -> Any:
+        """The kernel's one scheduler (created and started on first use)."""
         ...

@@ -5,15 +5,17 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Mapping
-from typing import Any, Callable, Iterator
+from datetime import tzinfo
+from typing import Any, Callable, Iterator, NamedTuple
 
 from .dispatch import is_async_callable
 from .errors import ConfigurationError, TaskNotFoundError
 from .execution import DATA_KINDS, HandlerSpec, capture_job_contexts, inspect_handler, observes_stop
 from .records import TaskRecord, new_id
+from .seams import as_progress_sink
 from .triggers import AfterTrigger, IntervalTrigger, OnceTrigger
 
-__all__ = ["TaskTable", "build_task", "handler_spec", "number"]
+__all__ = ["TaskSpec", "TaskTable", "build_task", "check_arguments", "handler_spec", "number"]
 
 
 _PLAIN_NUMBERS = (int, float)  # exact types: bool is an int subclass and is rejected below
@@ -82,31 +84,59 @@ def _flag(name: str, value: Any) -> bool:
     return value
 
 
-def build_task(
-    task_name: Any,
-    func: Any,
-    interval: Any,
-    delay: Any,
-    run_once: Any,
-    args: Any,
-    kwargs: Any,
-    progress_callback: Any,
-    timeout: Any,
-    max_retries: Any,
-    retry_backoff: Any,
-    notify: Any = False,
-    *,
-    after: Any = None,
-    cron: Any = None,
-    at: Any = None,
-    timezone: Any = None,
-) -> TaskRecord:
+class TaskSpec(NamedTuple):
+    """`add_task`'s arguments, unvalidated, as one value (`build_task` checks and turns them into a record).
+
+    A `NamedTuple` rather than a frozen dataclass: one is built per `add_task`, and a frozen
+    dataclass's generated `__init__` (a `object.__setattr__` per field) costs ~4 µs more here.
+    """
+
+    task_name: Any
+    func: Any
+    interval: Any = None
+    delay: Any = None
+    run_once: Any = False
+    args: Any = ()
+    kwargs: Any = None
+    progress_callback: Any = None
+    timeout: Any = None
+    max_retries: Any = 0
+    retry_backoff: Any = 1.0
+    notify: Any = False
+    after: Any = None
+    cron: Any = None
+    at: Any = None
+    timezone: Any = None
+    fixed_interval: Any = True
+    default_zone: str | tzinfo | None = None  # the scheduler's `timezone=`: cron/at tasks that name none
+
+
+def check_arguments(args: Any, kwargs: Any) -> dict[str, Any]:
+    """Check a handler's `args` and `kwargs` as `add_task` takes them; return the kwargs (a dict).
+
+    Raises `ConfigurationError`: `args` must be a tuple (as in quiv: a list is refused rather than
+    silently copied), `kwargs` a dict with string keys or None.
+    """
+    if not isinstance(args, tuple):
+        raise ConfigurationError(
+            f"args must be a tuple, got {type(args).__name__}: pass a tuple, e.g. args=(1, 2) or args=(x,)"
+        )
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+        raise ConfigurationError("kwargs must be a dict with string keys, or None")
+    return kwargs
+
+
+def build_task(given: TaskSpec) -> TaskRecord:
     """A new, unregistered task record from `add_task`'s arguments (calling thread).
 
     Raises `ConfigurationError` naming the first bad argument. Captures the calling thread's job
     contexts (e.g. the notebook cell that output should go to). `after` is only checked for
     presence here; the facade resolves it against the task table (`pipeline.resolve_upstream`).
     """
+    (task_name, func, interval, delay, run_once, args, kwargs, progress_callback, timeout, max_retries,
+     retry_backoff, notify, after, cron, at, timezone, fixed_interval, default_zone) = given  # fmt: skip
     if not isinstance(task_name, str) or not task_name.strip():
         raise ConfigurationError(f"task_name must be a non-empty string, got {task_name!r}")
     _flag("run_once", run_once)
@@ -124,21 +154,17 @@ def build_task(
         interval = number("interval", interval, allow_none=False, minimum=0, strict=True)
     delay = number("delay", delay, allow_none=True, minimum=0, strict=False)
     timeout = number("timeout", timeout, allow_none=True, minimum=0, strict=True)
-    retry_backoff = number("retry_backoff", retry_backoff, allow_none=False, minimum=0, strict=False)
+    retry_backoff = number("retry_backoff", retry_backoff, allow_none=False, minimum=0, strict=False) or 0.0
     if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
         raise ConfigurationError(f"max_retries must be an integer >= 0, got {max_retries!r}")
-    if not isinstance(args, (tuple, list)):
-        raise ConfigurationError(f"args must be a tuple or list, got {type(args).__name__}")
-    if kwargs is None:
-        kwargs = {}
-    elif not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
-        raise ConfigurationError("kwargs must be a dict with string keys, or None")
+    kwargs = check_arguments(args, kwargs)
+    if fixed_interval is not True:
+        _flag("fixed_interval", fixed_interval)
     if progress_callback is not None and not callable(progress_callback):
         raise ConfigurationError(
             f"progress_callback must be callable (sync or async) or None, got {type(progress_callback).__name__}"
         )
     _flag("notify", notify)
-    args = tuple(args)
     spec = handler_spec(func, args, kwargs)
 
     task = TaskRecord()
@@ -150,7 +176,13 @@ def build_task(
         # Calendar triggers load datetime, zoneinfo and cronsim: on first use, not at `import quiv_nb`.
         from .cron import CronTrigger, DailyTrigger, resolve_zone, zone_name
 
-        task.zone = zone = resolve_zone(timezone)
+        if timezone is not None:
+            zone = resolve_zone(timezone)
+        elif isinstance(default_zone, tzinfo):
+            zone = default_zone
+        else:
+            zone = resolve_zone(default_zone)
+        task.zone = zone
         task.timezone = zone_name(zone)
         if cron is not None:
             task.trigger = trigger = CronTrigger(cron, zone, delay)
@@ -163,13 +195,14 @@ def build_task(
     elif run_once or interval is None:
         task.trigger = OnceTrigger(delay)
     else:
-        task.trigger = IntervalTrigger(interval, delay)
+        task.trigger = IntervalTrigger(interval, delay, from_end=not fixed_interval)
     task.after = ()  # upstream names, filled by the facade once `after` is resolved
     # `_upstream` / `_scheduled_at`: values the lifecycle puts into the job's kwargs (see execution.DATA_KINDS).
     task.data_inject = tuple((n, kind) for n, kind in spec.inject if kind in DATA_KINDS) if spec.inject else ()
     task.data = None
     task.cache_base = None  # set by the facade for `cache=` tasks with a store
     task.callback = progress_callback
+    task.sink = None if progress_callback is None else as_progress_sink(progress_callback)
     task.callback_async = progress_callback is not None and is_async_callable(progress_callback)
     task.timeout, task.max_retries, task.retry_backoff = timeout, max_retries, retry_backoff
     task.notify = notify

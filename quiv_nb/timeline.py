@@ -16,14 +16,13 @@ import time
 from typing import Callable, NamedTuple
 
 from .records import TaskRecord
+from .seams import Effect
 
 __all__ = ["RETRY", "RUN", "TIMEOUT", "Entry", "Timeline"]
 
 RUN, RETRY, TIMEOUT = 0, 1, 2  # what an entry is for; RUN and RETRY are keyed by task id, TIMEOUT by job id
 _MIN_COMPACT = 64  # below this many heap entries, stale ones are left for the scheduler thread to pop
 _MAX_WAIT = 86_400.0  # longest single sleep of the scheduler thread (threading rejects waits past ~292 years)
-
-Effect = Callable[[], None]
 
 
 class Entry(NamedTuple):

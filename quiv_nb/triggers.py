@@ -51,19 +51,24 @@ class IntervalTrigger:
     """Every `interval` seconds, the first run after `delay` (default: at once).
 
     Slots missed while a job overran or the machine stalled are skipped, not queued: the next
-    due time is the first slot on the original grid that is still in the future.
+    due time is the first slot on the original grid that is still in the future. With
+    `from_end` (quiv's `fixed_interval=False`) there is no grid: `next_due` plans nothing and the
+    lifecycle plans the next run `interval` seconds after each job ends (`after_end`).
     """
 
-    __slots__ = ("delay", "interval")
+    __slots__ = ("delay", "from_end", "interval")
 
-    def __init__(self, interval: float, delay: float | None = None) -> None:
+    def __init__(self, interval: float, delay: float | None = None, *, from_end: bool = False) -> None:
         self.interval = interval
         self.delay = delay or 0.0
+        self.from_end = from_end
 
     def first_due(self, now: float) -> float | None:
         return now + self.delay
 
     def next_due(self, previous_due: float, now: float) -> float | None:
+        if self.from_end:
+            return None  # planned when the job ends (`after_end`)
         interval = self.interval
         nxt = previous_due + interval
         if nxt <= now:
@@ -73,8 +78,13 @@ class IntervalTrigger:
     def resume_due(self, now: float, delay: float) -> float | None:
         return now + delay
 
+    def after_end(self, now: float) -> float | None:
+        """The next run after a job ended at `now`: `interval` later with `from_end`, else None (planned at fire)."""
+        return now + self.interval if self.from_end else None
+
     def __repr__(self) -> str:
-        return f"IntervalTrigger(interval={self.interval:g}, delay={self.delay:g})"
+        extra = ", from_end=True" if self.from_end else ""
+        return f"IntervalTrigger(interval={self.interval:g}, delay={self.delay:g}{extra})"
 
 
 class AfterTrigger:

@@ -12,9 +12,9 @@ import concurrent.futures
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
+from .blocking import block_on
 from .errors import JobNotFoundError, SchedulerStoppedError, TaskNotFoundError
 from .models import Job
-from .waiting import block_on
 
 if TYPE_CHECKING:
     from .dispatch import MainLoop
@@ -66,7 +66,7 @@ class Waiters:
         self._tasks.setdefault(task_id, []).append(fut)
         return fut
 
-    def take(self, job_id: str, task_id: str) -> tuple[list[Waiter[Job]], ...]:
+    def take(self, job_id: str, task_id: str) -> tuple[list[Waiter[Job]], list[Waiter[Job]]]:
         """Remove and return the waiters a job's end resolves: (on the job, on its task)."""
         return self._jobs.pop(job_id, []), self._tasks.pop(task_id, [])
 

@@ -21,9 +21,11 @@ from quiv_nb.execution import JobCall, Outcome, run_call
 from quiv_nb.history import JobHistory
 from quiv_nb.lifecycle import JobLifecycle, final_state, retry_delay
 from quiv_nb.locks import YieldingRLock
+from quiv_nb.parts import SchedulerParts
+from quiv_nb.pipeline import Pipeline
 from quiv_nb.records import JobRecord
 from quiv_nb.seams import JobExecutor
-from quiv_nb.tasks import TaskTable, build_task
+from quiv_nb.tasks import TaskSpec, TaskTable, build_task
 from quiv_nb.timeline import RETRY, RUN, TIMEOUT, Entry, Timeline
 from quiv_nb.triggers import IntervalTrigger, OnceTrigger
 from quiv_nb.waiters import Waiters
@@ -59,17 +61,16 @@ class Core:
         self.executor = InlineExecutor()
         self.stopped = False
         self.now = 0.0  # the fake clock the lifecycle reads on the worker side
+        parts = SchedulerParts(self.lock, self.tasks, self.history, self.timeline, self.waiters, self.bus, Pipeline())
         self.jobs = JobLifecycle(
-            self.lock, self.tasks, self.history, self.timeline, self.waiters, self.bus,
-            self.executor, dispatch, logging.getLogger("quiv_nb.test"), lambda: self.stopped,
-            lambda: self.now,
-        )  # fmt: skip
+            parts, self.executor, dispatch, logging.getLogger("quiv_nb.test"), lambda: self.stopped, lambda: self.now
+        )
 
     def add(self, func: Any, **options: Any) -> Any:
         defaults = dict(interval=None, delay=None, run_once=False, args=(), kwargs=None, progress_callback=None,
                         timeout=None, max_retries=0, retry_backoff=1.0)  # fmt: skip
         defaults.update(options)
-        task = build_task("t", func, **defaults)
+        task = build_task(TaskSpec("t", func, **defaults))
         self.tasks.add(task)
         return task
 
@@ -99,8 +100,8 @@ def test_once_trigger_runs_once() -> None:
 
 
 def test_build_task_picks_the_trigger() -> None:
-    assert isinstance(build_task("t", print, 2.0, None, False, (), None, None, None, 0, 1.0).trigger, IntervalTrigger)
-    assert isinstance(build_task("t", print, None, 1.0, True, (), None, None, None, 0, 1.0).trigger, OnceTrigger)
+    assert isinstance(build_task(TaskSpec("t", print, interval=2.0)).trigger, IntervalTrigger)
+    assert isinstance(build_task(TaskSpec("t", print, delay=1.0, run_once=True)).trigger, OnceTrigger)
 
 
 # ---------------------------------------------------------------- rules
@@ -279,9 +280,9 @@ def test_a_task_without_callback_gets_the_public_noop_hook() -> None:
 
 def test_build_task_validates_like_add_task() -> None:
     with pytest.raises(ConfigurationError, match="interval is required"):
-        build_task("t", print, None, None, False, (), None, None, None, 0, 1.0)
+        build_task(TaskSpec("t", print))
     with pytest.raises(ConfigurationError, match="max_retries"):
-        build_task("t", print, 1.0, None, False, (), None, None, None, -1, 1.0)
+        build_task(TaskSpec("t", print, interval=1.0, max_retries=-1))
 
 
 def test_the_failure_log_record_names_its_job_and_task(caplog: pytest.LogCaptureFixture) -> None:

@@ -309,6 +309,12 @@ def test_progress_comes_from_a_renderer_state(sched, dashes):
                 job_id=job_id, value=kwargs["step"], total=kwargs["total"], label=kwargs.get("stage")
             )
 
+        def quiv_job_started(self, job: Any) -> None:  # a `seams.ProgressSink` has all three methods
+            pass
+
+        def quiv_job_finished(self, job: Any) -> None:
+            pass
+
     reported = threading.Event()
 
     def work(_stop_event, _progress_hook) -> None:

@@ -22,7 +22,7 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 
-from conftest import WAIT, Gate, wait_until  # noqa: E402
+from conftest import WAIT, Gate, next_job, wait_until  # noqa: E402
 
 from quiv_nb import Event, Quiv  # noqa: E402
 from quiv_nb.dask import DaskExecutor, connect, replay, start_local_cluster, wire, worker  # noqa: E402
@@ -134,8 +134,10 @@ def test_a_flood_of_payloads_arrives_in_order_and_is_not_hoarded(quiv: Quiv, cli
     print(f"\n50,000 payloads worker -> callback in {took:.2f}s")
     assert job.status == "completed"
     assert seen == list(range(50_000))
-    # Batches are capped and the scheduler's copy of the topic is trimmed, so it holds little.
-    assert all(n <= 100 for n in stored_topics(client).values()), stored_topics(client)
+    # Batches are capped and the scheduler's copy of the topic is trimmed once the job ended, so it
+    # holds little. The trim is a message to the Dask scheduler sent after the job's end is
+    # delivered: wait for it (with a timeout) rather than read the topic before it arrived.
+    wait_until(lambda: all(n <= 100 for n in stored_topics(client).values()))
     wait_until(lambda: not worker.active_outboxes())  # the worker side forgets an idle executor
 
 
@@ -549,3 +551,28 @@ def test_cached_steps_work_the_same_on_dask(client: Any, tmp_path: Any) -> None:
     first, second = results
     assert (first.cached, second.cached) == (False, True)
     assert second.result == first.result and second.status == "completed"
+
+
+def _dask_five() -> int:
+    return 5
+
+
+def _dask_times_ten(_upstream: dict[str, Any]) -> int:
+    return _upstream["src"] * 10
+
+
+def test_a_cached_step_below_an_uncached_one_on_dask(client: Any, tmp_path: Any) -> None:
+    """Its key is finished off the scheduler lock (the upstream result pickled); a miss is submitted from there."""
+    path = tmp_path / "s.db"
+    jobs = []
+    for _ in range(2):
+        q = Quiv(executor=DaskExecutor(client), store=path)
+        try:
+            ended = next_job(q, "sink")
+            q.add_task("src", _dask_five, run_once=True)
+            q.add_task("sink", _dask_times_ten, after="src", cache=True)
+            q.start()  # after both are added: the upstream cannot end before its dependent exists
+            jobs.append(ended.result(WAIT))
+        finally:
+            q.shutdown(timeout=5)
+    assert [(j.result, j.cached, j.status) for j in jobs] == [(50, False, "completed"), (50, True, "completed")]

@@ -309,3 +309,20 @@ def test_a_matplotlib_figure_shown_from_a_job_lands_under_its_cell(kernel):
     )
     other_cell = kernel.result(other, timeout=30)
     assert not any("image/png" in m["content"].get("data", {}) for m in other_cell.messages)
+
+
+def test_a_plain_quiv_in_a_kernel_installs_the_kernel_hooks_without_the_extension():
+    """No `%load_ext`, no `get_scheduler()`: importing quiv_nb registers nothing, and the first `Quiv()`
+    installs the kernel package's hooks, so its job's print lands under the adding cell."""
+    session = KernelSession()
+    try:
+        session.run("import sys, quiv_nb")
+        assert session.value("[m for m in sys.modules if m.startswith('quiv_nb.kernel')]") == []
+        session.run("q = quiv_nb.Quiv(); q.start()")
+        assert session.value("'quiv_nb.kernel' in sys.modules and quiv_nb.hooks.host() is not None") is True
+        cell = session.run("tid = q.add_task('hello', lambda: print('hello from a plain Quiv'), run_once=True)").msg_id
+        session.run("q.wait_for_task(tid, timeout=30)")
+        assert "hello from a plain Quiv" in "".join(text for _, text in session.cell_streams(cell))
+        session.run("q.shutdown(5)")
+    finally:
+        session.shutdown()

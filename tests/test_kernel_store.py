@@ -49,6 +49,8 @@ def test_cached_steps_history_and_interrupted_jobs_across_a_kernel_restart(tmp_p
         assert kernel.run("%quiv store").stdout.strip() == f"quiv: the store is {str(path)!r}"
         kernel.run("%quiv run --cache --bar none load(3)\nfirst = %quiv wait")
         assert kernel.value("(first, calls)") == ([0, 1, 2], [3])
+        kernel.run("%quiv map --cache --name lists --bar none load [1, 2]\nm = %quiv wait")
+        assert kernel.value("(m, calls)") == ([[0], [0, 1]], [3, 1, 2])
         kernel.run("%quiv run --bar none forever")
         wait_until(lambda: _running_on_disk(path, "forever"))
 
@@ -57,6 +59,8 @@ def test_cached_steps_history_and_interrupted_jobs_across_a_kernel_restart(tmp_p
         cell = kernel.run("%quiv run --cache --bar widget load(3)\nagain = %quiv wait")
         assert kernel.value("(again, calls)") == ([0, 1, 2], [])  # not run: the stored result
         assert kernel.value("quiv_nb.get_scheduler().get_job(_quiv_last_job).cached") is True
+        kernel.run("%quiv map --cache --name lists --bar none load [1, 2]\nm = %quiv wait")  # a cached map
+        assert kernel.value("(m, calls)") == ([[0], [0, 1]], [])
         # Its bar ends saying so, in the cached colour (the static rendering that replaces the widget).
         (bar,) = kernel.wait_for(lambda: list(kernel.static_bars(cell.msg_id).values()), what="the cached bar")
         assert "cached · computed " in bar and CACHED_COLOUR in bar

@@ -141,11 +141,14 @@ def test_calls_after_shutdown_raise_scheduler_stopped(quiv_factory: Any) -> None
     assert q.stats().is_running is False
 
 
-def test_run_task_immediately_before_start(quiv_factory: Any) -> None:
+def test_run_task_immediately_before_start_queues_the_run(quiv_factory: Any) -> None:
+    """As quiv: the run waits for `start()` (issue 20; more in test_quiv_compat.py)."""
     q = quiv_factory(start=False)
-    tid = q.add_task("t", lambda: None, interval=3600)
-    with pytest.raises(QuivError, match="start"):
-        q.run_task_immediately(tid)
+    tid = q.add_task("t", lambda: None, interval=3600, delay=3600)
+    job_id = q.run_task_immediately(tid)
+    assert q.get_job(job_id).status == "scheduled"
+    q.start()
+    assert q.wait_for_job(job_id, timeout=10).status == "completed"
 
 
 @pytest.mark.parametrize("how", ["wait_for_task", "await_task", "wait_for_job"])

@@ -23,8 +23,8 @@ from quiv_nb import Quiv
 from quiv_nb import output as out
 from quiv_nb.joblog import JobLog
 from quiv_nb.render.cell_stream import MAX_MESSAGES, CellStream
-from quiv_nb.render.output_area import MAX_LINES, OutputArea, TokenBucket
-from quiv_nb.render.pump import RenderPump
+from quiv_nb.render.output_area import MAX_LINES, OutputArea
+from quiv_nb.render.pump import RenderPump, TokenBucket
 
 
 @pytest.fixture

@@ -83,3 +83,15 @@ def test_runtime_lower_bounds_admit_colabs_pins():
             assert req.specifier.contains(pins[name]), f"{dep} excludes Colab's {name}=={pins[name]}"
             checked.add(name)
     assert checked == {"ipykernel", "ipywidgets", "ipython"}
+
+
+def test_the_package_is_typed_and_ci_checks_its_types():
+    """`py.typed` ships in the wheel (hatch packs every file under quiv_nb/) and CI runs mypy after ruff."""
+    assert (ROOT / "quiv_nb" / "py.typed").is_file()
+    data = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert data["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"] == ["quiv_nb"]
+    assert data["tool"]["mypy"]["packages"] == ["quiv_nb"]
+    assert any(r.startswith("mypy") for r in data["project"]["optional-dependencies"]["test"])
+    run = (ROOT / ".ci" / "run").read_text()
+    ruff = run.index("ruff check .")
+    assert ruff < run.index("python -m mypy") < run.index("deactivate", ruff)

@@ -181,6 +181,20 @@ def test_flush_does_not_wait_for_requests_made_after_it(make_pump):
     stop.set()
 
 
+def test_flush_of_finals_only_waits_for_final_states_not_for_running_redraws(make_pump):
+    """What a notebook cell's end waits for (`kernel.cellend`): bars whose jobs ended, not live ones."""
+    pump = make_pump(rate=1.0, burst=1.0)  # one message a second: a final state waits for the budget
+    live, ended = Counter("live", min_interval=30.0), Counter("ended")
+    pump.request(live)
+    assert live.drawn.wait(WAIT)  # its next redraw is due in 30 s
+    pump.request(live)
+    pump.request(ended, final=True)
+    assert pump.flush(WAIT, finals_only=True)
+    assert len(ended.draws) == 1 and len(live.draws) == 1 and pump.pending == 1
+    assert not pump.flush(0.05)  # a full flush would wait for the live one too
+    pump.forget(live)
+
+
 def test_flush_stops_waiting_for_a_forgotten_drawable(make_pump):
     pump = make_pump()
     d = Counter(min_interval=30.0)
@@ -287,7 +301,7 @@ def test_an_idle_pump_sleeps(make_pump):
     assert pump.flush(WAIT)
     thread = pump._thread
     assert thread is not None and thread.daemon and thread.name == "quiv_nb-render"
-    assert pump._next_wait(BURST) is None  # nothing queued: the thread waits without a timeout
+    assert pump._next_wait() is None  # nothing queued: the thread waits without a timeout
 
 
 def test_shutdown_stops_the_thread_and_a_request_restarts_it(make_pump):
@@ -357,6 +371,8 @@ def test_close_waits_for_a_send_now_in_progress_and_refuses_later_ones(make_pump
 
 
 def test_the_process_pump_is_registered_for_kernel_exit():
-    from quiv_nb import hooks
+    from quiv_nb import hooks, kernel
+    from quiv_nb.render.pump import close_pump
 
-    assert get_pump().close in hooks.before_exit_steps()
+    kernel.install()  # what get_scheduler(), %load_ext and a Quiv()/bar() in a kernel process do
+    assert close_pump in hooks.before_exit_steps()

@@ -324,3 +324,103 @@ def test_notify_is_stored_and_validated(quiv: Quiv) -> None:
     assert quiv.get_task(quiv.add_task("u", lambda: None, interval=3600, delay=3600)).notify is False
     with pytest.raises(ConfigurationError, match="notify"):
         quiv.add_task("v", lambda: None, interval=3600, notify="yes")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- quiv's API surface (issue 20)
+
+
+def test_get_all_tasks_lists_run_once_tasks_only_when_asked(quiv: Quiv) -> None:
+    every = quiv.add_task("every", lambda: None, interval=3600, delay=3600)
+    once = quiv.add_task("once", lambda: None, run_once=True, delay=3600)
+    assert [t.task_id for t in quiv.get_all_tasks()] == [every]
+    assert [t.task_id for t in quiv.get_all_tasks(include_run_once=True)] == [every, once]
+    with pytest.raises(ConfigurationError, match="include_run_once"):
+        quiv.get_all_tasks(include_run_once="yes")  # type: ignore[arg-type]
+
+
+def test_args_must_be_a_tuple_as_in_quiv(quiv: Quiv) -> None:
+    with pytest.raises(ConfigurationError, match=r"args must be a tuple, got list: pass a tuple, e\.g\. args=\(1, 2\)"):
+        quiv.add_task("t", print, run_once=True, args=[1])  # type: ignore[arg-type]
+    assert quiv.get_all_tasks(include_run_once=True) == []  # nothing half-registered
+    assert quiv.wait_for_task(quiv.add_task("t", pow, run_once=True, args=(2, 5)), timeout=WAIT).result == 32
+
+
+def test_run_now_before_start_queues_the_run_until_start(quiv_factory: Any) -> None:
+    q = quiv_factory(start=False)
+    ran = threading.Event()
+    tid = q.add_task("later", ran.set, run_once=True, delay=3600)
+    job_id = q.run_task_immediately(tid)
+    assert q.get_job(job_id).status == "scheduled"
+    assert not ran.wait(0.2)  # queued: nothing runs before start()
+    q.start()
+    assert q.wait_for_job(job_id, timeout=WAIT).status == "completed"
+    assert ran.is_set()
+
+
+def test_run_now_before_start_then_shutdown_cancels_the_queued_run(quiv_factory: Any) -> None:
+    q = quiv_factory(start=False)
+    job_id = q.run_task_immediately(q.add_task("never", lambda: None, interval=60))
+    q.shutdown(timeout=WAIT)
+    assert q.get_job(job_id).status == "cancelled"
+
+
+def test_fixed_interval_false_plans_the_next_run_after_the_end(quiv: Quiv) -> None:
+    gate = Gate()
+    release = threading.Event()
+
+    def work() -> None:
+        gate.set()
+        release.wait(WAIT)
+
+    tid = quiv.add_task("from-end", work, interval=3600, fixed_interval=False)
+    gate.wait()
+    assert quiv.get_task(tid).next_run_at is None  # nothing planned while the job runs
+    job_id = quiv.get_task(tid).last_job_id
+    release.set()
+    quiv.wait_for_job(job_id, timeout=WAIT)
+    wait_until(lambda: quiv.get_task(tid).next_run_at is not None)
+    job = quiv.get_job(job_id)
+    assert job.ended_at is not None
+    planned = quiv.get_task(tid).next_run_at
+    assert planned is not None and 3590 < (planned - job.ended_at).total_seconds() < 3610
+    with pytest.raises(ConfigurationError, match="fixed_interval"):
+        quiv.add_task("bad", work, interval=1, fixed_interval="no")  # type: ignore[arg-type]
+
+
+def test_fixed_interval_true_keeps_the_grid_of_the_first_run(quiv: Quiv) -> None:
+    gate = Gate()
+    tid = quiv.add_task("grid", gate.set, interval=3600)
+    gate.wait()
+    task = quiv.get_task(tid)
+    job = quiv.wait_for_job(task.last_job_id, timeout=WAIT)
+    assert task.next_run_at is not None and job.started_at is not None
+    # Planned when the slot fired, before the job started: one interval after the slot.
+    assert 3590 < (task.next_run_at - job.started_at).total_seconds() < 3600.5
+
+
+def test_quiv_config_and_timezone(quiv_factory: Any) -> None:
+    from datetime import timezone
+
+    from quiv_nb import QuivConfig
+
+    q = Quiv(config=QuivConfig(pool_size=2, history_retention_seconds=5, timezone="Asia/Tokyo"))
+    positional = Quiv(QuivConfig(pool_size=3))
+    try:
+        assert q.stats().pool_size == 2 and positional.stats().pool_size == 3
+        tid = q.add_task("daily", lambda: None, at="09:00")
+        assert q.get_task(tid).timezone == "Asia/Tokyo"  # the scheduler's zone for a task that names none
+        ny = q.add_task("ny", lambda: None, at="09:00", timezone="America/New_York")
+        assert q.get_task(ny).timezone == "America/New_York"
+    finally:
+        q.shutdown(timeout=WAIT)
+        positional.shutdown(timeout=WAIT)
+    utc = quiv_factory(timezone=timezone.utc, start=False)
+    assert utc.get_task(utc.add_task("u", lambda: None, cron="0 * * * *")).timezone == "UTC"
+    with pytest.raises(ConfigurationError, match="pass pool_size inside config"):
+        Quiv(pool_size=4, config=QuivConfig())
+    with pytest.raises(ConfigurationError, match="timezone"):
+        Quiv(timezone="Mars/Olympus")
+    with pytest.raises(ConfigurationError, match="config must be"):
+        Quiv(config={"pool_size": 2})  # type: ignore[arg-type]
+    with pytest.raises(ConfigurationError, match="pool_size"):
+        Quiv(config=QuivConfig(pool_size=0))

@@ -162,10 +162,13 @@ def test_auto_outside_a_kernel_is_tqdm():
 def test_auto_inside_a_kernel_is_a_widget_displayed_at_creation(monkeypatch, capsys):
     import IPython
 
+    from quiv_nb import kernel
+
     class ZMQInteractiveShell:  # what get_ipython() returns in a Jupyter kernel (checked by name)
         kernel = None
 
     monkeypatch.setattr(IPython, "get_ipython", lambda: ZMQInteractiveShell())
+    kernel.install()  # what a kernel process does on its first Quiv()/bar() (hooks.install_host)
     b = bar(desc="in a kernel")
     assert isinstance(b, WidgetBar)
     # No real shell here, so IPython's display() falls back to printing the text/plain repr.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import signal
 import sqlite3
@@ -220,6 +221,38 @@ def test_the_dashboard_lists_earlier_schedulers_jobs(tmp_path: Path) -> None:
     with Quiv(store=path) as q:
         now = run_once(q, "now", double, args=(2,))
         assert [j.job_id for j in DashboardModel(q).recent_jobs()] == [now.job_id, earlier.job_id]
+
+
+def test_the_dashboard_tags_earlier_kernels_jobs_and_interrupted_ones(tmp_path: Path) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from quiv_nb.render.dash_model import DashboardModel
+    from quiv_nb.render.dash_view import recent_html
+    from quiv_nb.render.format import format_table
+
+    path = tmp_path / "s.db"
+    with killed_after(path) as killed:
+        pass
+    with Quiv(store=path) as q:
+        earlier = run_once(q, "earlier", double, args=(1,))
+    with Quiv(store=path) as q:
+        now = run_once(q, "now", double, args=(2,))
+        snap = DashboardModel(q).collect()
+    assert {killed, earlier.job_id} <= snap.earlier and now.job_id not in snap.earlier  # (the child queued one more)
+    page = recent_html(snap.recent, snap.now, snap.earlier)
+    rows = {r.split('data-job-id="')[1].split('"')[0]: r for r in page.split("<tr ")[1:]}
+    assert "earlier kernel" not in rows[now.job_id] and "quiv-dash-job-earlier" not in rows[now.job_id]
+    for job_id in (killed, earlier.job_id):
+        assert "quiv-dash-job-earlier" in rows[job_id] and "· earlier kernel" in rows[job_id]
+    assert "quiv-dash-job-interrupted" in rows[killed] and "⚠ interrupted" in rows[killed]
+    assert "#ef6c00" in rows[killed] and "#ef6c00" not in rows[earlier.job_id]
+    text = format_table(snap.title, snap.rows, snap.recent, snap.now, snap.earlier)
+    assert "interrupted (earlier kernel)" in text and "completed (earlier kernel)" in text
+    # Not today: the date is shown too.
+    days_ago = snap.now - timedelta(days=3)
+    old = recent_html([dataclasses.replace(earlier, ended_at=days_ago)], snap.now, snap.earlier)
+    assert days_ago.astimezone().strftime("%b %d %H:%M") in old
+    assert datetime.now(timezone.utc).astimezone().strftime("%b %d") not in old
 
 
 def test_row_cap_while_open(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,6 +6,7 @@ import importlib.util
 import logging
 import os
 import sqlite3
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -250,3 +251,119 @@ def test_a_result_is_reused_before_the_writer_has_written_it(tmp_path: Path) -> 
         q.shutdown()
     assert [(j.result, j.cached) for j in rounds] == [(10, False), (10, True)]
     assert [j.cached for j in srcs] == [False, True]
+
+
+class _Probe:
+    """An upstream result whose pickling asks, from another thread, whether the scheduler is free.
+
+    Pickling runs user code (`__reduce__`), so it must never run under the scheduler lock: if it
+    did, `stats()` (which takes the lock) could not return until the pickling ended.
+    """
+
+    scheduler: Quiv | None = None
+    locked: list[bool] = []
+
+    def __init__(self, value: int) -> None:
+        self.value = value
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        free = threading.Event()
+        threading.Thread(target=lambda: (_Probe.scheduler.stats(), free.set()), daemon=True).start()  # type: ignore[union-attr]
+        _Probe.locked.append(not free.wait(5.0))
+        return (_Probe, (self.value,))
+
+
+def test_an_uncached_upstream_result_is_keyed_off_the_lock(tmp_path: Path) -> None:
+    """The key of a cached step below an uncached one pickles that result without the lock; hits as before."""
+    q = Quiv(store=tmp_path / "s.db")
+    _Probe.scheduler, _Probe.locked = q, []
+    try:
+        ended = next_job(q, "sink")
+        q.add_task("src", lambda: _Probe(3), run_once=True)
+        q.add_task("sink", lambda _upstream: _upstream["src"].value * 10, after="src", cache=True)
+        q.start()
+        first = ended.result(WAIT)
+        ended = next_job(q, "sink")
+        q.add_task("src", lambda: _Probe(3), run_once=True, replace=True)
+        second = ended.result(WAIT)
+        ended = next_job(q, "sink")
+        q.add_task("src", lambda: _Probe(4), run_once=True, replace=True)
+        third = ended.result(WAIT)
+    finally:
+        q.shutdown()
+    assert [(j.result, j.cached) for j in (first, second, third)] == [(30, False), (30, True), (40, False)]
+    assert _Probe.locked and not any(_Probe.locked)
+
+
+_ITEM = """
+calls = []
+
+
+def square(item, offset):
+    calls.append(item)
+    return item * item + offset * {factor}
+"""
+
+
+def _mapped(path: Path, module: Any, offset: int) -> Any:
+    """items -> square (map=True, cached) on a new scheduler; the map job."""
+    q = Quiv(store=path)
+    try:
+        ended = next_job(q, "sq")
+        q.add_task("items", lambda: [1, 2, 3], run_once=True, cache=True)
+        q.add_task("sq", module.square, after="items", map=True, cache=True, args=(offset,))
+        q.start()
+        return ended.result(WAIT)
+    finally:
+        q.shutdown()
+
+
+def test_a_cached_map_task_keys_by_its_item_function_and_arguments(tmp_path: Path) -> None:
+    """`map=True, cache=True`: editing the item function or its arguments reruns the map; else it is reused."""
+    src, db = tmp_path / "item.py", tmp_path / "s.db"
+    src.write_text(_ITEM.format(factor=1))
+    first = _mapped(db, load(src, "item"), 0)
+    again = _mapped(db, load(src, "item"), 0)
+    args_changed = _mapped(db, load(src, "item"), 1)
+    src.write_text(_ITEM.format(factor=2))
+    code_changed = _mapped(db, load(src, "item"), 1)
+    runs = [(j.result, j.cached) for j in (first, again, args_changed, code_changed)]
+    assert runs == [([1, 4, 9], False), ([1, 4, 9], True), ([2, 5, 10], False), ([3, 6, 11], False)]
+
+
+def test_quiv_map_with_cache_reuses_the_same_call(tmp_path: Path) -> None:
+    """`Quiv.map(..., cache=True)`: the same function over the same items is reused by a new scheduler."""
+    src, db = tmp_path / "item.py", tmp_path / "s.db"
+    src.write_text(_ITEM.format(factor=1))
+    jobs = []
+    for items in ([1, 2], [1, 2], [1, 3]):
+        module = load(src, "item")
+        q = Quiv(store=db)
+        q.start()
+        try:
+            job_id = q.map(module.square, items, [0] * len(items), name="sq", cache=True)
+            jobs.append((q.wait_for_job(job_id, timeout=WAIT), list(module.calls)))
+        finally:
+            q.shutdown()
+    assert [(j.result, j.cached, calls) for j, calls in jobs] == [
+        ([1, 4], False, [1, 2]), ([1, 4], True, []), ([1, 9], False, [1, 3]),
+    ]  # fmt: skip
+
+
+def test_an_item_first_map_keys_by_the_function_and_its_arguments(tmp_path: Path) -> None:
+    """`%quiv map f(1) items --cache` hands `Quiv.map` an item-first wrapper: `f`'s code and its arguments count."""
+    from quiv_nb.mapfanout import item_first
+
+    src, db = tmp_path / "item.py", tmp_path / "s.db"
+    runs = []
+    for factor, offset in ((1, 0), (1, 0), (1, 1), (2, 1)):
+        src.write_text(_ITEM.format(factor=factor))
+        module = load(src, "item")
+        q = Quiv(store=db)
+        q.start()
+        try:
+            job = q.wait_for_job(q.map(item_first(module.square, (offset,), {}), [1, 2], cache=True), timeout=WAIT)
+        finally:
+            q.shutdown()
+        runs.append((job.result, job.cached))
+    assert runs == [([1, 4], False), ([1, 4], True), ([2, 5], False), ([3, 6], False)]

@@ -30,7 +30,7 @@ from test_faults import CHATTY_JOB, EXIT_PROBE, RESTART_SETUP
 pytestmark = [pytest.mark.slow, pytest.mark.kernel, pytest.mark.timeout(900)]
 
 ROUNDS = 20
-FAST_EXIT = "import quiv_nb.kernel.lifecycle as lifecycle; lifecycle.SHUTDOWN_TIMEOUT = 0.5"
+FAST_EXIT = "import quiv_nb.kernel.session as session; session.SHUTDOWN_TIMEOUT = 0.5"
 JOBS = ("s1", "s2", "p1", "p2")
 
 

@@ -33,7 +33,9 @@ class ClusterOps:
     """
 
     def __init__(self, client: Client, topic: str, lock: threading.Lock, post: Callable[[InboxItem], None]) -> None:
-        self._client = client
+        # Typed loosely: `Client.loop` and `Client.scheduler` are Optional until it connects, and
+        # this client is connected (`connected` says when it no longer is).
+        self._client: Any = client
         self._topic = topic
         self._lock = lock
         self._post = post

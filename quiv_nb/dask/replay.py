@@ -27,6 +27,9 @@ _log = logging.getLogger("quiv_nb")
 # (they travel different routes); past this the client gathers the task's result instead.
 END_GRACE = 2.0
 _TRIM_EVERY = 2.0  # seconds between trims of the topic's stored history on the scheduler
+# A job that ends with at least this many batches stored since the last trim trims at once: after
+# a flood the scheduler would otherwise hold them until the next batch, which may never come.
+_TRIM_AT_END = 50
 
 
 class Replayer:
@@ -38,6 +41,7 @@ class Replayer:
         self._inbox = inbox
         self._waiting: dict[str, ClientJob] = {}  # finished on Dask, Ended record not seen yet
         self._last_trim = time.monotonic()
+        self._untrimmed = 0  # batches the scheduler stored since the last trim
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def start(self) -> None:
@@ -90,6 +94,7 @@ class Replayer:
                 job = self._jobs.get(job_id)
                 if job is not None:
                     self._feed(job, records)
+            self._untrimmed += 1
             self._maybe_trim()
         elif item.job.released:
             return  # already complete
@@ -101,10 +106,12 @@ class Replayer:
         else:
             self.complete(item.job, item.outcome)
 
-    def _maybe_trim(self) -> None:
+    def _maybe_trim(self, job_ended: bool = False) -> None:
+        """Trim the topic every `_TRIM_EVERY` seconds of traffic, and when a job ends after a flood."""
         now = time.monotonic()
-        if now - self._last_trim > _TRIM_EVERY:
+        if now - self._last_trim > _TRIM_EVERY or (job_ended and self._untrimmed >= _TRIM_AT_END):
             self._last_trim = now
+            self._untrimmed = 0
             self._ops.trim_topic()
 
     def _feed(self, job: ClientJob, records: list[Record]) -> None:
@@ -161,3 +168,4 @@ class Replayer:
             self._ops.clear_stop(job.event_name, set_op)
         job.dask_future = None
         job.call = RELEASED
+        self._maybe_trim(job_ended=True)

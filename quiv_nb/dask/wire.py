@@ -40,7 +40,7 @@ INLINE_LIMIT = 16 * 1024
 MAX_BATCH = 1000  # records per batch at most (the same bound, in messages)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, frozen=True)
 class JobHeader:
     """What the worker needs besides the handler and its arguments (small; pickled with the task)."""
 

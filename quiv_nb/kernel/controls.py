@@ -5,7 +5,7 @@ handles shell messages one at a time: while a cell runs, a click waits for the c
 Two routes get our buttons through anyway (see docs/design.md, "Controls while a cell is busy"):
 
 1. **During quiv_nb's own waits** (`wait_for_job/task`, `%quiv wait` on the kernel thread), the
-   wait runs the kernel loop re-entrantly (`waiting.block_on`) and `comm_messages_flow()` lets
+   wait runs the kernel loop re-entrantly (`blocking.block_on`) and `comm_messages_flow()` lets
    comm messages through meanwhile, whatever the frontend:
    - ipykernel 7.x: the kernel runs every main-shell message in one shared `Context`, which a
      nested loop cannot enter again (nest-asyncio2 defers such callbacks until the wait ends). So

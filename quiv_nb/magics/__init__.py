@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..kernel import install
 from .magic import QuivMagics
 
 __all__ = ["QuivMagics", "load_ipython_extension", "unload_ipython_extension"]
@@ -19,7 +20,8 @@ _loaded: dict[int, QuivMagics] = {}
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register the magics (idempotent: a second `%load_ext` changes nothing)."""
+    """Install the kernel package's hooks and register the magics (idempotent: a second `%load_ext` changes nothing)."""
+    install()
     if id(ipython) in _loaded:
         return
     magics = QuivMagics(ipython)

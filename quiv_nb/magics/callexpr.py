@@ -16,7 +16,7 @@ from IPython.core.error import UsageError
 __all__ = ["Call", "parse_call"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, frozen=True)
 class Call:
     """A resolved FUNC: the function, the name its task gets, and the arguments to call it with."""
 

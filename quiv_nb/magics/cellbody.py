@@ -144,11 +144,11 @@ def _function(
     kind = ast.AsyncFunctionDef if is_async else ast.FunctionDef
     func = kind(name=_FUNC, args=params, body=body, decorator_list=[], returns=None)
     if "type_params" in kind._fields:  # Python >= 3.12 requires the field
-        func.type_params = []
+        setattr(func, "type_params", [])
     return func
 
 
-def _bound_names(func_def: ast.AST) -> set[str]:
+def _bound_names(func_def: ast.stmt) -> set[str]:
     """The names the function body binds locally (what a module-level run would store)."""
     module = ast.Module(body=[func_def], type_ignores=[])
     ast.fix_missing_locations(module)

@@ -100,7 +100,7 @@ class Context:
 
     def task_id(self, name: str) -> str:
         """The id of the (newest) task called `name` (or with that id); `UsageError` listing the names otherwise."""
-        tasks = self.scheduler.get_all_tasks()
+        tasks = self.scheduler.get_all_tasks(include_run_once=True)
         matches = [t.task_id for t in tasks if t.task_name == name or t.task_id == name]
         if not matches:
             names = ", ".join(sorted({t.task_name for t in tasks})) or "none"

@@ -40,7 +40,7 @@ class QuivMagics(Magics):
         return self._run(command, words[1:])
 
     @no_var_expand
-    @cell_magic("quiv")
+    @cell_magic("quiv")  # type: ignore[arg-type]  # IPython types `cell_magic("name")`'s result as a bare decorator
     def quiv_cell(self, line: str, cell: str) -> Any:
         words = split_line(line)
         if not words:
@@ -65,4 +65,4 @@ class QuivMagics(Magics):
         return Context(None, MagicState()).task_id(name)
 
 
-QuivMagics.quiv.__doc__ = QuivMagics.quiv_cell.__doc__ = overview()
+QuivMagics.quiv.__doc__ = QuivMagics.quiv_cell.__doc__ = overview()  # type: ignore[assignment]  # as above

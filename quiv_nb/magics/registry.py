@@ -39,7 +39,7 @@ class exclusive(ArgDecorator):
         return parser.add_mutually_exclusive_group()
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, frozen=True)
 class Command:
     """One subcommand: its parser (from the declarations) and the function that runs it."""
 
@@ -73,7 +73,7 @@ def subcommand(name: str, *, cell: bool = False) -> Callable[[Callable[..., Any]
     """Register a function already decorated with `magic_arguments` as `%quiv NAME` (or `%%quiv NAME`)."""
 
     def register(func: Callable[..., Any]) -> Callable[..., Any]:
-        parser = func.parser  # built by @magic_arguments from the @argument declarations
+        parser = func.parser  # type: ignore[attr-defined]  # built by @magic_arguments from the @argument declarations
         parser.formatter_class = functools.partial(_Formatter, width=100, max_help_position=28)
         summary = (parser.description or "").strip().splitlines()[0] if parser.description else ""
         (CELL if cell else LINE)[name] = Command(name, func, parser, summary, cell)

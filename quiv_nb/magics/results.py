@@ -42,8 +42,8 @@ def failure_of(job: Job, user_ns: dict[str, Any]) -> Exception:
         name, _, text = message.partition(": ")
         found = _find_type(name, job.traceback or "", user_ns) if _EXC_LINE.match(name) else None
         exc = _failed_class(found)(text if found is not None else message)  # unknown type: keep its name
-        exc.job = job  # type: ignore[attr-defined]
-        exc.results = job.result  # type: ignore[attr-defined]  # a failed map's list (None for other jobs)
+        exc.job = job
+        exc.results = job.result  # a failed map's list (None for other jobs)
         return exc
     reason = job.error_message or str(job.status)
     if job.status is JobStatus.SKIPPED:
@@ -78,6 +78,7 @@ class _Failed(JobFailedError):
     """Base of the twins: draws the job's traceback instead of the waiting cell's."""
 
     job: Job
+    results: Any  # a failed map's list, with each failed item's exception in its slot (else None)
 
     def __init__(self, message: str) -> None:
         Exception.__init__(self, message)

@@ -15,6 +15,7 @@ import numbers
 from typing import Any
 
 from ..errors import ConfigurationError
+from ..hooks import install_host
 from .base import BarRenderer
 
 __all__ = ["KINDS", "BarRenderer", "bar"]
@@ -48,6 +49,7 @@ def bar(kind: str = "auto", **options: Any) -> BarRenderer:
         raise ConfigurationError(
             f"bar({kind!r}) got unknown option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed_options))}"
         )
+    install_host()  # inside a kernel process: the kernel's hooks (its exit quiesces this bar's pump)
     if kind == "auto":
         kind = _auto_kind()
     common = _common_options(options)

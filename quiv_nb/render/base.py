@@ -24,7 +24,6 @@ import weakref
 from dataclasses import replace
 from typing import Any, ClassVar
 
-from ..hooks import register_exit_start
 from . import state as st
 from .format import cached_note, short_repr
 from .pump import get_pump
@@ -53,7 +52,8 @@ class _Run:
         self.prev = prev  # the run before, while its final state may still be undrawn
         self.args: tuple[Any, ...] = ()
         self.kw: dict[Any, Any] = {}
-        self.final: tuple[str, str, float | None, str] | None = None  # (status, message, duration, result repr)
+        # (status, message, duration, result repr, cached note)
+        self.final: tuple[str, str, float | None, str, str] | None = None
 
     @property
     def active(self) -> bool:
@@ -88,9 +88,10 @@ class BarRenderer:
         try:
             run = self._run
             if job_id is not run.job_id and job_id != run.job_id:
-                run = self._other_run(job_id)
-                if run is None:
+                other = self._other_run(job_id)
+                if other is None:
                     return
+                run = other
             if args:
                 run.args = args
             if kwargs:
@@ -156,7 +157,6 @@ class BarRenderer:
         if self._seq == 1:
             with _opened_lock:
                 _opened.add(self)
-            register_exit_start(interrupt_running)
         return run
 
     def interrupt(self, reason: str) -> bool:
@@ -230,7 +230,11 @@ class BarRenderer:
         if run.job_id is None and st.rewound(state, new):
             new = st.apply(st.start(self._blank, now), run.args, kw)
         final = run.final
-        new = st.finish(new, *final[:2], now, *final[2:]) if final is not None else st.tick(new, now)
+        if final is not None:
+            status, message, duration, result, cached = final
+            new = st.finish(new, status, message, now, duration, result, cached)
+        else:
+            new = st.tick(new, now)
         self._state = new
         sent = self._render(new, final is not None)
         if final is not None:

@@ -34,19 +34,18 @@ from collections import deque
 from typing import Any
 
 from .output_area import (
-    _BYTES,
     MAX_CHARS,
     MAX_LINES,
+    SHARED_BYTES,
     CellSink,
     DisplayQueue,
     FailureRepeats,
-    TokenBucket,
-    _split_lines,
     display_size,
     elision_marker,
     send_display,
+    split_lines,
 )
-from .pump import RenderPump, get_pump
+from .pump import RenderPump, TokenBucket, get_pump
 
 __all__ = ["MAX_MESSAGES", "SYNC_RATE", "CellStream"]
 
@@ -64,7 +63,7 @@ class CellStream:
     def __init__(self, sink: CellSink, *, pump: RenderPump | None = None, budget: TokenBucket | None = None) -> None:
         self._sink = sink
         self._pump = pump
-        self._budget = budget or _BYTES
+        self._budget = budget or SHARED_BYTES
         self._key = f"quiv-out-{uuid.uuid4().hex[:12]}-{next(_ids)}"
         self._lock = threading.Lock()  # the recorded state
         self._send_lock = threading.Lock()  # taking and sending, so two senders never reorder messages
@@ -108,7 +107,7 @@ class CellStream:
                 text_queue.append((next(self._seq), stream, text))
                 self._lines += 1
             else:  # line by line, so a flood in one write is trimmed like one in many
-                lines = _split_lines(text)
+                lines = split_lines(text)
                 text_queue.extend((next(self._seq), stream, line) for line in lines)
                 self._lines += len(lines)
             self._chars += len(text)

@@ -52,7 +52,11 @@ class DashboardModel:
         self._on_change: Callable[[], None] | None = None
         # With a store, `history` holds earlier kernels' runs (interrupted ones too) as well as this one's.
         earlier = scheduler.history(limit=self._recent_limit) if self._recent_limit else []
-        for job in sorted([*earlier, *(j for j in scheduler.get_all_jobs() if j.status.is_final)], key=_end_key):
+        mine = [j for j in scheduler.get_all_jobs() if j.status.is_final]
+        mine_ids = {j.job_id for j in mine}
+        # Jobs on record that this scheduler does not know: an earlier kernel's (the dashboard tags them).
+        self._earlier = frozenset(j.job_id for j in earlier if j.job_id not in mine_ids)
+        for job in sorted([*earlier, *mine], key=_end_key):
             self.remember(job)  # one history scan; afterwards finished jobs come from events and rows
 
     @property
@@ -186,15 +190,17 @@ class DashboardModel:
         sched = self._ref()
         if sched is None:
             # Gone (`%quiv stop` drops the kernel's scheduler): the last rows stay, with the jobs that ended since.
-            off = {"can_cancel": False, "can_pause": False, "can_resume": False, "can_run": False}
+            off: dict[str, Any] = {"can_cancel": False, "can_pause": False, "can_resume": False, "can_run": False}
             with self._lock:
                 lasts = {r.task_id: self._last_done.get(r.task_id) for r in self._views}
-            stopped = {"status": "stopped", "next_run": "—", "running": False, "progress": None, "progress_text": ""}
+            stopped: dict[str, Any] = {
+                "status": "stopped", "next_run": "—", "running": False, "progress": None, "progress_text": ""
+            }  # fmt: skip
             rows = [r._replace(**stopped, **off, **last_fields(lasts[r.task_id], now)) for r in self._views]
-            return Snapshot(False, "stopped", rows, self.recent_jobs(), False, False, now)
+            return Snapshot(False, "stopped", rows, self.recent_jobs(), False, False, now, self._earlier)
         state = "running" if sched.is_running else "stopped" if sched.stopped else "not started"
         live = state != "stopped"
-        tasks = sched.get_all_tasks()
+        tasks = sched.get_all_tasks(include_run_once=True)
         present = {t.task_id for t in tasks}
         with self._lock:
             gone = [(t, j) for t, j in self._last_seen.items() if t not in present]
@@ -231,7 +237,7 @@ class DashboardModel:
             for task_id in [t for t in self._last_done if t not in present]:
                 del self._last_done[task_id]
         self._views = rows
-        return Snapshot(live, state, rows, self.recent_jobs(), busy and live, progress and live, now)
+        return Snapshot(live, state, rows, self.recent_jobs(), busy and live, progress and live, now, self._earlier)
 
     def recent_jobs(self) -> list[Job]:
         """Finished jobs we know of, newest first."""

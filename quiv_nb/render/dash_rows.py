@@ -136,7 +136,7 @@ def row_view(task: Task, current: Job | None, last: Job | None, renderer: Any, n
         status, next_run = "stopped", "—"
     else:
         status, next_run = str(task.status), "paused" if paused else format_until(task.next_run_at, now)
-        if next_run == "—" and getattr(task, "after", ()) and not running:
+        if next_run == "—" and getattr(task, "after", None) and not running:
             next_run = "on upstream"
     return RowView(
         task_id=task.task_id,
@@ -155,7 +155,7 @@ def row_view(task: Task, current: Job | None, last: Job | None, renderer: Any, n
     )
 
 
-def last_fields(last: Job | None, now: datetime) -> dict[str, str]:
+def last_fields(last: Job | None, now: datetime) -> dict[str, Any]:
     """The row fields that describe the task's last finished job."""
     if last is None:
         return {"last_status": "", "last_error": "", "last_when": "—", "last_outcome": ""}
@@ -175,6 +175,7 @@ class Snapshot(NamedTuple):
     busy: bool  # something runs or is scheduled: keep relative times moving
     progress: bool  # a running job reports progress through a renderer
     now: datetime
+    earlier: frozenset[str] = frozenset()  # ids of recent jobs an earlier process (kernel) ran, from the store
     stopped_at: datetime | None = None  # when the dashboard first saw the scheduler stopped
 
     @property

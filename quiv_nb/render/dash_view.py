@@ -14,14 +14,17 @@ schedule or outcome is shortened with an ellipsis, the full text on hover.
 from __future__ import annotations
 
 import html
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from ..kernel.controls import answer_on_sender_shell
-from ..models import Job
+from ..hooks import host
+from ..models import Job, JobStatus
 from ..units import format_duration
 from .dash_rows import RowView, Snapshot
-from .format import TOOLTIP, clip, format_outcome
+from .format import EARLIER, TOOLTIP, clip, format_clock, format_outcome
 from .ipyw import style_class
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 __all__ = ["DashboardView"]
 
@@ -31,6 +34,7 @@ RETIRED_KEPT = 8
 SHORT = 60  # characters of a result or error shown in a cell (the full text is the tooltip)
 _ELLIPSIS = "display:block;white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
 _NUMS = "font-variant-numeric:tabular-nums"  # digits of equal width: changing numbers do not shift text
+_MUTED = ' style="opacity:0.75"'  # a recent job of an earlier kernel: readable, set back from this kernel's
 _COLORS = {
     "active": "#2e7d32",
     "running": "#1565c0",
@@ -40,6 +44,7 @@ _COLORS = {
     "failed": "#c62828",
     "cancelled": "#757575",
     "skipped": "#757575",
+    "interrupted": "#ef6c00",
     "scheduled": "#1565c0",
 }
 COLUMNS = (  # (part, title, css width)
@@ -191,19 +196,28 @@ def row_traits(view: RowView) -> dict[str, dict[str, Any]]:
     }
 
 
-def recent_html(recent: list[Job]) -> str:
+def recent_html(recent: list[Job], now: datetime, earlier: frozenset[str] = frozenset()) -> str:
+    """The recent-jobs table: an earlier kernel's job (id in `earlier`) is tagged and muted, with its date
+    when not today; an interrupted one (its kernel died while it ran) is marked in its own colour."""
     if not recent:
         return ""
     rows = []
     for job in recent:
-        ended = job.ended_at.astimezone().strftime("%H:%M:%S") if job.ended_at is not None else "—"
+        # An interrupted job never ended: when it started, then.
+        ended = format_clock(job.ended_at or job.started_at, now)
         duration = format_duration(job.duration_seconds) if job.duration_seconds is not None else "—"
         outcome = format_outcome(job)
         color = _COLORS.get(str(job.status), "inherit")
+        old = job.job_id in earlier
+        classes = f"quiv-dash-job quiv-dash-job-{_esc(job.status)}" + (" quiv-dash-job-earlier" if old else "")
+        tag = f' <span class="quiv-dash-earlier" style="color:#757575">· {EARLIER}</span>' if old else ""
+        status = _esc(job.status)
+        if job.status is JobStatus.INTERRUPTED:
+            status = f'<span title="its kernel ended while it ran" style="font-style:italic">⚠ {status}</span>'
         rows.append(
-            f'<tr class="quiv-dash-job quiv-dash-job-{_esc(job.status)}" data-job-id="{_esc(job.job_id)}">'
-            f'<td style="padding:0 8px 0 0">{_esc(clip(job.task_name, 40))}</td>'
-            f'<td style="padding:0 8px 0 0;color:{color}">{_esc(job.status)}</td>'
+            f'<tr class="{classes}" data-job-id="{_esc(job.job_id)}"{_MUTED if old else ""}>'
+            f'<td style="padding:0 8px 0 0">{_esc(clip(job.task_name, 40))}{tag}</td>'
+            f'<td style="padding:0 8px 0 0;color:{color}">{status}</td>'
             f'<td style="padding:0 8px 0 0;{_NUMS}">{ended}</td>'
             f'<td style="padding:0 8px 0 0;{_NUMS}">{duration}</td>'
             f'<td title="{_esc(clip(outcome, TOOLTIP))}">{_esc(clip(outcome, SHORT))}</td></tr>'
@@ -264,6 +278,7 @@ class _Row:
         import ipywidgets as w
 
         traits = row_traits(view)
+        kernel = host()
         self.task_id = view.task_id
         self.parts: dict[str, Any] = {}
         for part, _, _ in COLUMNS:
@@ -281,7 +296,8 @@ class _Row:
                 description=label, tooltip=tooltip, layout=shared.button_layout, style=shared.button_style, **values
             )
             button.on_click(lambda _b, action=action, task_id=view.task_id: on_click(action, task_id))
-            answer_on_sender_shell(button)  # clicks act while a cell is busy (quiv_nb.kernel.controls)
+            if kernel is not None:
+                kernel.answer_on_sender_shell(button)  # clicks act while a cell is busy (quiv_nb.kernel.controls)
             self.parts[part] = button
         children = [self.parts[p] for p, _, _ in COLUMNS] + [self.parts[p] for p, _, _, _ in BUTTONS]
         self.parts["box"] = self.box = w.HBox(children=children, layout=shared.row_layout, **traits["box"])
@@ -373,8 +389,8 @@ class DashboardView:
 
         kind, text = message
         msg_classes = ("quiv-dash-message", f"quiv-dash-message-{kind}") if text else ("quiv-dash-message",)
-        recent = recent_html(snap.recent)
-        wanted = {
+        recent = recent_html(snap.recent, snap.now, snap.earlier)
+        wanted: dict[str, dict[str, Any]] = {
             "title": {"value": f"{_CSS}{_ACK}<b>quiv_nb</b> · {_esc(snap.title)}"},
             "msg": {"value": message_html(kind, text, clicks), "_dom_classes": msg_classes},
             "recent": {"value": recent if snap.rows else (_IDLE_HTML if snap.recent else _EMPTY_HTML) + recent},

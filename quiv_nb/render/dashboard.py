@@ -62,13 +62,14 @@ import time
 import weakref
 from typing import Any
 
-from ..kernel import ipython as _shell  # the running shell, from the one module that detects IPython
+from ..errors import ConfigurationError
+from ..hooks import host
 from ..units import format_duration
 from .dash_model import RECENT, DashboardModel
 from .dash_rows import Progress, RowView, Snapshot, read_progress, row_view
 from .dash_static import snapshot_html
 from .dash_view import DashboardView
-from .format import format_ago, format_outcome, format_schedule, format_table, format_until
+from .format import format_ago, format_outcome, format_table, format_until
 from .ipyw import view_bundle
 from .pump import get_pump
 
@@ -80,7 +81,6 @@ __all__ = [
     "RowView",
     "format_ago",
     "format_duration",
-    "format_interval",
     "format_outcome",
     "format_table",
     "format_until",
@@ -88,11 +88,15 @@ __all__ = [
     "row_view",
 ]
 
-format_interval = format_schedule  # its name here before the split
-
 _log = logging.getLogger("quiv_nb")
 
 _EVENT_INTERVAL = 0.25  # seconds between two redraws while events keep arriving
+
+
+def _shell() -> Any:
+    """The running IPython shell, from the registered `seams.Host` (None outside a kernel)."""
+    kernel = host()
+    return kernel.ipython() if kernel is not None else None
 
 
 class Dashboard:
@@ -197,7 +201,7 @@ class Dashboard:
         snap = snap or self._snapshot()
         if snap is None:
             return "<quiv_nb dashboard>"
-        return format_table(snap.title, snap.rows, snap.recent, snap.now)
+        return format_table(snap.title, snap.rows, snap.recent, snap.now, snap.earlier)
 
     def _static_bundle(self, snap: Snapshot | None = None) -> dict[str, Any]:
         """text/plain and the text/html snapshot: what renderers without widgets show (and a stopped dashboard)."""
@@ -296,9 +300,10 @@ def dashboard(scheduler: Any = None, *, show: bool = True) -> Dashboard:
     `ModuleNotFoundError` with a hint if ipywidgets is missing.
     """
     if scheduler is None:
-        from quiv_nb.kernel import get_scheduler
-
-        scheduler = get_scheduler()
+        kernel = host()
+        if kernel is None:
+            raise ConfigurationError("outside a Jupyter kernel there is no kernel scheduler: pass one, dashboard(q)")
+        scheduler = kernel.get_scheduler()
     try:
         import ipywidgets  # noqa: F401
     except ModuleNotFoundError as exc:  # pragma: no cover - ipywidgets is a dependency

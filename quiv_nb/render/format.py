@@ -65,6 +65,17 @@ def format_ago(then: datetime | None, now: datetime) -> str:
     return f"{int(age) // 86400}d ago"
 
 
+def format_clock(at: datetime | None, now: datetime) -> str:
+    """`14:03:07` (local time) today, `Dec 05 14:03` on another day, `—` for None."""
+    if at is None:
+        return "—"
+    local = at.astimezone()
+    return f"{local:%H:%M:%S}" if local.date() == now.astimezone().date() else f"{local:%b %d %H:%M}"
+
+
+EARLIER = "earlier kernel"  # the dashboard's tag on a job that an earlier process (kernel) ran
+
+
 def cached_note(computed_at: datetime | None, now: datetime) -> str:
     """`computed 09:14, 2h ago` (local time, with the date when not today): a cached step's reused result."""
     if computed_at is None:
@@ -126,10 +137,13 @@ def text_table(rows: Sequence[Sequence[Any]], limit: int = 40) -> list[str]:
     return ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in cells]
 
 
-def format_table(title: str, rows: Sequence[Any], recent: list[Job], now: datetime) -> str:
+def format_table(
+    title: str, rows: Sequence[Any], recent: list[Job], now: datetime, earlier: frozenset[str] = frozenset()
+) -> str:
     """The plain-text dashboard (for `text/plain`, saved notebooks and non-widget frontends).
 
     `rows` are `dash_rows.RowView`s; not imported here, since dash_rows builds on this module.
+    Recent jobs whose ids are in `earlier` ran in an earlier process: their status says so.
     """
     lines = [title]
     if not rows:
@@ -148,8 +162,8 @@ def format_table(title: str, rows: Sequence[Any], recent: list[Job], now: dateti
         for job in recent:
             table.append((
                 job.task_name,
-                str(job.status),
-                format_ago(job.ended_at, now),
+                f"{job.status} ({EARLIER})" if job.job_id in earlier else str(job.status),
+                format_ago(job.ended_at or job.started_at, now),
                 format_duration(job.duration_seconds) if job.duration_seconds is not None else "—",
                 format_outcome(job),
             ))  # fmt: skip

@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import TaskNotFoundError
-from ..hooks import capabilities, register_exit_start
-from ..kernel.shell import in_kernel  # a leaf: the kernel package itself imports this module (its notify hook)
+from ..hooks import capabilities, host
 from ..models import Event, Job, JobStatus, Task
 from .ipyw import view_bundle
 from .pump import RenderPump, get_pump
 
-__all__ = ["MIN_INTERVAL", "Note", "NoteBox", "Notifier", "attach", "note_for"]
+__all__ = ["MIN_INTERVAL", "Note", "NoteBox", "Notifier", "attach", "end_all", "note_for"]
 
 _log = logging.getLogger("quiv_nb")
 
@@ -57,7 +56,7 @@ class Listenable(Protocol):
 # ------------------------------------------------------------------------------------------ notes (pure)
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, frozen=True)
 class Note:
     """One notification as the browser shows it; `tag` groups a task's notes (a newer one replaces the older)."""
 
@@ -218,7 +217,7 @@ class Notifier:
             if j.status in (JobStatus.COMPLETED, JobStatus.FAILED) and j.ended_at is not None and j.ended_at >= since
         ]
         if ended:
-            last = max(ended, key=lambda j: j.ended_at)
+            last = max(ended, key=lambda j: j.ended_at or since)  # each has one (filtered above)
             self._caught_up = last.job_id  # its listener call may still be on its way: skip that one
             self._record(note_for(last.task_name, last))
         if not self._task_exists():  # a run-once task that is over: nothing more will end
@@ -257,14 +256,15 @@ def attach(scheduler: Listenable, task_id: str, *, since: datetime | None = None
     browser could show a notification. Raises `TaskNotFoundError` for an unknown task.
     """
     name = _task_name(scheduler, task_id)
-    if not in_kernel():
+    kernel = host()
+    if kernel is None or not kernel.in_kernel():
         _log.info("quiv_nb: notify=True has no effect outside a Jupyter kernel (task %s)", name)
         return None
-    host = capabilities()
-    if not host.anywidget:  # degrade with one clear line, never raise: the task was added either way
+    caps = capabilities()
+    if not caps.anywidget:  # degrade with one clear line, never raise: the task was added either way
         print(f"quiv_nb: notifications for {name!r} need anywidget (pip install anywidget); the task runs without them")
         return None
-    if host.colab:
+    if caps.colab:
         _enable_colab_widgets()
     from IPython.display import display
 
@@ -282,7 +282,6 @@ def attach(scheduler: Listenable, task_id: str, *, since: datetime | None = None
     # text for renderers without widgets.
     live = {**view_bundle(widget), **_static_bundle(name, "")}
     notifier.handle = display(live, raw=True, display_id=True)
-    register_exit_start(_end_all)
     notifier.attach(since)
     return notifier
 
@@ -294,8 +293,11 @@ def _static_bundle(task_name: str, ended: str) -> dict[str, str]:
     return {"text/html": f'<div class="quiv-notify quiv-notify-static">{html.escape(text)}</div>', "text/plain": text}
 
 
-def _end_all(reason: str) -> None:
-    """Kernel exit (a `hooks.register_exit_start` step): every notifier ends; the pump's exit step draws it."""
+def end_all(reason: str) -> None:
+    """Kernel exit (a `hooks.register_exit_start` step `kernel.install()` adds): every notifier ends.
+
+    Runs on the main thread at interpreter exit; the pump's exit step draws the ends. Returns None.
+    """
     with _current_lock:
         notifiers = list(_current.values())
     for notifier in notifiers:

@@ -30,13 +30,12 @@ from __future__ import annotations
 
 import itertools
 import threading
-import time
 import uuid
 from collections import deque
 from typing import Any, Iterator, Protocol
 
 from ..output import trim_traceback
-from .pump import RenderPump, get_pump
+from .pump import RenderPump, TokenBucket, get_pump
 
 __all__ = [
     "BYTE_RATE",
@@ -46,10 +45,11 @@ __all__ = [
     "DisplayQueue",
     "FailureRepeats",
     "OutputArea",
-    "TokenBucket",
+    "SHARED_BYTES",
     "display_size",
     "elision_marker",
     "send_display",
+    "split_lines",
 ]
 
 MAX_LINES = 1000  # lines of the current run an area shows
@@ -76,32 +76,7 @@ class CellSink(Protocol):
         ...
 
 
-class TokenBucket:
-    """A thread-safe token bucket (bytes or messages) shared by every route of a kind."""
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self._tokens, self._at = burst, time.monotonic()
-        self._lock = threading.Lock()
-
-    def take(self, size: float) -> bool:
-        """Spend `size` if it is there (or the bucket is full: one oversized message may pass); any thread."""
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
-            self._at = now
-            if self._tokens >= size or self._tokens >= self.burst:
-                self._tokens -= size
-                return True
-            return False
-
-    def spend(self, size: float) -> None:
-        """Spend `size` even if it is not there (a final flush): later takes wait for the debt."""
-        with self._lock:
-            self._tokens -= size
-
-
-_BYTES = TokenBucket(BYTE_RATE, BYTE_BURST)
+SHARED_BYTES = TokenBucket(BYTE_RATE, BYTE_BURST)  # every area and one-off stream together
 _ids = itertools.count()
 
 
@@ -188,7 +163,7 @@ class OutputArea:
     def __init__(self, sink: CellSink, *, pump: RenderPump | None = None, budget: TokenBucket | None = None) -> None:
         self._sink = sink
         self._pump = pump
-        self._budget = budget or _BYTES
+        self._budget = budget or SHARED_BYTES
         self._key = f"quiv-out-{uuid.uuid4().hex[:12]}-{next(_ids)}"
         self._lock = threading.Lock()
         self._job: str | None = None
@@ -225,7 +200,7 @@ class OutputArea:
             if text.find("\n") == len(text) - 1 and (not lines or lines[-1][-1] == "\n"):
                 new = [text]  # the common case: one whole line after whole lines
             else:
-                new = _split_lines(text)
+                new = split_lines(text)
                 if lines and lines[-1][-1] != "\n":  # continue a flushed partial line
                     last = lines.pop()
                     self._chars -= len(last)
@@ -367,7 +342,7 @@ def elision_marker(count: int, job_id: str | None) -> str:
     return f"… {count} lines elided (see %quiv log {job_id})\n"
 
 
-def _split_lines(text: str) -> list[str]:
+def split_lines(text: str) -> list[str]:
     """`text` cut after each newline (only "\\n": a carriage return stays inside its line)."""
     parts = text.split("\n")
     lines = [part + "\n" for part in parts[:-1]]

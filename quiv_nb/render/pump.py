@@ -23,11 +23,11 @@ import threading
 import time
 import weakref
 from collections import deque
-from typing import Callable, Protocol
+from typing import Callable
 
-from ..hooks import register_before_exit
+from ..seams import Drawable
 
-__all__ = ["BURST", "RATE", "Drawable", "RenderPump", "get_pump"]
+__all__ = ["BURST", "RATE", "Drawable", "RenderPump", "TokenBucket", "close_pump", "current_pump", "get_pump"]
 
 _log = logging.getLogger("quiv_nb")
 
@@ -39,14 +39,43 @@ _EXIT_FLUSH = 0.5  # seconds the pump may still draw at interpreter exit
 _CLOSE_GRACE = 0.5
 
 
-class Drawable(Protocol):
-    """Something the pump redraws. `pump_draw` runs on the pump thread only."""
+class TokenBucket:
+    """A thread-safe token bucket (messages or bytes): the pump's message budget, and the output routes' byte budget."""
 
-    min_interval: float  # seconds between two redraws of this drawable (0.1 → ~10 Hz)
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self._tokens, self._at = burst, time.monotonic()
+        self._lock = threading.Lock()
 
-    def pump_draw(self) -> int:
-        """Redraw from the latest recorded state; return how many frontend messages it sent."""
-        ...
+    def take(self, size: float) -> bool:
+        """Spend `size` if it is there (or the bucket is full: one oversized message may pass); any thread."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            if self._tokens >= size or self._tokens >= self.burst:
+                self._tokens -= size
+                return True
+            return False
+
+    def spend(self, size: float) -> None:
+        """Spend `size` even if it is not there (a final flush): later takes wait for the debt."""
+        with self._lock:
+            self._tokens -= size
+
+    def level(self) -> float:
+        """The tokens there now (refilled first; negative while in debt); any thread."""
+        with self._lock:
+            now = time.monotonic()
+            self._tokens = min(self.burst, self._tokens + (now - self._at) * self.rate)
+            self._at = now
+            return self._tokens
+
+    def seconds_until(self, size: float) -> float:
+        """Seconds until `size` tokens are there (0.0 if they are now); any thread."""
+        missing = size - self.level()
+        return missing / self.rate if missing > 0 else 0.0
+
 
 
 class _Slot:
@@ -65,6 +94,7 @@ class RenderPump:
 
     def __init__(self, rate: float = RATE, burst: float = BURST) -> None:
         self.rate, self.burst = rate, burst
+        self._budget = TokenBucket(rate, burst)  # messages: one budget for every drawable
         self._queue: deque[Drawable] = deque()
         # Keyed by id() because a drawable need not be hashable; a weakref finalizer drops the
         # slot when the drawable dies, so a new object that reuses the id starts clean.
@@ -115,15 +145,17 @@ class RenderPump:
                 pass
             self._drew.notify_all()
 
-    def flush(self, timeout: float = 2.0) -> bool:
+    def flush(self, timeout: float = 2.0, *, finals_only: bool = False) -> bool:
         """Block until every drawable queued or being drawn now has been drawn; True if in time.
 
         A drawable not yet due is waited for (at most its `min_interval`); requests made after
         the call are not, so a drawable that keeps itself queued (a live dashboard) cannot make
-        this wait forever. For tests and clean exits.
+        this wait forever. For tests and clean exits. `finals_only`: wait only for final states
+        (a bar whose job ended), not for redraws of running ones (the end of a notebook cell).
         """
         with self._drew:
-            pending = [slot for slot in map(self._slots.get, map(id, self._queue)) if slot is not None]
+            slots = [slot for slot in map(self._slots.get, map(id, self._queue)) if slot is not None]
+            pending = [slot for slot in slots if slot.final or not finals_only]
             if self._current is not None:
                 pending.append(self._current)
             marks = [(slot, slot.count) for slot in pending]
@@ -225,27 +257,24 @@ class RenderPump:
             atexit.register(self.flush, _EXIT_FLUSH)
 
     def _run(self, stop: threading.Event) -> None:
-        tokens, refilled, wait = self.burst, time.monotonic(), None
+        wait = None
         while True:
             self._wake.wait(wait)
             if stop.is_set():
                 return
             self._wake.clear()
-            now = time.monotonic()
-            tokens = min(self.burst, tokens + (now - refilled) * self.rate)
-            refilled = now
             try:
-                tokens = self._round(tokens)
-                wait = self._next_wait(tokens)
+                self._round()
+                wait = self._next_wait()
             except Exception:  # a bug here must not stop every bar for good
                 _log.exception("quiv_nb: render pump error")
                 wait = 0.1
 
-    def _round(self, tokens: float) -> float:
+    def _round(self) -> None:
         """Draw each queued drawable that is due, in queue order, while the budget lasts."""
-        queue = self._queue
+        queue, budget = self._queue, self._budget
         for _ in range(len(queue)):
-            if tokens < 1:
+            if budget.level() < 1:
                 break
             with self._lock:
                 if not queue:
@@ -271,12 +300,11 @@ class RenderPump:
                     self._current = None
                     slot.count += 1
                     self._drew.notify_all()
-            tokens -= sent
+            budget.spend(sent)
             self.messages_sent += sent
             self.draws += 1
-        return tokens
 
-    def _next_wait(self, tokens: float) -> float | None:
+    def _next_wait(self) -> float | None:
         """Seconds until the next queued drawable is due and the budget allows it (None: sleep until woken)."""
         with self._lock:
             if not self._queue:
@@ -287,8 +315,7 @@ class RenderPump:
                 for d in self._queue
                 for slot in (self._slots.get(id(d)),)
             )
-        refill = (1.0 - tokens) / self.rate if tokens < 1 else 0.0
-        return min(1.0, max(0.001, due, refill))
+        return min(1.0, max(0.001, due, self._budget.seconds_until(1.0)))
 
 
 def _interval(drawable: Drawable) -> float:
@@ -303,6 +330,11 @@ _pump: RenderPump | None = None
 _pump_lock = threading.Lock()
 
 
+def current_pump() -> RenderPump | None:
+    """The process-wide pump if one was created, else None (never creates one; any thread)."""
+    return _pump
+
+
 def get_pump() -> RenderPump:
     """The process-wide pump (created on first use; its thread starts on the first request)."""
     global _pump
@@ -310,5 +342,13 @@ def get_pump() -> RenderPump:
         with _pump_lock:
             if _pump is None:
                 _pump = RenderPump()
-                register_before_exit(_pump.close)
     return _pump
+
+
+def close_pump(timeout: float = 2.0) -> bool:
+    """Close the process-wide pump if one was made (see `RenderPump.close`); True when it is quiet.
+
+    The kernel package registers this as a kernel-exit step (`hooks.register_before_exit`).
+    """
+    pump = _pump
+    return True if pump is None else pump.close(timeout)

@@ -18,7 +18,6 @@ all text is stripped of control characters and truncated.
 
 from __future__ import annotations
 
-import math
 import numbers
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -26,6 +25,7 @@ from datetime import date, time, timedelta
 from typing import Any
 
 from ..units import format_duration
+from .numfmt import as_number, clean_text, compact, finite, format_interval, format_number, format_rate
 
 __all__ = [
     "FINAL",
@@ -69,10 +69,9 @@ MIN_RATE_WINDOW = 0.05  # seconds: a shorter sampling window is too noisy to upd
 
 _SCALARS = (str, bytes, numbers.Number, date, time, timedelta)
 # Control characters (C0, DEL, C1) would break a terminal line or inject escape sequences.
-_CONTROL = dict.fromkeys([*range(32), *range(127, 160)], " ")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True, frozen=True)
 class BarState:
     """Everything a bar shows. Immutable: each function returns a new one."""
 
@@ -147,7 +146,7 @@ def _apply(state: BarState, args: Any, kwargs: Any) -> BarState:
         elif len(args) == 1 and isinstance(first, str):
             label = clean_text(first, MAX_LABEL)
         else:
-            value = _number(first)
+            value = as_number(first)
             if len(args) > 1 and value is not None:
                 total = _positive(args[1])
 
@@ -157,7 +156,7 @@ def _apply(state: BarState, args: Any, kwargs: Any) -> BarState:
         if key in payload:
             used.add(key)
             if keyed is None:
-                keyed = _number(payload[key])
+                keyed = as_number(payload[key])
     if keyed is not None:
         value = keyed
     if TOTAL_KEY in payload:
@@ -165,7 +164,7 @@ def _apply(state: BarState, args: Any, kwargs: Any) -> BarState:
         total = _positive(payload[TOTAL_KEY]) or total
     if PCT_KEY in payload:
         used.add(PCT_KEY)
-        pct = _number(payload[PCT_KEY])
+        pct = as_number(payload[PCT_KEY])
         if pct is not None and value is None:
             base = total or state.total
             if base is None:
@@ -213,7 +212,7 @@ def _merge_postfix(
 
 def tick(state: BarState, now: float) -> BarState:
     """Advance the clock of a running bar: elapsed time and the smoothed rate."""
-    if state.status != RUNNING or state.started is None or not _finite(now):
+    if state.status != RUNNING or state.started is None or not finite(now):
         return state
     elapsed = max(0.0, now - state.started)
     rate, mark = state.rate, state.mark
@@ -238,9 +237,9 @@ def finish(state: BarState, status: Any, message: Any = "", now: float | None = 
     status = str(status)
     if status not in FINAL:
         status = FAILED
-    if duration is not None and _finite(duration) and duration >= 0:
+    if duration is not None and finite(duration) and duration >= 0:
         elapsed = float(duration)
-    elif now is not None and state.started is not None and _finite(now):
+    elif now is not None and state.started is not None and finite(now):
         elapsed = max(0.0, now - state.started)
     else:
         elapsed = state.elapsed
@@ -353,83 +352,17 @@ def format_meter(state: BarState, width: int | None = None, ascii: bool = False,
     return line
 
 
-def format_interval(seconds: float | None) -> str:
-    """Seconds as a clock, `MM:SS` or `H:MM:SS` (`?` when unknown)."""
-    if seconds is None or not _finite(seconds) or seconds >= 1e8:  # beyond ~3 years an ETA means nothing
-        return "?"
-    minutes, secs = divmod(int(max(0.0, seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours:d}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
-
-
-def format_rate(rate: float | None, unit: str = "it") -> str:
-    """`12.30it/s`, `1.23kit/s`, or `2.50s/it` below one unit per second (`?it/s` when unknown)."""
-    if rate is None or not _finite(rate) or rate <= 1e-9:
-        return f"?{unit}/s"
-    if rate < 1.0:
-        return f"{_si(1.0 / rate)}s/{unit}"
-    return f"{_si(rate)}{unit}/s"
-
-
-def format_number(x: float) -> str:
-    """A value or total: integers as such, other numbers to 3 significant digits."""
-    if not _finite(x):
-        return "?"
-    if x == int(x) and abs(x) < 1e15:
-        return str(int(x))
-    if abs(x) >= 1e5 or abs(x) < 1e-3:
-        return _compact(f"{x:.3g}")
-    return f"{x:.2f}".rstrip("0").rstrip(".")
-
-
-def clean_text(obj: Any, limit: int) -> str:
-    """`obj` as one line of at most `limit` characters: control characters become spaces,
-    whitespace runs collapse, the cut is marked with `…`; never raises."""
-    try:
-        if isinstance(obj, str):
-            text = obj
-        elif isinstance(obj, bytes):
-            text = obj[: 4 * limit + 8].decode("utf-8", "replace")
-        else:
-            text = str(obj)
-            if not isinstance(text, str):
-                return "?"
-        head = text[: 4 * limit + 8]  # bounded work for a 1 MB string
-        out = " ".join(head.translate(_CONTROL).split())
-        out = out.encode("utf-8", "replace").decode("utf-8")  # lone surrogates would break a JSON or file write
-        if len(out) > limit or len(head) < len(text):
-            out = out[: max(0, limit - 1)].rstrip() + "…"
-        return out
-    except Exception:
-        return "?"
-
-
 # ---------------------------------------------------------------------------------------- helpers
 
 
-def _number(x: Any) -> float | None:
-    """A finite float from a payload number (ints, floats, numpy scalars, 1-element tensors), else None."""
-    if x is None or isinstance(x, (str, bytes, bool)):
-        return None
-    try:
-        f = float(x)
-    except Exception:
-        return None
-    return f if math.isfinite(f) else None
-
-
 def _positive(x: Any) -> float | None:
-    f = _number(x)
+    f = as_number(x)
     return f if f is not None and f > 0 else None
-
-
-def _finite(x: Any) -> bool:
-    return isinstance(x, (int, float)) and math.isfinite(x)
 
 
 def _is_scalar(x: Any) -> bool:
     """A value that reads as one short text: strings, numbers, dates, numpy scalars, 1-element tensors."""
-    return x is not None and (isinstance(x, _SCALARS) or (hasattr(x, "__float__") and _number(x) is not None))
+    return x is not None and (isinstance(x, _SCALARS) or (hasattr(x, "__float__") and as_number(x) is not None))
 
 
 def _format_scalar(x: Any) -> str:
@@ -439,33 +372,18 @@ def _format_scalar(x: Any) -> str:
         return _format_real(x)
     if isinstance(x, numbers.Number):  # complex, Decimal
         return clean_text(x, MAX_VALUE)
-    f = _number(x)  # a numpy 0-d array or a 1-element tensor
+    f = as_number(x)  # a numpy 0-d array or a 1-element tensor
     return _format_real(f) if f is not None else "?"
 
 
 def _format_real(x: Any) -> str:
     """tqdm's `format_num`: `.3g` when shorter than `str()`."""
     try:
-        short = _compact(f"{x:.3g}")
+        short = compact(f"{x:.3g}")
         full = str(x)
     except Exception:
         return clean_text(x, MAX_VALUE)
     return clean_text(short if len(short) < len(full) else full, MAX_VALUE)
-
-
-def _compact(text: str) -> str:
-    return text.replace("e+0", "e+").replace("e-0", "e-")
-
-
-def _si(x: float) -> str:
-    """`x` to 2 decimals with an SI prefix from 1000 up (`12.30`, `1.23k`, `4.56M`)."""
-    if abs(x) >= 1e27:
-        return _compact(f"{x:.2e}")
-    for prefix in ("", "k", "M", "G", "T", "P", "E", "Z"):
-        if abs(x) < 999.995:
-            return f"{x:.2f}{prefix}"
-        x /= 1000.0
-    return f"{x:.2f}Y"
 
 
 def _percent(state: BarState) -> float:

@@ -191,7 +191,7 @@ def _tqdm_class() -> type:
         except ImportError as exc:  # pragma: no cover - tqdm is a dependency
             raise ImportError("quiv_nb.bar('tqdm') needs tqdm: pip install tqdm") from exc
 
-        class QuivTqdm(tqdm):  # type: ignore[misc]
+        class QuivTqdm(tqdm):
             monitor_interval = 0
 
         _TQDM = QuivTqdm

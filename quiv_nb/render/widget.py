@@ -58,12 +58,18 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
-from ..kernel import in_kernel  # the one kernel detector (re-exported for render/__init__)
+from ..hooks import host
 from . import state as st
 from .base import BarRenderer
 from .ipyw import view_bundle
 
 __all__ = ["BAR_WIDTH", "KEEP_FINISHED", "WidgetBar", "in_kernel", "static_html"]
+
+
+def in_kernel() -> bool:
+    """True inside a running Jupyter kernel, as the registered `seams.Host` says (any thread)."""
+    kernel = host()
+    return kernel is not None and kernel.in_kernel()
 
 BAR_WIDTH = 320  # px: every bar is this wide, as tqdm.notebook's are
 # Every label takes exactly this room, so the bars of a notebook start at the same x whatever their labels

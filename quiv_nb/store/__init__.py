@@ -33,7 +33,7 @@ def open_store(store: Any, retention: float, log: logging.Logger) -> JobStore:
 
         return Store(store, retention=retention, logger=log)
     if hasattr(store, "job_changed") and hasattr(store, "sync"):  # a `seams.JobStore` (a `Store` opened by hand)
-        return store  # type: ignore[no-any-return]
+        return store
     raise ConfigurationError(f"store must be a file path, a quiv_nb.store.Store or None, got {type(store).__name__}")
 
 

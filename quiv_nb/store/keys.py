@@ -4,12 +4,13 @@ A key is the digest of: the task's name, its code (the handler's source with com
 docstrings stripped, so reformatting a comment does not rerun a step) or the version pin given
 instead, its arguments (pickled), and the keys of the upstream results it gets. The first three
 are fixed when the task is added (`base_key`, on the adding thread); the upstream part is added
-per run (`step_key`, under the scheduler lock: a few string joins).
+per run (`step_key`, after the scheduler lock is released: it may pickle an upstream result).
 """
 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import inspect
 import pickle
@@ -74,7 +75,24 @@ def _digest(*parts: bytes) -> str:
 
 
 def base_key(task_name: str, func: Callable[..., Any], pin: str | None, args: tuple[Any, ...], kwargs: dict) -> str:
-    """The key of a task's runs before upstream results (adding thread); raises `Uncacheable`."""
+    """The key of a task's runs before upstream results (adding thread); raises `Uncacheable`.
+
+    A wrapper of quiv_nb's own with `quiv_cache_identity()` (a map body, `quiv_nb.mapping.MapBody`;
+    an item-first call, `quiv_nb.mapfanout.item_first`) is keyed by the function it calls and what
+    it binds, not by its own code; a `functools.partial` by the function it wraps, its bound
+    arguments joining the arguments.
+    """
+    while True:
+        identity = getattr(func, "quiv_cache_identity", None)
+        if callable(identity):
+            kind = type(func).__name__
+            func, bound, extra = identity()
+            args, kwargs = (kind, *args, bound), {**extra, **kwargs}
+        elif isinstance(func, functools.partial):  # what the call passes: f(*bound, *args, **{**kw, **kwargs})
+            args, kwargs = (*func.args, *args), {**func.keywords, **kwargs}
+            func = func.func
+        else:
+            break
     code = pin if pin is not None else code_text(func)
     try:
         arguments = pickle.dumps((args, sorted(kwargs.items())), _PROTOCOL)

@@ -1,8 +1,9 @@
 """Cached steps: which results the store holds, their keys per run, and reading/writing them.
 
-Called by the store on the threads its docstrings name: `base` on the adding thread,
-`key_for`/`has`/`ended` under the scheduler lock (dict lookups and a few digests), `dump` on the
-worker that finished the job (pickling, before the lock), `load` after the lock is released, and
+Called by the store on the threads its docstrings name: `base` on the adding thread, `key_for`
+with no lock held (it may pickle upstream results), `has`/`ended` under the scheduler lock (dict
+lookups), `dump` on the worker that finished the job (pickling, before the lock), `load` after
+the lock is released, and
 the blob writes on the store's writer thread. A result that cannot be pickled, or a task whose
 key cannot be computed, logs one warning per task and runs uncached.
 """
@@ -72,7 +73,7 @@ class StepCache:
             return None
 
     def key_for(self, task: TaskRecord, upstream: dict[str, Any]) -> str | None:
-        """The key of a run of `task` given `{upstream name: result}` (scheduler lock held)."""
+        """The key of a run of `task` given `{upstream name: result}` (no lock held: it may pickle them)."""
         base = task.cache_base
         if base is None:
             return None

@@ -1,7 +1,7 @@
 """`Store`: one SQLite file that keeps job history and cached step results across processes.
 
-The scheduler talks to it through `seams.JobStore`: O(1) calls under its lock (a job changed, a
-cached step's key, whether a result is held) and a few off the lock (pickling and loading
+The scheduler talks to it through `seams.JobStore`: O(1) calls under its lock (a job changed,
+whether a result is held) and a few off the lock (a run's cache key, pickling and loading
 results). Writes happen on the writer thread (`writer.py`); reads (`history`, `clear_cache`) on
 the calling thread, through a second connection of its own.
 """
@@ -142,7 +142,7 @@ class Store:
         return self._steps.base(task, pin)
 
     def step_key(self, task: TaskRecord, upstream: dict[str, Any]) -> str | None:
-        """The key of a run of `task` with these upstream results (scheduler lock held)."""
+        """The key of a run of `task` with these upstream results (no lock held: it may pickle them)."""
         return self._steps.key_for(task, upstream)
 
     def has_result(self, key: str) -> bool:

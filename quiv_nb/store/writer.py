@@ -18,7 +18,7 @@ import weakref
 from collections import deque
 from typing import TYPE_CHECKING, Any, Callable
 
-from .rows import COLUMNS, row_of
+from .rows import COLUMNS, rows_of
 
 if TYPE_CHECKING:
     from ..records import JobRecord
@@ -31,7 +31,7 @@ EXIT_TIMEOUT = 5.0  # seconds the interpreter's exit waits for the last commit
 
 _UPSERT = f"INSERT OR REPLACE INTO jobs ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
 
-Op = Callable[[sqlite3.Connection], None]  # a write that runs inside the batch's transaction
+Op = Callable[[sqlite3.Connection], object]  # a write run inside the batch's transaction (its value ignored)
 
 
 class Writer:
@@ -119,22 +119,13 @@ class Writer:
 
     def _commit_pending(self) -> None:
         jobs, ops = self._jobs, self._ops
-        latest: dict[str, JobRecord] = {}
-        while jobs:
-            job = jobs.popleft()
-            latest[job.job_id] = job
-        batch = []
-        while ops:
-            batch.append(ops.popleft())
+        # Exactly as many as are queued now: appends from other threads meanwhile wait for the next batch.
+        pop_job, pop_op = jobs.popleft, ops.popleft
+        latest = {job.job_id: job for job in [pop_job() for _ in range(len(jobs))]}  # each job once, latest state
+        batch = [pop_op() for _ in range(len(ops))]
         if not latest and not batch:
             return
-        now = time.time()
-        created = self._created
-        rows = []
-        for job_id, job in latest.items():
-            rows.append(row_of(job, created.setdefault(job_id, now), self._proc))
-            if job.status.is_final:
-                created.pop(job_id, None)
+        rows = rows_of(latest.values(), self._created, time.time(), self._proc)
         try:
             self._write(rows, batch)
         except Exception:

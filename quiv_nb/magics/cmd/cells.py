@@ -125,7 +125,7 @@ def _forget_previous(ctx: Context, name: str) -> None:
     ctx.state.cell_tasks[cid] = name
     if old is not None and old != name:
         scheduler = ctx.scheduler
-        for task in scheduler.get_all_tasks():
+        for task in scheduler.get_all_tasks(include_run_once=True):
             if task.task_name == old:
                 scheduler.remove_task(task.task_id)
 

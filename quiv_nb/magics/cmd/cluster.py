@@ -30,4 +30,5 @@ def cluster(ctx: Context, opts: argparse.Namespace) -> None:
     )
     use_executor(quiv_dask.DaskExecutor(client, close_client=True))
     ctx.state.clear()
-    say(f"quiv: jobs now run on Dask at {client.scheduler.address}")
+    address = client.scheduler.address if client.scheduler is not None else opts.address
+    say(f"quiv: jobs now run on Dask at {address}")

@@ -18,7 +18,7 @@ from ..registry import subcommand
 def tasks(ctx: Context, opts: argparse.Namespace) -> None:
     """List the tasks: name, status, schedule, next run."""
     rows = [("NAME", "STATUS", "SCHEDULE", "NEXT RUN", "TASK ID")]
-    for t in ctx.scheduler.get_all_tasks():
+    for t in ctx.scheduler.get_all_tasks(include_run_once=True):
         nxt = t.next_run_at.strftime("%H:%M:%S") if t.next_run_at else "-"
         rows.append((t.task_name, str(t.status), schedule_of(t), nxt, t.task_id))
     print(table(rows) if len(rows) > 1 else "quiv: no tasks")

@@ -35,6 +35,7 @@ from .run import cell_key, reattach
 @argument("--workers", type=types.positive_int, metavar="K", help="run at most K items at once (default: the pool)")
 @argument("--fail-fast", action="store_true", help="stop at the first item that fails")
 @option.timeout
+@option.cache
 @option.bar
 @option.new
 def map_(ctx: Context, opts: argparse.Namespace) -> JobHandle:
@@ -54,7 +55,7 @@ def map_(ctx: Context, opts: argparse.Namespace) -> JobHandle:
     bar = make_bar(opts.bar, name)
     job_id = ctx.scheduler.map(
         func, items, name=name, max_workers=opts.workers, fail_fast=opts.fail_fast, progress_callback=bar,
-        timeout=opts.timeout,
+        timeout=opts.timeout, **ctx.api_kwargs(ctx.scheduler.map, cache=opts.cache),
     )  # fmt: skip
     ctx.last_job = job_id
     handle = ctx.state.line_runs[key] = JobHandle(job_id, bar)

@@ -44,6 +44,7 @@ def wait(ctx: Context, opts: argparse.Namespace) -> Any:
         if job_id is not None:
             job = scheduler.wait_for_job(job_id, timeout=opts.timeout)
         else:
+            assert task_id is not None  # `ctx.task_id` found it, or raised
             job = scheduler.wait_for_task(task_id, timeout=opts.timeout)
     except TimeoutError:
         raise UsageError(f"{target!r} did not finish within {format_duration(opts.timeout)}") from None

@@ -1,4 +1,4 @@
-"""`waiting.block_on` without a kernel: the polled wait (ipykernel 6.x's route) and an interrupted wait.
+"""`blocking.block_on` without a kernel: the polled wait (ipykernel 6.x's route) and an interrupted wait.
 
 What the polls do inside a kernel (widget messages handled during `%quiv wait`) is tested in a real kernel
 in tests/test_kernel_controls.py; here a poll is a plain coroutine that records when it runs.
@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from conftest import WAIT
 
-from quiv_nb import waiting
+from quiv_nb import blocking
 from quiv_nb.kernel import controls
 
 REPO = Path(__file__).resolve().parent.parent
@@ -50,7 +50,7 @@ def test_a_polled_wait_polls_on_the_loop_until_the_future_resolves() -> None:
     worker.start()
     loop = asyncio.new_event_loop()
     try:
-        assert loop.run_until_complete(waiting._wait(fut, WAIT, loop, poll)) == "done"
+        assert loop.run_until_complete(blocking._wait(fut, WAIT, loop, poll)) == "done"
     finally:
         loop.close()
         worker.join(WAIT)
@@ -67,7 +67,7 @@ def test_a_polled_wait_times_out_and_gives_up_its_future() -> None:
     loop = asyncio.new_event_loop()
     try:
         with pytest.raises(asyncio.TimeoutError):
-            loop.run_until_complete(waiting._wait(fut, 0.2, loop, poll))
+            loop.run_until_complete(blocking._wait(fut, 0.2, loop, poll))
     finally:
         loop.close()
     assert fut.cancelled(), "the scheduler must see that nobody waits any more"
@@ -78,7 +78,7 @@ def test_a_polled_wait_times_out_and_gives_up_its_future() -> None:
 # whole process (its `asyncio.run` then leaves loops open), and later tests in this process must not inherit that.
 _INTERRUPTED_WAIT = """
 import asyncio, concurrent.futures
-from quiv_nb import waiting
+from quiv_nb import blocking
 
 fut = concurrent.futures.Future()
 loop = asyncio.new_event_loop()
@@ -88,7 +88,7 @@ def interrupt():
 
 async def cell():  # a notebook cell blocking on a job, on the loop's own thread
     loop.call_later(0.05, interrupt)
-    return waiting.block_on(fut, None, loop)
+    return blocking.block_on(fut, None, loop)
 
 try:
     loop.run_until_complete(cell())
