@@ -111,7 +111,7 @@ def run_demo() -> int:
         print()
         for job in jobs:
             if job.status != "completed":
-                outcome = job.error_message
+                outcome = job.error_message or ""
             elif isinstance(job.result, list):
                 outcome = f"{len(job.result)} rows"
             else:

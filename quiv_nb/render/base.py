@@ -171,7 +171,7 @@ class BarRenderer:
                 run = self._run
                 if not run.active:
                     return False
-                run.final = (st.INTERRUPTED, reason, None, "")
+                run.final = (st.INTERRUPTED, reason, None, "", "")
             self._dirty = True
             self._pump.request(self, final=True)
             return True

@@ -147,10 +147,8 @@ class DashboardModel:
                 shown = self._shown_running.get(task_id)
             ended = _get_job(sched, shown) if shown is not None else None
             if ended is not None and ended.status.is_final:  # ended before the click was handled (a busy cell)
-                return (
-                    "warn",
-                    f"nothing cancelled: the job of {ended.task_name!r} (job {shown[:8]}) had already {ended.status}",
-                )
+                what = f"the job of {ended.task_name!r} (job {ended.job_id[:8]})"
+                return ("warn", f"nothing cancelled: {what} had already {ended.status}")
             return self._cancel(sched, sched.get_task(task_id))
         task = sched.get_task(task_id)
         name = task.task_name

@@ -52,5 +52,5 @@ def snapshot_html(snap: Snapshot) -> str:
         '<div class="quiv-dash quiv-dash-static" style="max-width:100%;overflow:hidden">'
         f'<div class="quiv-dash-title"><b>quiv_nb</b> · {_esc(snap.title)}</div>'
         f'<div style="color:#757575;font-size:90%;padding-bottom:4px">{_HINT}</div>'
-        f"{table}{recent_html(snap.recent)}</div>"
+        f"{table}{recent_html(snap.recent, snap.now, snap.earlier)}</div>"
     )
