@@ -191,6 +191,8 @@ def test_rows_follow_tasks_added_and_removed(sched, dashes):
     wait_for(lambda: row(d, first) is None, what="the removed task's row to go")
     # Its widgets stay open for a click that was queued behind a busy cell, up to RETIRED_KEPT rows, then close.
     assert first_row.comm is not None
+    per_row = d.retired_models
+    assert per_row > 0 and per_row == len([w for w in first_row.children if w.comm is not None]) + 1
     for k in range(dash_view.RETIRED_KEPT):
         extra = sched.add_task(f"t{k}", lambda: None, interval=300, delay=300)
         wait_for(lambda extra=extra: row(d, extra), what="a row for the next task")
@@ -198,6 +200,7 @@ def test_rows_follow_tasks_added_and_removed(sched, dashes):
         wait_for(lambda extra=extra: row(d, extra) is None, what="that row gone")
     wait_for(lambda: first_row.comm is None, what="the oldest retired row closed, not leaked")
     assert [row(d, second)] == rows(d)
+    assert d.retired_models == dash_view.RETIRED_KEPT * per_row  # what a soak counts apart: bounded
 
 
 def test_pause_and_resume_buttons(sched, dashes):

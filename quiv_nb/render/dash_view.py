@@ -358,6 +358,11 @@ class DashboardView:
         parts = [self._title, self._msg, self._table, self._recent]
         self.root = w.VBox(parts, layout=shared.plain, _dom_classes=("quiv-dash",))
 
+    @property
+    def retired_models(self) -> int:
+        """Widget models of removed tasks' rows kept open for late clicks (at most `RETIRED_KEPT` rows). Any thread."""
+        return sum(row.opened for row in list(self._retired))
+
     def draw(self, snap: Snapshot, message: tuple[str, str], clicks: int = 0) -> int:
         """Bring the widgets to `snap` and the status line to `message` after `clicks` handled clicks.
 

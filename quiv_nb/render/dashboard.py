@@ -134,6 +134,14 @@ class Dashboard:
         return self._closed
 
     @property
+    def retired_models(self) -> int:
+        """Open widget models of rows whose task went, kept so a click queued behind a busy cell is answered.
+
+        Bounded (the newest `dash_view.RETIRED_KEPT` rows); any thread. A soak counts them apart.
+        """
+        return self._view.retired_models
+
+    @property
     def scheduler(self) -> Any:
         """The scheduler shown, or None once it was garbage-collected."""
         return self._model.scheduler
