@@ -28,9 +28,9 @@ kept 10 s (`history_retention_seconds=10`) so it reaches its steady size during 
 (1 h, at most 10,000 jobs) would grow by design, not by a leak.
 
 Invariants after warm-up (default: 15% of the run, at least 20 s, at most 60 s): OS thread count
-constant; RSS growth < 15 MiB; open comms outside live bars constant; widget messages <= 300 in every 1-s bin and
-non-stream iopub <= 330 msg/s per sample. Prints a table of samples and a verdict; exits 1 if an
-invariant is violated.
+constant; RSS growth < 15 MiB; open comms outside bars and kept dashboard rows constant; widget
+messages <= 300 in every 1-s bin and non-stream iopub <= 330 msg/s per sample. Prints a table of
+samples and a verdict; exits 1 if an invariant is violated.
 """
 
 from __future__ import annotations
@@ -153,8 +153,9 @@ RERUN = 'ids["tick"] = sched.add_task("tick", tick, interval=1.0, progress_callb
 
 # Evaluated as a user expression of an empty cell: the figures come back in the execute_reply,
 # so taking a sample never scans the (growing) iopub log.
-# A finished bar becomes a static rendering and closes its widget models; its next run opens fresh
-# ones. So the comms of the bars come and go run by run; what must stay flat is every other comm.
+# A finished bar becomes a static rendering and keeps its widget models (bounded by
+# render.widget.KEEP_FINISHED); its next run draws into them again. The bars' own comms are counted
+# apart; what must stay flat is every other comm.
 # `bar_parts`: each bar's displayed widget models (HBox, its children, their layouts and styles);
 # `bar_comms`: those open now.
 _BAR_PARTS = (
@@ -165,6 +166,7 @@ SAMPLE = (
     "json.dumps({'py_threads': threading.active_count(), 'comms': len(get_comm_manager().comms), "
     f"'bar_comms': sum(1 for x in {_BAR_PARTS} if x.comm is not None), "
     f"'bar_parts': max(len({_BAR_PARTS}) // len(bars), 1), "
+    "'dash_kept': dash.retired_models, "
     "'totals': totals, 'seen': seen, 'jobs_retained': sched.stats().jobs_retained})"
 )
 
@@ -178,8 +180,9 @@ class Sample:
     py_threads: int  # threading.active_count() in the kernel
     rss_mib: float
     comms: int  # open comms in the kernel's comm manager
-    bar_comms: int  # of those, the models of bars showing a live run (a finished bar closes its models)
+    bar_comms: int  # of those, the models of the bars (a finished bar keeps its own, see KEEP_FINISHED)
     bar_parts: int  # widget models of one bar
+    dash_kept: int  # of the comms, the dashboard's rows of replaced tasks kept open (bounded: RETIRED_KEPT rows)
     cell_ms: float  # round trip of the sampling request (execute -> execute_reply): kernel responsiveness
     iopub_rate: float  # all iopub messages per second since the previous sample
     widget_rate: float  # comm_msg per second
@@ -298,6 +301,7 @@ def _sample(ks: KernelSession, proc: Any, t_start: float, prev: float) -> Sample
         comms=data["comms"],
         bar_comms=data["bar_comms"],
         bar_parts=data["bar_parts"],
+        dash_kept=data["dash_kept"],
         cell_ms=round(cell_s * 1e3, 1),
         iopub_rate=round(len(window) / span, 1),
         widget_rate=round(len(widget) / span, 1),
@@ -316,7 +320,7 @@ def check(result: SoakResult) -> list[Check]:
         return [Check("enough samples after warm-up", False, f"{len(post)} samples after {result.warmup:g} s")]
     threads = sorted({s.threads for s in post})
     rss_growth = max(s.rss_mib for s in post) - post[0].rss_mib
-    comms = sorted({s.comms - s.bar_comms for s in post})
+    comms = sorted({s.comms - s.bar_comms - s.dash_kept for s in post})
     comm_slack = max(s.bar_parts for s in post)
     widget_bin = max(s.widget_bin_max for s in post)
     non_stream = max(s.iopub_rate - s.stream_rate for s in post)
@@ -332,7 +336,7 @@ def check(result: SoakResult) -> list[Check]:
             f"slope {_slope(post):+.2f} MiB/min",
         ),
         Check(
-            "open comms outside live bars constant after warm-up",
+            "open comms outside live bars and kept dashboard rows constant after warm-up",
             comms[-1] - comms[0] <= comm_slack,
             f"counts seen: {comms} (slack {comm_slack}: one bar being built or closed while the sample counts)",
         ),

@@ -14,6 +14,7 @@ import argparse
 import logging
 import random
 import sys
+import textwrap
 import time
 from pathlib import Path
 from threading import Event
@@ -92,7 +93,8 @@ def run_demo() -> int:
     steps = [
         add("extract", extract, run_once=True, progress_callback=bar("tqdm", desc="extract")),
         add("transform", transform, after="extract", run_once=True, progress_callback=bar("tqdm", desc="transform")),
-        add("load", load, after="transform", run_once=True, progress_callback=bar("tqdm", desc="load")),
+        # load reports percentages: total=100 from the start, so its bar starts as "0/100", not "0it"
+        add("load", load, after="transform", run_once=True, progress_callback=bar("tqdm", desc="load", total=100)),
         add("count_rows", count_rows, after="extract", run_once=True),  # fan-out ...
         add("max_value", max_value, after="extract", run_once=True),
         add("report", report, after=["count_rows", "max_value"], run_once=True),  # ... and fan-in
@@ -109,12 +111,13 @@ def run_demo() -> int:
         print()
         for job in jobs:
             if job.status != "completed":
-                outcome = job.error_message
+                outcome = job.error_message or ""
             elif isinstance(job.result, list):
                 outcome = f"{len(job.result)} rows"
             else:
                 outcome = repr(job.result)
-            print(f"  {job.task_name:<11} {job.status:<10} -> {outcome}"[:110])
+            # shortened at a word boundary, never mid-word
+            print(f"  {job.task_name:<11} {job.status:<10} -> {textwrap.shorten(outcome, 84, placeholder=' …')}")
         print()
         for task in map(scheduler.get_task, calendar):
             when = f"{task.next_run_at:%a %Y-%m-%d %H:%M %Z}" if task.next_run_at else "never"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, ContextManager
 
 if TYPE_CHECKING:
@@ -19,10 +20,15 @@ if TYPE_CHECKING:
     from .seams import Host
 
 __all__ = [
+    "Capabilities",
     "HOST_PACKAGE",
     "before_exit_steps",
+    "capabilities",
+    "exit_start_steps",
     "host",
     "install_host",
+    "register_capability_probe",
+    "register_exit_start",
     "register_host",
     "register_wait_helper",
     "wait_helper",
@@ -38,6 +44,7 @@ __all__ = [
 ContextCapturer = Callable[[], "Callable[[], ContextManager[Any]] | None"]
 LoopResolver = Callable[[], "asyncio.AbstractEventLoop | None"]
 ExitStep = Callable[[float], Any]
+ExitStart = Callable[[str], Any]  # (why the process exits: "kernel restarted", ...)
 Poll = Callable[[], Awaitable[None]]  # handle the messages waiting now (on the loop a wait runs)
 WaitHelper = Callable[["asyncio.AbstractEventLoop"], ContextManager["Poll | None"]]
 NotifyAttacher = Callable[[Any, str, "datetime"], Any]  # (scheduler, task id, since) on the adding thread
@@ -50,6 +57,8 @@ _context_capturers: list[ContextCapturer] = []
 _loop_resolvers: list[LoopResolver] = []
 # Run once by the kernel package at kernel exit (see `register_before_exit`).
 _before_exit: list[ExitStep] = []
+# Run once by the kernel package at kernel exit, first (see `register_exit_start`).
+_exit_start: list[ExitStart] = []
 # Wraps a blocking wait that runs the main loop re-entrantly (see `register_wait_helper`).
 _wait_helper: list[WaitHelper] = []
 # Called by `Quiv.add_task(..., notify=True)` on the adding thread (see `register_notify_attacher`).
@@ -87,6 +96,28 @@ def host() -> Host | None:
     return _host[0] if _host else None
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What the host can do, as detected once by the kernel package (the defaults: no kernel at all).
+
+    `widgets`: the ipywidgets generation importable here (7 or 8), or None. `subshells`: the kernel
+    can handle a comm message on a subshell while a cell runs (ipykernel >= 7); whether the frontend
+    sends it there is not knowable from the kernel, so controls never rely on it to be honest.
+    `anywidget`: anywidget is importable (the notify widget needs it). `colab`: running in Google
+    Colab, whose output frames need `enable_custom_widget_manager()` for non-core widgets.
+    """
+
+    widgets: int | None = None
+    subshells: bool = False
+    anywidget: bool = False
+    colab: bool = False
+
+
+_NO_HOST = Capabilities()
+# Returns the host's capabilities (the kernel package registers one that detects them once).
+_capability_probe: list[Callable[[], Capabilities]] = []
+
+
 def register_context_capturer(capturer: ContextCapturer) -> None:
     """Add a job-context capturer (idempotent). Any thread; returns None."""
     if capturer not in _context_capturers:
@@ -120,6 +151,23 @@ def register_before_exit(step: ExitStep) -> None:
     """
     if step not in _before_exit:
         _before_exit.append(step)
+
+
+def register_exit_start(step: ExitStart) -> None:
+    """Add a step run first at kernel exit (idempotent). Any thread; returns None.
+
+    The kernel package calls `step(reason)` once, on the main thread at interpreter exit, before
+    the kernel's scheduler shuts down; `reason` says why ("kernel restarted", "kernel shut down").
+    A step only records (e.g. marks running bars interrupted and asks the render pump to draw);
+    it must not send or block. What it raises is logged.
+    """
+    if step not in _exit_start:
+        _exit_start.append(step)
+
+
+def exit_start_steps() -> tuple[ExitStart, ...]:
+    """The registered exit-start steps, in registration order (a snapshot)."""
+    return tuple(_exit_start)
 
 
 def before_exit_steps() -> tuple[ExitStep, ...]:
@@ -160,3 +208,22 @@ def register_notify_attacher(attacher: NotifyAttacher) -> None:
 def notify_attachers() -> tuple[NotifyAttacher, ...]:
     """The registered notify attachers, in registration order (a snapshot)."""
     return tuple(_notify_attachers)
+
+
+def register_capability_probe(probe: Callable[[], Capabilities]) -> None:
+    """Set what answers `capabilities()` (the last one set wins). Any thread; returns None.
+
+    The kernel package sets one that detects the widget generation, comm subshells, anywidget and
+    Colab once and then returns the same answer; render code reads capabilities only through here.
+    """
+    _capability_probe[:] = [probe]
+
+
+def capabilities() -> Capabilities:
+    """The host's capabilities: the registered probe's answer (after `install_host()`), or "no kernel" defaults.
+
+    Any thread; never raises but what the install raises.
+    """
+    if not _capability_probe:
+        install_host()
+    return _capability_probe[0]() if _capability_probe else _NO_HOST

@@ -7,6 +7,7 @@ Threaded waits poll a condition with a timeout; nothing sleeps for synchronisati
 from __future__ import annotations
 
 import gc
+import re
 import threading
 import time
 import weakref
@@ -14,13 +15,13 @@ from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 from typing import Any, Callable
 
-import comm
 import pytest
 from ipywidgets import Widget
 from ipywidgets.widgets import widget as widget_module
 
 from quiv_nb import Quiv, TaskStatus
 from quiv_nb.models import Job, JobStatus, Task
+from quiv_nb.render import dash_view
 from quiv_nb.render import dashboard as dash_mod
 from quiv_nb.render.dashboard import (
     Dashboard,
@@ -188,8 +189,18 @@ def test_rows_follow_tasks_added_and_removed(sched, dashes):
     assert row(d, first) is first_row  # unchanged rows keep their widgets
     sched.remove_task(first)
     wait_for(lambda: row(d, first) is None, what="the removed task's row to go")
-    assert first_row.comm is None  # its widgets were closed, not leaked
+    # Its widgets stay open for a click that was queued behind a busy cell, up to RETIRED_KEPT rows, then close.
+    assert first_row.comm is not None
+    per_row = d.retired_models
+    assert per_row > 0 and per_row == len([w for w in first_row.children if w.comm is not None]) + 1
+    for k in range(dash_view.RETIRED_KEPT):
+        extra = sched.add_task(f"t{k}", lambda: None, interval=300, delay=300)
+        wait_for(lambda extra=extra: row(d, extra), what="a row for the next task")
+        sched.remove_task(extra)
+        wait_for(lambda extra=extra: row(d, extra) is None, what="that row gone")
+    wait_for(lambda: first_row.comm is None, what="the oldest retired row closed, not leaked")
     assert [row(d, second)] == rows(d)
+    assert d.retired_models == dash_view.RETIRED_KEPT * per_row  # what a soak counts apart: bounded
 
 
 def test_pause_and_resume_buttons(sched, dashes):
@@ -376,7 +387,7 @@ def test_close_removes_listeners_and_closes_widgets(sched, dashes):
     sched.pause_task(sched.add_task("c", lambda: None, interval=300, delay=300))
     assert pump.requests == requests  # no listener left to ask for redraws
     assert d.widget.comm is None and set(widget_module._instances) == before  # layouts and styles too
-    assert set(d._repr_mimebundle_()) == {"text/plain"}
+    assert set(d._repr_mimebundle_()) == {"text/plain", "text/html"}  # the static snapshot, no widget view
     assert d.pump_draw() == 0
     d.close()  # idempotent
 
@@ -396,7 +407,7 @@ def test_displayed_once_per_cell(sched, dashes, monkeypatch):
     monkeypatch.setattr("IPython.display.display", lambda obj, **kw: shown.append((obj, kw)))
 
     d = dashes(sched)  # `dashboard()` displays it in the cell ...
-    assert len(shown) == 1 and shown[0][1] == {"raw": True}
+    assert len(shown) == 1 and shown[0][1] == {"raw": True, "display_id": True}
     assert "application/vnd.jupyter.widget-view+json" in shown[0][0]
     d._ipython_display_()  # ... and IPython showing the returned object in the same cell is a no-op
     assert len(shown) == 1
@@ -406,7 +417,46 @@ def test_displayed_once_per_cell(sched, dashes, monkeypatch):
     assert len(shown) == 2
 
 
+def test_a_stopped_scheduler_turns_every_display_into_a_static_snapshot(quiv, monkeypatch):
+    class Handle:
+        def __init__(self) -> None:
+            self.updates: list[dict[str, Any]] = []
+
+        def update(self, bundle: dict[str, Any], raw: bool = False) -> None:
+            assert raw
+            self.updates.append(bundle)
+
+    shell = SimpleNamespace(execution_count=1, kernel=object())
+    handles: list[Handle] = []
+    monkeypatch.setattr(dash_mod, "_shell", lambda: shell)
+    monkeypatch.setattr("IPython.display.display", lambda obj, **kw: handles.append(Handle()) or handles[-1])
+    pump = FakePump()
+    d = Dashboard(quiv, pump=pump)
+    d._show()
+    shell.execution_count = 2
+    d._show()  # two cells show it
+    quiv.add_task("t", lambda: None, interval=300, delay=300)
+    d.pump_draw()
+    assert [h.updates for h in handles] == [[], []]  # live: the widget views stay
+    quiv.shutdown()
+    d.pump_draw()  # no event and no tick due: the stop alone makes it draw
+    for h in handles:
+        (bundle,) = h.updates
+        assert "application/vnd.jupyter.widget-view+json" not in bundle
+        page = bundle["text/html"]
+        assert "quiv-dash-static" in page and re.search(r"scheduler stopped at \d\d:\d\d", page)
+        assert "<code>%quiv</code> for a live dashboard" in page and ">t<" in page
+    title = find(d.widget, "quiv-dash-title").value
+    assert re.search(r"scheduler stopped at \d\d:\d\d", title)  # the widgets too (reloaded pages)
+    d.pump_draw()
+    assert all(len(h.updates) == 1 for h in handles)  # frozen once
+    assert "application/vnd.jupyter.widget-view+json" not in d._repr_mimebundle_()
+    d.close()
+
+
 def test_draw_counts_exactly_the_messages_sent(sched, dashes, monkeypatch):
+    # the `comm` package backs ipywidgets 8's comms (ipywidgets 7 on ipykernel < 6.18 has no such package)
+    comm = pytest.importorskip("comm")
     sent = {"update": 0, "comm_open": 0, "comm_close": 0}
 
     def count_send(self: Widget, msg: Any, buffers: Any = None) -> None:
@@ -439,7 +489,13 @@ def test_draw_counts_exactly_the_messages_sent(sched, dashes, monkeypatch):
     sched.pause_task(a)
     assert 1 <= draw() <= 7  # row classes, status, next, buttons, title
     sched.remove_task(b)
-    assert draw() == 12 + 2 and sent["comm_close"] == 12
+    assert draw() == 2 and sent["comm_close"] == 0  # its row is retired: open for a late click
+    retired = []
+    for k in range(dash_view.RETIRED_KEPT):
+        retired.append(sched.add_task(f"r{k}", lambda: 2, interval=300, delay=300))
+        draw()
+        sched.remove_task(retired[-1])
+        assert draw() == 2 + (12 if k == dash_view.RETIRED_KEPT - 1 else 0)  # then the oldest (b's) closes
     job = sched.wait_for_job(sched.run_task_immediately(a), timeout=TIMEOUT)
     assert job.status is JobStatus.COMPLETED
     assert draw() <= 8
@@ -495,6 +551,15 @@ def test_an_empty_dashboard_says_how_to_add_a_task_instead_of_a_bare_header(sche
     wait_for(lambda: row(d, tid), what="the first row")
     assert "quiv-dash-header" in classes(find(d.widget, "quiv-dash-table").children[0])
     assert "No tasks yet" not in find(d.widget, "quiv-dash-recent").value
+    # Once the tasks are gone but jobs ran, it says nothing runs now, not "No tasks yet".
+    sched.remove_task(tid)
+    once = sched.add_task("once", lambda: "ok", run_once=True)
+    sched.wait_for_task(once, timeout=TIMEOUT)
+    recent = wait_for(
+        lambda: (v := find(d.widget, "quiv-dash-recent").value) and "quiv-dash-job" in v and not rows(d) and v,
+        what="the finished one-off job under an empty table",
+    )
+    assert "No task is scheduled or running now" in recent and "No tasks yet" not in recent
 
 
 def test_pause_and_resume_share_one_place(sched, dashes):

@@ -204,3 +204,21 @@ def test_rows_kept_after_the_scheduler_is_gone_show_the_jobs_that_ended_since():
     (row,) = model.collect().rows
     assert (row.status, row.last_status, row.running) == ("stopped", "cancelled", False)
     assert "shut down" in row.last_error
+
+
+def test_a_cancel_handled_after_the_shown_job_ended_says_how_it_ended(quiv: Quiv):
+    """A click that waited for a busy cell (no comm subshell) finds the job it was aimed at finished."""
+    started, release = threading.Event(), threading.Event()
+    tid = quiv.add_task("brief", _stubborn(started, release), run_once=True)
+    assert started.wait(WAIT)
+    model = DashboardModel(quiv)
+    wait_until(lambda: quiv.get_task(tid).status is TaskStatus.RUNNING)
+    job_id = quiv.get_task(tid).last_job_id
+    assert [r.task_id for r in model.collect().rows if r.running] == [tid]  # the row shows it running
+    clicks = model.clicks
+    release.set()
+    quiv.wait_for_job(job_id, timeout=WAIT)
+    model.click("cancel", tid)  # handled only now: its job completed and its run-once task left the table
+    kind, text = model.message()
+    assert kind == "warn" and text == f"nothing cancelled: the job of 'brief' (job {job_id[:8]}) had already completed"
+    assert model.clicks == clicks + 1  # the page reads this to know the click was answered

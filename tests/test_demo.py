@@ -28,3 +28,8 @@ def test_the_terminal_demo_runs_a_real_pipeline() -> None:
     assert "cron '0 9 * * 1-5' (Europe/Paris): next run" in lines["refresh_weekdays"]
     assert "daily at 02:30" in lines["refresh_nightly"]
     assert "Traceback" not in done.stderr
+    # The bars (stderr): no tqdm "0it" start for load (it reports percentages), no doubled ": ".
+    assert "load: 0it" not in done.stderr and ": : " not in done.stderr
+    # A long outcome is shortened at a word boundary, marked with " …", never cut mid-word.
+    publish = lines["publish"]
+    assert publish.endswith(" …") and "(on purpose, to …" in publish  # "to s" was the old cut

@@ -27,6 +27,7 @@ from kernel_harness import KernelSession, started_with
 import quiv_nb
 from quiv_nb import Event, Quiv
 from quiv_nb.render.pump import get_pump
+from quiv_nb.render.widget import static_html
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -212,7 +213,8 @@ def test_widget_bar_closed_while_its_job_runs_in_process(quiv: Quiv, errors: Err
     assert job.status == "completed" and job.result == "ok"
     assert bar.wait_drawn(WAIT)
     assert bar.line.endswith("done")
-    assert bar._repr_mimebundle_() == {"text/plain": bar.line}  # displaying it again (a final draw does) works
+    # displaying it again (a final draw does) works: no widget view of the closed models
+    assert bar._repr_mimebundle_() == {"text/plain": bar.line, "text/html": static_html(bar.state)}
     assert errors.messages() == []
 
     fresh = quiv_nb.bar("widget", display=False, min_interval=0)
@@ -619,12 +621,14 @@ def test_at_kernel_exit_no_quiv_thread_sends_after_the_exit_handler(tmp_path: An
         assert "EXIT-HANDLER-DONE" in lines, lines
         assert [line for line in lines if line.startswith("LATE")] == []
         assert any(line.startswith("send quiv_nb-render") for line in lines)  # the probe saw the pump
-        # A finished bar's display is replaced by its static final rendering (its widgets closed).
-        cancelled = {
+        # A bar whose job ran at the restart is replaced by its static "interrupted (kernel restarted)" rendering.
+        interrupted = {
             m["content"].get("transient", {}).get("display_id")
             for m in session.messages(msg_type="update_display_data")
-            if "quiv-static" in (html := m["content"]["data"].get("text/html", "")) and "quiv-cancelled" in html
+            if "quiv-static" in (html := m["content"]["data"].get("text/html", ""))
+            and "quiv-interrupted" in html
+            and "interrupted (kernel restarted)" in html
         }
-        assert len(cancelled) == 2  # s2 (abandoned at shutdown) and p1 (stopped): both final states arrived
+        assert len(interrupted) == 2  # s2 (abandoned at shutdown) and p1 (stopped): both final states arrived
     finally:
         session.shutdown()

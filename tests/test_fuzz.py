@@ -388,6 +388,7 @@ FINALS = hs.tuples(
 )
 
 # The bar's own markup: status spans, and the constant <style> block of striped (indeterminate / skipped) bars.
+_LABEL_MARKUP = re.compile(r'(?:<span title="(?P<title>[^"<>]*)">(?P<inner>.*)</span>)?', re.S)  # empty: no label
 _OWN_MARKUP = re.compile(r'<span style="[^"<>]*"(?: title="[^"<>]*")?>|</span>|<style>[^<]*</style>')
 
 
@@ -403,8 +404,12 @@ def _check(renderer: Any) -> None:
     assert isinstance(line, str) and len(line) < 1_000
     if renderer.kind == "widget":
         label, progress, text = renderer.widget.children
-        assert "<" not in label.value  # desc and payload label are escaped
-        assert len(html.unescape(label.value)) <= 2 * st.MAX_LABEL + 2
+        # the label inside its own hover-title span; desc and payload label are escaped in both places
+        own = _LABEL_MARKUP.fullmatch(label.value)
+        assert own is not None, label.value[:300]
+        inner, title = own["inner"] or "", own["title"] or ""
+        assert "<" not in inner and html.unescape(title) == html.unescape(inner)
+        assert len(html.unescape(inner)) <= 2 * st.MAX_LABEL + 2
         assert "<" not in _OWN_MARKUP.sub("", text.value), text.value[:300]
         assert len(text.value) < 4_000
         assert math.isfinite(progress.max) and progress.max > 0

@@ -64,7 +64,7 @@ def _final(kernel: KernelSession, msg_id: str, status: str, timeout: float = 20)
     """The static final rendering that replaced the bar displayed under cell `msg_id` (its mime bundle).
 
     A finished bar's display is updated (same display id) to HTML plus text/plain that need no
-    widget model, and the bar's widget models are closed: a saved notebook shows the outcome.
+    widget model: a saved notebook shows the outcome.
     """
     shown = [
         m["content"]["transient"]["display_id"]
@@ -85,8 +85,24 @@ def _final(kernel: KernelSession, msg_id: str, status: str, timeout: float = 20)
     return data
 
 
-def _closed(kernel: KernelSession, bar: dict[str, str]) -> None:
-    kernel.wait_for(lambda: not set(bar.values()) & set(kernel.widget_states()), 10, "the bar's widget models closed")
+def _ended_in_widgets(kernel: KernelSession, bar: dict[str, str], status: str) -> None:
+    """The final state was drawn into the widgets before the static replacement, and the models stay open.
+
+    A page reloaded while the job ran hears only comm messages (it has no future for the cell's
+    execute request, so no display update reaches it): the widgets are what it shows.
+    """
+    log = kernel.messages()
+    classes_set = [
+        i
+        for i, m in enumerate(log)
+        if m["msg_type"] == "comm_msg"
+        and m["content"]["comm_id"] == bar["box"]
+        and f"quiv-{status}" in m["content"]["data"].get("state", {}).get("_dom_classes", ())
+    ]
+    static = [i for i, m in enumerate(log) if m["msg_type"] == "update_display_data"]
+    assert classes_set and static and classes_set[0] < static[-1], "final state not drawn into the widgets first"
+    states = kernel.widget_states()
+    assert set(bar.values()) <= set(states), "a finished bar's widget models were closed"
 
 
 def test_run_bar_reaches_its_total_and_ends_green_under_its_cell(kernel):
@@ -95,7 +111,7 @@ def test_run_bar_reaches_its_total_and_ends_green_under_its_cell(kernel):
     data = _final(kernel, cell.msg_id, "completed")
     assert "20/20" in data["text/html"] and "width:100.0%" in data["text/html"]
     assert "20/20" in data["text/plain"] and data["text/plain"].endswith("done")
-    _closed(kernel, bar)
+    _ended_in_widgets(kernel, bar, "completed")
 
 
 def test_a_bar_without_progress_is_indeterminate_and_ends_with_its_duration_and_result(kernel):
@@ -115,7 +131,7 @@ def test_a_bar_without_progress_is_indeterminate_and_ends_with_its_duration_and_
     data = _final(kernel, cell.msg_id, "completed")
     assert "done in " in data["text/plain"] and data["text/plain"].endswith("→ 'ok'")
     assert "it/s" not in data["text/plain"] and "0it" not in data["text/html"]
-    _closed(kernel, bar)
+    _ended_in_widgets(kernel, bar, "completed")
 
 
 def test_bar_updates_keep_arriving_while_another_cell_sleeps(kernel):
@@ -161,8 +177,10 @@ def test_payload_and_error_text_is_escaped(kernel):
     assert "&lt;img" in joined and "&lt;script" in joined
 
 
-def test_many_bars_ending_at_once_all_become_static_and_close_their_models(kernel):
+def test_many_bars_ending_at_once_all_become_static_and_only_the_newest_keep_their_models(kernel):
     cell = kernel.run(
+        "import quiv_nb.render.widget as _w\n"
+        "_w.KEEP_FINISHED = 5\n"
         "_q = quiv_nb.get_scheduler()\n"
         "_many = [_q.add_task(f'many{i}', quiet, run_once=True, progress_callback=quiv_nb.bar('widget'))"
         " for i in range(40)]"
@@ -183,10 +201,18 @@ def test_many_bars_ending_at_once_all_become_static_and_close_their_models(kerne
 
     kernel.wait_for(lambda: len(finals()) == 40, 60, "40 static final bars")
     boxes = {view["model_id"] for view in shown.values()}
-    kernel.wait_for(lambda: not boxes & set(kernel.widget_states()), 10, "every bar's widget models closed")
+    # Finished bars keep their models for reloaded pages, bounded: the 5 that finished last.
+    finished_order = [
+        m["content"]["transient"]["display_id"]
+        for m in kernel.messages(msg_type="update_display_data")
+        if "quiv-completed" in m["content"]["data"].get("text/html", "")
+    ]
+    newest = {shown[d]["model_id"] for d in finished_order[-5:]}
+    kernel.wait_for(lambda: boxes & set(kernel.widget_states()) == newest, 10, "only the 5 newest bars' models open")
+    kernel.run("_w.KEEP_FINISHED = 100")
 
 
-def test_the_next_run_of_a_recurring_bar_opens_fresh_widgets_in_the_same_display(kernel):
+def test_the_next_run_of_a_recurring_bar_is_live_again_in_the_same_display(kernel):
     cell = kernel.run("%quiv add ticking quiet --every 1 --bar widget")
     try:
         shown = [
@@ -207,3 +233,18 @@ def test_the_next_run_of_a_recurring_bar_opens_fresh_widgets_in_the_same_display
         kernel.wait_for(lambda: "static,widget,static" in ",".join(kinds()), 20, "static, live again, static")
     finally:
         kernel.run("%quiv remove ticking")
+
+
+def test_waiting_bars_say_what_they_wait_for(kernel):
+    upper = kernel.run("%quiv add up0 quiet --every 1h --delay 3600 --bar widget")
+    down = kernel.run("%quiv add down0 quiet --after up0 --bar widget")
+    try:
+        bar = _bar_widgets(kernel, down.msg_id)
+        text = kernel.wait_for(
+            lambda: "waiting for up0" in (v := kernel.widget_states()[bar["text"]]["value"]) and v, 10, "the note"
+        )
+        assert "it/s" not in text and "0it" not in text
+        up = _bar_widgets(kernel, upper.msg_id)
+        kernel.wait_for(lambda: "next run " in kernel.widget_states()[up["text"]]["value"], 10, "the next run")
+    finally:
+        kernel.run("%quiv remove down0\n%quiv remove up0")

@@ -135,3 +135,22 @@ def test_cell_run_notify_shows_the_widget_in_that_cell(kernel: KernelSession) ->
     comm_id = _notify_widget(kernel, "%%quiv run --name celljob --notify --bar none\n6 * 7")
     notes = kernel.wait_for(lambda: _custom(kernel, comm_id), what="the notify message")
     assert [n["title"] for n in notes] == ["celljob completed"] and notes[0]["body"].endswith("\u2192 42")
+
+
+def test_a_removed_tasks_notify_display_becomes_a_static_line(kernel: KernelSession) -> None:
+    code = "t9 = q.add_task('gone_soon', nightly, interval=3600, delay=3600)\nn9 = attach(q, t9)"
+    comm_id = _notify_widget(kernel, code)
+    shown = [m for m in kernel.messages(msg_type="display_data") if comm_id in str(m["content"]["data"])]
+    live = shown[-1]["content"]
+    assert "desktop notifications for gone_soon" in live["data"]["text/plain"]  # for renderers without widgets
+    kernel.run("q.remove_task(t9)")
+
+    def static() -> dict | None:
+        for m in kernel.messages(msg_type="update_display_data"):
+            if m["content"]["transient"]["display_id"] == live["transient"]["display_id"]:
+                return m["content"]["data"]
+        return None
+
+    data = kernel.wait_for(static, what="the static notify line")
+    assert "application/vnd.jupyter.widget-view+json" not in data
+    assert "quiv-notify-static" in data["text/html"] and "off (task removed or finished)" in data["text/plain"]

@@ -132,25 +132,39 @@ def test_top_level_await_in_a_cell_body(kernel):
 # ---------------------------------------------------------------------- identity
 
 
-def test_a_cell_without_name_is_keyed_to_its_notebook_cell(kernel):
+def test_a_cell_without_name_is_keyed_to_its_notebook_cell_and_named_from_its_first_line(kernel):
     cid, other = str(uuid.uuid4()), str(uuid.uuid4())
     run_in_cell(kernel, "%%quiv every 30 --bar none\nversion = 1", cid)
     run_in_cell(kernel, "%%quiv every 30 --bar none\nversion = 2  # edited", cid)
-    assert names(kernel).count(f"cell-{cid[:8]}") == 1
-    kernel.run(f"%quiv wait cell-{cid[:8]} --timeout 10")
+    assert names(kernel).count("cell-version_1") == 1 and "cell-version_2" not in names(kernel)  # kept while edited
+    kernel.run("%quiv wait cell-version_1 --timeout 10")
     assert kernel.value("version") == 2
-    run_in_cell(kernel, "%%quiv every 30 --bar none\nversion = 3", other)
-    assert sorted(n for n in names(kernel) if n.startswith("cell-")) == sorted([f"cell-{cid[:8]}", f"cell-{other[:8]}"])
-    # Naming the task later replaces what the same cell started under its cell key.
+    run_in_cell(kernel, "%%quiv every 30 --bar none\nversion = 1", other)  # same first line, another cell
+    assert sorted(n for n in names(kernel) if n.startswith("cell-")) == ["cell-version_1", "cell-version_1-2"]
+    # Naming the task later replaces what the same cell started under its readable name.
     run_in_cell(kernel, "%%quiv every 30 --name named --bar none\nversion = 4", cid)
-    assert f"cell-{cid[:8]}" not in names(kernel) and "named" in names(kernel)
+    assert "cell-version_1" not in names(kernel) and "named" in names(kernel)
+    kernel.run("%quiv remove named\n%quiv remove cell-version_1-2")
 
 
 def test_without_a_cell_id_the_body_is_the_key(kernel):
     kernel.run("%%quiv every 30 --bar none\nbody = 1")
     kernel.run("%%quiv every 30 --bar none\nbody = 1")
     kernel.run("%%quiv every 30 --bar none\nbody = 2")
-    assert len([n for n in names(kernel) if n.startswith("cell-")]) == 2
+    assert sorted(n for n in names(kernel) if n.startswith("cell-body")) == ["cell-body_1", "cell-body_2"]
+
+
+def test_log_all_lists_every_run_of_a_task_newest_first(kernel):
+    kernel.run("_runs = iter(range(1, 100))\ndef counted():\n    print('run', next(_runs))")
+    kernel.run("%quiv add counted counted --every 0.2 --bar none")
+    done = "len([j for j in quiv_nb.get_scheduler().get_all_jobs(status='completed') if j.task_name == 'counted'])"
+    kernel.wait_for(lambda: kernel.value(done) >= 3, 20, "three runs of counted")
+    kernel.run("%quiv remove counted")
+    latest = kernel.run("%quiv log counted").stdout
+    every = kernel.run("%quiv log counted --all").stdout
+    assert latest.count("run ") == 1
+    runs = [int(line.split()[1]) for line in every.splitlines() if line.startswith("run ")]
+    assert len(runs) >= 2 and runs == sorted(runs, reverse=True), every
 
 
 def test_rerunning_a_run_cell_reattaches_to_its_running_job(kernel):
@@ -176,9 +190,9 @@ def test_rerunning_an_edited_run_cell_replaces_its_job(kernel):
     assert "the cell changed" in edited.stdout
     kernel.run("second = %quiv wait")
     assert kernel.value("second") == "second"
-    statuses = kernel.value(
-        f"[j.status.value for j in quiv_nb.get_scheduler().get_all_jobs() if j.task_name == 'cell-{cid[:8]}']"
-    )
+    name = "cell-while_not_stop_event_wait_0"  # from the body's first line
+    jobs = "quiv_nb.get_scheduler().get_all_jobs()"
+    statuses = kernel.value(f"[j.status.value for j in {jobs} if j.task_name == {name!r}]")
     assert statuses == ["cancelled", "completed"]
 
 
@@ -434,7 +448,12 @@ def test_cron_at_and_tz_give_the_true_next_wall_clock_run(kernel):
 
 def test_bad_cron_and_at_are_usage_errors(kernel):
     cell = kernel.run("%quiv add t quick --cron 'every tuesday'", allow_error=True)
-    assert cell.error["ename"] == "UsageError" and "'t' was not added" in cell.error["evalue"]
+    assert cell.error["ename"] == "UsageError" and "got 'every tuesday'" in cell.error["evalue"]
+    # Nothing before the one-line error: no "task runs on cron" line, no bar, and the task is not added.
+    cell = kernel.run('%quiv add t quick --cron "61 * * * *"', allow_error=True)
+    assert cell.error["ename"] == "UsageError" and "\n" not in cell.error["evalue"]
+    assert cell.stdout == "" and not [m for m in cell.messages if m["msg_type"] == "display_data"]
+    assert "'t'" not in kernel.run("%quiv tasks").stdout
     cell = kernel.run("%quiv add t quick --at 25:99", allow_error=True)
     assert cell.error["ename"] == "UsageError"
     cell = kernel.run("%quiv add t quick --at 09:30 --tz Mars/Olympus", allow_error=True)

@@ -131,14 +131,18 @@ def test_add_parses_the_calendar_and_pipeline_flags():
         (["t", "f", "--at", "09:30", "--after", "x"], "not allowed with argument"),
         (["t", "f", "--after", "a,,b"], "expected task names separated by commas"),
         (["t", "f", "--every", "5q"], "bad duration '5q'"),
+        (["t", "f", "--every", "banana"], "bad duration 'banana'"),
+        (["t", "f", "--tz", "Mars/Base"], "unknown time zone 'Mars/Base'"),
+        (["t", "f", "--cron", "61 * * * *"], "got '61 * * * *'"),
         (["t"], "the following arguments are required: FUNC"),
     ],
 )
-def test_add_usage_errors_name_the_problem_and_show_the_usage(words, fragment):
+def test_add_usage_errors_are_one_line_naming_the_problem_and_the_help(words, fragment):
     with pytest.raises(UsageError) as info:
         LINE["add"].parse(words)
-    assert fragment in str(info.value)
-    assert LINE["add"].usage in str(info.value)
+    message = str(info.value)
+    assert fragment in message and "\n" not in message
+    assert message.endswith("(usage: `%quiv help add`)")
 
 
 def test_unknown_subcommands_suggest_the_closest():

@@ -65,6 +65,26 @@ def test_readme_quickstart_has_two_commands_and_ci_runs_the_readme_test_command(
     assert test_command in (ROOT / ".ci" / "run").read_text()
 
 
+def test_runtime_lower_bounds_admit_colabs_pins():
+    """`pip install quiv_nb` into Colab's runtime must change none of its pins (.ci/colab-pins.txt)."""
+    requirements = pytest.importorskip("packaging.requirements")
+    pins = {}
+    for line in (ROOT / ".ci" / "colab-pins.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[name.lower().replace("_", "-")] = version
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    checked = set()
+    for dep in deps:
+        req = requirements.Requirement(dep)
+        name = req.name.lower().replace("_", "-")
+        if name in pins:
+            assert req.specifier.contains(pins[name]), f"{dep} excludes Colab's {name}=={pins[name]}"
+            checked.add(name)
+    assert checked == {"ipykernel", "ipywidgets", "ipython"}
+
+
 def test_the_package_is_typed_and_ci_checks_its_types():
     """`py.typed` ships in the wheel (hatch packs every file under quiv_nb/) and CI runs mypy after ruff."""
     assert (ROOT / "quiv_nb" / "py.typed").is_file()

@@ -190,7 +190,7 @@ def test_widget_layout_and_initial_state():
     assert b._box.children == (b._label, b._progress, b._text)
     assert b._box._dom_classes == ("quiv-bar", "quiv-idle")
     assert (b._progress.value, b._progress.max, b._progress.bar_style) == (0.0, 10.0, "")
-    assert b._label.value == "train"
+    assert b._label.value == '<span title="train">train</span>'  # whole on hover if the column shortens it
     assert "waiting" in b._text.value
 
 
@@ -206,7 +206,7 @@ def test_widget_redraw_sends_only_changed_widgets():
     b.quiv_progress("job-1", (), {"stage": "eval"})
     n = b.pump_draw()
     assert n == sent() - before and 1 <= n <= 2  # the label (and the text if its clock moved); not the bar
-    assert b._label.value == "train: eval"
+    assert b._label.value == '<span title="train: eval">train: eval</span>'
     before = sent()
     n = b.pump_draw()
     assert n == sent() - before <= 1  # nothing new: at most the text (its clock)
@@ -599,6 +599,20 @@ def test_tqdm_leave_false_clears_its_line(q):
     assert out.getvalue().split("\r")[-1].strip() == ""
 
 
+def test_a_waiting_tqdm_bar_opens_no_tqdm_until_its_run_starts(q):
+    """An idle tqdm bar draws nothing: tqdm would show "0it [00:00, ?it/s]", and an open tqdm instance would
+    push every later bar's row down (cursor-up escapes in their output) until it runs."""
+    waiting = bar("tqdm", desc="later", file=io.StringIO())
+    waiting.note_waiting("next run 09:00")
+    assert get_pump().flush(WAIT)
+    assert waiting._file.getvalue() == "" and waiting._bar is None
+    out = io.StringIO()
+    b = bar("tqdm", desc="now", file=out)
+    run_job(q, lambda _progress_hook: _progress_hook(step=1, total=2), b)
+    assert "\x1b" not in out.getvalue() and out.getvalue().split("\r")[-1].startswith("now: ")
+    waiting.close()
+
+
 # ---------------------------------------------------------------------------------------- text renderer
 
 
@@ -674,7 +688,9 @@ def test_text_ascii_fallback_for_non_utf8_streams():
 
 def test_text_repr():
     b = detached("text", file=io.StringIO(), desc="x")
-    assert repr(b).startswith("x: 0it [00:00") and repr(b).endswith("waiting")
+    assert repr(b) == "x: waiting"
+    b.note_waiting("next run 09:00")
+    assert repr(b) == "x: next run 09:00"
     assert b._repr_mimebundle_() == {"text/plain": repr(b)}
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from fractions import Fraction
@@ -335,7 +336,9 @@ def test_format_meter_like_tqdm():
     assert format_meter(s, ascii=True) == "train:  42%|########4           | 42/100 [00:03<00:04, 14.00it/s, loss=0.5]"
     unknown = tick(apply(start(new_state(unit="B"), 0.0), (7,), {}), 2.0)
     assert format_meter(unknown) == "7B [00:02, 3.50B/s]"
-    assert format_meter(new_state("x", total=10)) == "x:   0%|                    | 0/10 [00:00<?, ?it/s] waiting"
+    # An idle bar says what it waits for, not "0/10 [00:00<?, ?it/s]".
+    assert format_meter(new_state("x", total=10)) == "x: waiting"
+    assert format_meter(replace(new_state("load"), message="waiting for extract")) == "load: waiting for extract"
 
 
 def test_format_meter_width_trims():

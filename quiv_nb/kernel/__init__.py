@@ -17,13 +17,17 @@ from typing import TYPE_CHECKING, Any
 
 from ..hooks import (
     register_before_exit,
+    register_capability_probe,
     register_context_capturer,
+    register_exit_start,
     register_host,
     register_loop_resolver,
     register_notify_attacher,
     register_wait_helper,
 )
+from ..render.base import interrupt_running
 from ..render.pump import close_pump
+from .capabilities import detect as detect_capabilities
 from .cellend import draw_finals_at_cell_end
 from .controls import answer_on_sender_shell, comm_messages_flow
 from .routing import capture_cell_parent, follow_job_output
@@ -50,6 +54,7 @@ __all__ = [
     "cell_source",
     "choose_store",
     "current_scheduler",
+    "detect_capabilities",
     "follow_job_output",
     "get_scheduler",
     "in_kernel",
@@ -73,8 +78,9 @@ def _show_notify_widget(scheduler: Any, task_id: str, since: datetime) -> None:
     Runs on the adding thread; `attach` does nothing outside a kernel. Imported here, not at the
     top: the render layer (and anywidget, on first use) loads only when a task asks to notify.
     """
-    from ..render.notify import attach
+    from ..render.notify import attach, end_all
 
+    register_exit_start(end_all)  # notifiers end "kernel restarted" (and so on) at kernel exit
     attach(scheduler, task_id, since=since)
 
 
@@ -104,15 +110,17 @@ _installed = False
 def install() -> None:
     """Fill the core's and render's registries in `hooks` with this kernel's (idempotent; any thread).
 
-    Registers the cell-output capturer, the kernel-loop resolver, the notify attacher, the
-    comm-flowing wait helper, the `KernelHost` and the render pump's kernel-exit step; inside a
-    running kernel also the kernel-exit handler and the cell-end wait for final bar draws
-    (`kernel.cellend`). Returns None.
+    Registers the capability probe (`kernel.capabilities`), the cell-output capturer, the
+    kernel-loop resolver, the notify attacher, the comm-flowing wait helper, the `KernelHost` and
+    the render pump's kernel-exit step; inside a running kernel also the kernel-exit handler, the
+    exit-start step that ends running bars as interrupted (`render.base.interrupt_running`) and
+    the cell-end wait for final bar draws (`kernel.cellend`). Returns None.
     """
     global _installed
     if _installed:
         return
     _installed = True
+    register_capability_probe(detect_capabilities)
     register_context_capturer(capture_cell_parent)
     register_notify_attacher(_show_notify_widget)
     register_loop_resolver(_kernel_loop_resolver)
@@ -123,6 +131,7 @@ def install() -> None:
         # Quiesce at exit even if only plain `Quiv()`s and bars are used (their bars draw on
         # the process-wide pump too).
         register_exit_handler()
+        register_exit_start(interrupt_running)  # a running job's bar ends "interrupted (kernel restarted)"
         draw_finals_at_cell_end()  # a headless run keeps the final bars of the jobs a cell waited for
 
 

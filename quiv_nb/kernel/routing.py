@@ -1,4 +1,4 @@
-"""Job output to the cell that added its task: one sender per cell, ipykernel 6.29+ and 7.x alike.
+"""Job output to the cell that added its task: one sender per cell, ipykernel 6.17+ and 7.x alike.
 
 `capture_cell_parent` runs on the thread adding a task (a `hooks` job-context capturer) and
 returns the context that sends that task's job output under the adding cell's parent header:
@@ -14,6 +14,7 @@ from ..execution import adding_recurring_task
 from ..output import current_route, on_joined_threads, route_current_job, route_of
 from ..render.cell_stream import CellStream
 from ..render.output_area import OutputArea
+from .capabilities import clear_output_takes_hooks
 from .shell import ipython
 
 __all__ = ["capture_cell_parent", "follow_job_output"]
@@ -24,11 +25,12 @@ _log = logging.getLogger("quiv_nb")
 class _CellSink:
     """Sends iopub messages under one cell's parent header (the `CellSink` of an `OutputArea`).
 
-    Works the same on ipykernel 6.29+ and 7.x: `kernel.get_parent("shell")` (>= 6.0) is the
-    request being executed, and `session.send` to `kernel.iopub_socket` hands the message to the
-    IOPub thread, which is safe from any thread. ipykernel's own per-thread routing is not used:
-    on 6.x a thread's output follows the cell that created the thread (wrong for pooled threads),
-    and `set_thread_parent` exists only from 7.0.
+    Works the same on ipykernel 6.17+ and 7.x (before 6.25 a job's `clear_output` is routed by
+    `_route_clear_output`): `kernel.get_parent("shell")` (>= 6.0) is the request being executed, and
+    `session.send` to `kernel.iopub_socket` hands the message to the IOPub thread, which is safe from
+    any thread. ipykernel's own per-thread routing is not used: on 6.x a thread's output follows the
+    cell that created the thread (wrong for pooled threads), and `set_thread_parent` exists only
+    from 7.0.
     """
 
     def __init__(self, kernel: Any, parent: dict[str, Any], topic: bytes) -> None:
@@ -124,9 +126,32 @@ def capture_cell_parent() -> Callable[[], ContextManager[Any]] | None:
     publisher = getattr(shell, "display_pub", None)
     if not hasattr(publisher, "register_hook"):
         publisher = None
+    elif not clear_output_takes_hooks():
+        _route_clear_output(publisher)
     sink = _CellSink(kernel, parent, getattr(publisher, "topic", None) or b"display_data")
     area = OutputArea(sink) if adding_recurring_task() else CellStream(sink)
     return lambda: _RouteToCell(area, publisher)
+
+
+def _route_clear_output(publisher: Any) -> None:
+    """ipykernel < 6.25: offer a job's `clear_output` to its route, as newer kernels' hooks do (idempotent).
+
+    Replaces the publisher instance's `clear_output` once (kernel thread, inside a cell): on a job's
+    thread with a cell route the message goes to that route; anywhere else the original runs.
+    """
+    original = publisher.clear_output
+    if getattr(original, "_quiv_routed", False):
+        return
+
+    def clear_output(wait: bool = False) -> None:
+        route = current_route()
+        if not isinstance(route, (OutputArea, CellStream)):
+            original(wait)
+            return
+        route.display_message(publisher.session.msg("clear_output", {"wait": bool(wait)}))
+
+    clear_output._quiv_routed = True  # type: ignore[attr-defined]
+    publisher.clear_output = clear_output
 
 
 def follow_job_output(job_id: str) -> bool:

@@ -23,7 +23,7 @@ import threading
 from typing import Any
 
 from ..dispatch import in_worker
-from ..hooks import before_exit_steps
+from ..hooks import before_exit_steps, exit_start_steps
 from ..scheduler import Quiv
 from .shell import in_kernel, ipython, kernel_loop
 from .storepath import store_path
@@ -47,6 +47,7 @@ _scheduler: Quiv | None = None
 _executor: Any = None  # what the next kernel scheduler runs jobs on (None: a local thread pool)
 _atexit_registered = False
 _watching_exit = False  # observing `shell.exit_now` (see `register_exit_handler`)
+_exit_reason = "kernel exited"  # what the exit-start steps are told; set when a shutdown request is seen
 
 
 def get_scheduler() -> Quiv:
@@ -118,11 +119,27 @@ def _exit_handler_last(change: Any) -> None:
     """`shell.exit_now` changed (ipykernel 7: on its control thread): run our handler first at exit."""
     if not change["new"]:
         return
+    global _exit_reason
+    _exit_reason = _reason_of_shutdown()
     try:
         atexit.unregister(_quiesce_at_exit)
         atexit.register(_quiesce_at_exit)
     except Exception:  # never raise into ipykernel's shutdown handling
         _log.exception("quiv_nb: re-registering the kernel exit handler failed")
+
+
+def _reason_of_shutdown() -> str:
+    """Why the kernel exits, read from the shutdown request being handled (on its thread).
+
+    "kernel restarted" or "kernel shut down"; "kernel exited" for `exit` in a cell or anything unreadable.
+    """
+    try:
+        parent = ipython().kernel.get_parent("control")
+        if parent.get("header", {}).get("msg_type") == "shutdown_request":
+            return "kernel restarted" if parent.get("content", {}).get("restart") else "kernel shut down"
+    except Exception:  # an older ipykernel, or no kernel: the generic reason
+        pass
+    return "kernel exited"
 
 
 def _quiesce_at_exit() -> None:
@@ -132,8 +149,15 @@ def _quiesce_at_exit() -> None:
     their bars' final draws), then the exit steps (the pump draws those and stops), then a flush
     of the kernel's streams, so buffered job output still reaches the cell, and last the streams
     stop taking writes from job threads (abandoned handlers). All of it runs while ipykernel's
-    IOPub thread and sockets are alive; afterwards no thread of ours sends.
+    IOPub thread and sockets are alive; afterwards no thread of ours sends. Before all of it the
+    exit-start steps record what the exit interrupts (a running job's bar ends "interrupted
+    (kernel restarted)" at the step it reached, whatever its handler does once told to stop).
     """
+    for start in exit_start_steps() if in_kernel() else ():
+        try:
+            start(_exit_reason)
+        except Exception:
+            _log.exception("quiv_nb: exit step %r failed", start)
     try:
         reset_scheduler(SHUTDOWN_TIMEOUT)
     except Exception:  # at exit there is nobody left to tell but the log

@@ -134,6 +134,21 @@ def at_time(text: str) -> str:
     return text
 
 
+def cron_expression(text: str) -> str:
+    """A cron expression ('0 9 * * 1-5' or a nickname such as '@daily'), checked now, returned as given.
+
+    Checked while parsing, so a bad one is the magic's only output: nothing is printed or drawn first.
+    """
+    from ..cron import CronTrigger, local_zone  # the scheduler's own reading of the expression
+    from ..errors import QuivError
+
+    try:
+        CronTrigger(text, local_zone())
+    except QuivError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def time_zone(text: str) -> str:
     """An IANA time zone name such as 'Europe/Paris'."""
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable
 
 from IPython.core.error import UsageError
@@ -13,7 +14,7 @@ from ..errors import QuivError
 from ..kernel import get_scheduler
 from ..scheduler import Quiv
 
-__all__ = ["LAST_JOB", "Context", "MagicState", "make_bar", "say"]
+__all__ = ["LAST_JOB", "Context", "MagicState", "make_bar", "note_waiting", "say"]
 
 LAST_JOB = "_quiv_last_job"
 
@@ -26,11 +27,15 @@ class MagicState:
     line_runs: dict[tuple[str, str], Any] = field(default_factory=dict)  # (cell key, FUNC) -> JobHandle
     cell_runs: dict[str, tuple[Any, str]] = field(default_factory=dict)  # task name -> (JobHandle, body hash)
     cell_tasks: dict[str, str] = field(default_factory=dict)  # notebook cell id -> task name it added
+    # notebook cell id (or body hash) -> the readable name given to its unnamed %%quiv task, kept while
+    # the cell is edited so re-running it still replaces what it started
+    cell_names: dict[str, str] = field(default_factory=dict)
 
     def clear(self) -> None:
         self.line_runs.clear()
         self.cell_runs.clear()
         self.cell_tasks.clear()
+        self.cell_names.clear()
 
 
 @dataclass
@@ -133,6 +138,19 @@ def make_bar(kind: str, name: str) -> Any:
     from ..render import bar
 
     return bar(kind, desc=name)
+
+
+def note_waiting(bar: Any, scheduler: Any, task_id: str) -> None:
+    """Tell a task's bar what its first run waits for: "waiting for extract", "next run 09:00" (kernel thread)."""
+    if bar is None or not hasattr(bar, "note_waiting"):
+        return
+    task = scheduler.get_task(task_id)
+    if task.after:
+        bar.note_waiting(f"waiting for {', '.join(task.after)}")
+    elif task.next_run_at is not None and not task.run_once:
+        when = task.next_run_at.astimezone()
+        today = datetime.now(when.tzinfo).date() == when.date()
+        bar.note_waiting(f"next run {when:%H:%M}" if today else f"next run {when:%a %d %b %H:%M}")
 
 
 def say(text: str) -> None:

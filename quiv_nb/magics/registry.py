@@ -57,11 +57,12 @@ class Command:
         return self.parser.format_help().rstrip()
 
     def parse(self, words: list[str]) -> argparse.Namespace:
-        """Parse the words after the subcommand; raises `UsageError` with this command's usage."""
+        """Parse the words after the subcommand; raises a one-line `UsageError` naming `%quiv help NAME`."""
         try:
             return self.parser.parse_args(words)
         except UsageError as exc:
-            raise UsageError(f"{exc}\n\nusage: {self.usage}\n(`%quiv help {self.name}` explains each option)") from None
+            # One line: what is wrong, and where the usage is (a usage block under it buries the problem).
+            raise UsageError(f"{exc} (usage: `%quiv help {self.name}`)") from None
 
 
 LINE: dict[str, Command] = {}

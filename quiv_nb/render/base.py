@@ -20,13 +20,15 @@ import itertools
 import logging
 import threading
 import time
+import weakref
+from dataclasses import replace
 from typing import Any, ClassVar
 
 from . import state as st
 from .format import cached_note, short_repr
 from .pump import get_pump
 
-__all__ = ["BarRenderer"]
+__all__ = ["BarRenderer", "interrupt_running"]
 
 _log = logging.getLogger("quiv_nb")
 
@@ -35,6 +37,9 @@ _NOBODY = object()  # the job id of the idle run: matches no caller, not even a 
 # hits a handler that invents a new key per call, whose merged dict would otherwise grow without end.
 _MAX_KW = 4 * st.MAX_KEYS_SCANNED
 _CORE_KEYS = (*st.VALUE_KEYS, st.TOTAL_KEY, st.PCT_KEY, *st.LABEL_KEYS)
+# Every renderer that ever opened a run, so a kernel exit can end the runs still open (`interrupt_running`).
+_opened: weakref.WeakSet[BarRenderer] = weakref.WeakSet()
+_opened_lock = threading.Lock()
 
 
 class _Run:
@@ -149,12 +154,49 @@ class BarRenderer:
         old.prev = None  # one level only: a starved pump must not make a chain of runs
         self._run = run = _Run(self._seq, job_id, time.monotonic(), old if old.final is not None else None)
         self._final_drawn.clear()
+        if self._seq == 1:
+            with _opened_lock:
+                _opened.add(self)
         return run
+
+    def interrupt(self, reason: str) -> bool:
+        """End the open run as interrupted (`reason`, e.g. "kernel restarted") at the step it reached (any thread).
+
+        The first final state of a run wins, so the job's own outcome, arriving later (a handler that
+        returns once the scheduler's shutdown sets its stop event), no longer changes the bar. Returns
+        False when no run was open; never raises.
+        """
+        try:
+            with self._lock:
+                run = self._run
+                if not run.active:
+                    return False
+                run.final = (st.INTERRUPTED, reason, None, "", "")
+            self._dirty = True
+            self._pump.request(self, final=True)
+            return True
+        except Exception:
+            self._log_once()
+            return False
 
     def _log_once(self) -> None:
         if not self._logged:
             self._logged = True
             _log.exception("quiv_nb: %s bar failed to record progress (further errors are not logged)", self.kind)
+
+    def note_waiting(self, text: str) -> None:
+        """Say what the bar waits for before its first run ("waiting for extract", "next run 09:00").
+
+        Any thread; shown while no run has started (and by later idle states), never raises.
+        """
+        try:
+            self._blank = replace(self._blank, message=st.clean_text(text, st.MAX_MESSAGE))
+            if self._state.status == st.IDLE:
+                self._state = self._blank
+                self._dirty = True
+                self._pump.request(self)
+        except Exception:
+            self._log_once()
 
     # ------------------------------------------------------------------ pump side
 
@@ -162,6 +204,8 @@ class BarRenderer:
         """Redraw from the latest recorded payload (pump thread only); the number of messages sent."""
         self._dirty = False  # before reading the inbox: a payload recorded from now on asks again
         run = self._run
+        if run.seq == 0:  # no run yet: the idle state (what it waits for, `note_waiting`)
+            return self._render(self._state, False)
         sent = 0
         prev = run.prev
         if prev is not None:  # a run that ended and was replaced before its final state was drawn
@@ -232,6 +276,17 @@ class BarRenderer:
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
         return {"text/plain": self.line}
+
+
+def interrupt_running(reason: str) -> int:
+    """End every bar's open run as interrupted (`reason`); the number of bars ended (any thread, never raises).
+
+    The kernel's exit handler calls it before the scheduler shuts down; the render pump draws the
+    final states in its exit step, while the kernel's sockets are still open.
+    """
+    with _opened_lock:
+        bars = list(_opened)
+    return sum(bar.interrupt(reason) for bar in bars)
 
 
 def _trim(kw: dict[Any, Any]) -> dict[Any, Any]:

@@ -26,6 +26,7 @@ _log = logging.getLogger("quiv_nb")
 
 RECENT = 12  # finished jobs listed under the table
 MESSAGE_TTL = 8.0  # seconds a button's answer stays in the status line
+_SHOWN_KEPT = 64  # tasks whose last-shown running job is remembered, for a click handled after that job ended
 
 
 class DashboardModel:
@@ -46,6 +47,8 @@ class DashboardModel:
         self._last_seen: dict[str, str] = {}  # task id -> last job id seen (catches run-once ends)
         self._views: list[RowView] = []  # rows of the last collect, kept once the scheduler is gone
         self._message: tuple[str, str, float] = ("", "", 0.0)  # (kind, text, expiry on `clock`)
+        self._clicks = 0  # clicks handled: drawn into the status line, so the page sees each answer arrive
+        self._shown_running: dict[str, str] = {}  # task id -> the job its row last showed running
         self._on_change: Callable[[], None] | None = None
         # With a store, `history` holds earlier kernels' runs (interrupted ones too) as well as this one's.
         earlier = scheduler.history(limit=self._recent_limit) if self._recent_limit else []
@@ -109,6 +112,11 @@ class DashboardModel:
         kind, text, expiry = self._message
         return (kind, text) if text and self._clock() < expiry else ("", "")
 
+    @property
+    def clicks(self) -> int:
+        """How many button clicks were handled so far (the view draws it; `dash_view` explains why)."""
+        return self._clicks
+
     def message_left(self) -> float | None:
         """Seconds until the current message expires (None without one): the view redraws then."""
         _, text, expiry = self._message
@@ -119,6 +127,7 @@ class DashboardModel:
 
     def click(self, action: str, task_id: str) -> None:
         """Run a button's action and put the answer in the status line; never raises (shell thread)."""
+        self._clicks += 1  # only the thread handling clicks writes it (one click at a time per kernel)
         try:
             self.say(*self._act(action, task_id))
         except QuivError as exc:
@@ -128,13 +137,21 @@ class DashboardModel:
             self.say("error", f"{action}: {type(exc).__name__}: {exc}")
 
     def _act(self, action: str, task_id: str) -> tuple[str, str]:
+        """Do what the button says. A cancel whose job the row showed running has ended since (the click waited
+        for a busy cell: no comm subshell took it) says how that job ended, even if its run-once task is gone."""
         sched = self._ref()
         if sched is None:
             return "error", "scheduler stopped"
+        if action == "cancel":
+            with self._lock:
+                shown = self._shown_running.get(task_id)
+            ended = _get_job(sched, shown) if shown is not None else None
+            if ended is not None and ended.status.is_final:  # ended before the click was handled (a busy cell)
+                what = f"the job of {ended.task_name!r} (job {ended.job_id[:8]})"
+                return ("warn", f"nothing cancelled: {what} had already {ended.status}")
+            return self._cancel(sched, sched.get_task(task_id))
         task = sched.get_task(task_id)
         name = task.task_name
-        if action == "cancel":
-            return self._cancel(sched, task)
         if action == "pause":
             sched.pause_task(task_id)
             return "ok", f"paused {name!r}"
@@ -202,6 +219,11 @@ class DashboardModel:
                     self.remember(job)
                 elif job is not None:
                     current = job
+                    with self._lock:  # newest last; the oldest go beyond `_SHOWN_KEPT` (run-once tasks pile up)
+                        self._shown_running.pop(task.task_id, None)
+                        self._shown_running[task.task_id] = job.job_id
+                        while len(self._shown_running) > _SHOWN_KEPT:
+                            del self._shown_running[next(iter(self._shown_running))]
             with self._lock:
                 last = self._last_done.get(task.task_id)
             renderer = _renderer_of(sched, task.task_id) if current is not None else None

@@ -176,16 +176,20 @@ class Snapshot(NamedTuple):
     progress: bool  # a running job reports progress through a renderer
     now: datetime
     earlier: frozenset[str] = frozenset()  # ids of recent jobs an earlier process (kernel) ran, from the store
+    stopped_at: datetime | None = None  # when the dashboard first saw the scheduler stopped
 
     @property
     def title(self) -> str:
         """'2 tasks · 1 running · scheduler running'."""
         running = sum(1 for r in self.rows if r.running)
         paused = sum(1 for r in self.rows if r.status == "paused")
-        parts = [f"{len(self.rows)} task{'s' if len(self.rows) != 1 else ''}", f"{running} running"]
+        parts = [f"{len(self.rows)} task{'s' if len(self.rows) != 1 else ''}"]
+        if self.state != "stopped":  # a stopped scheduler runs nothing (an abandoned job's row says so itself)
+            parts.append(f"{running} running")
         if paused:
             parts.append(f"{paused} paused")
-        parts.append(f"scheduler {self.state}")
+        stopped_at = f" at {self.stopped_at.astimezone():%H:%M}" if self.stopped_at is not None else ""
+        parts.append(f"scheduler {self.state}{stopped_at}")
         return " · ".join(parts)
 
     @property

@@ -5,9 +5,10 @@ Rows are rebuilt (`box.children` reassigned) only when the set of tasks changes;
 changed widget gets one `hold_sync` update and an unchanged widget gets nothing. All text is
 HTML-escaped here. The DOM classes browser tests use are listed in `dashboard.py`.
 
-Width: one row is ~1,060 px (seven fixed columns and the buttons, Pause and Resume sharing one
-place), so at JupyterLab's default width a row never wraps; a narrower output scrolls the table
-sideways instead of breaking rows onto two lines.
+Width: the seven columns take 754 px and the buttons ~200 px (Pause and Resume share one place), so
+at JupyterLab's default width a row is one line; in a narrower output (the file browser open: ~850 px)
+the buttons wrap under their row instead of being cut, and no row scrolls on its own. A long name,
+schedule or outcome is shortened with an ellipsis, the full text on hover.
 """
 
 from __future__ import annotations
@@ -20,12 +21,16 @@ from ..models import Job, JobStatus
 from ..units import format_duration
 from .dash_rows import RowView, Snapshot
 from .format import EARLIER, TOOLTIP, clip, format_clock, format_outcome
+from .ipyw import style_class
 
 if TYPE_CHECKING:
     from datetime import datetime
 
 __all__ = ["DashboardView"]
 
+# Rows of removed tasks (a run-once job that ended) whose widgets stay open, newest kept: a click sent while a
+# cell was busy reaches the kernel after the row went, and must still find its button's comm to be answered.
+RETIRED_KEPT = 8
 SHORT = 60  # characters of a result or error shown in a cell (the full text is the tooltip)
 _ELLIPSIS = "display:block;white-space:nowrap;overflow:hidden;text-overflow:ellipsis"
 _NUMS = "font-variant-numeric:tabular-nums"  # digits of equal width: changing numbers do not shift text
@@ -43,13 +48,13 @@ _COLORS = {
     "scheduled": "#1565c0",
 }
 COLUMNS = (  # (part, title, css width)
-    ("name", "task", "120px"),
-    ("status", "status", "180px"),
-    ("interval", "schedule", "104px"),
-    ("last", "last run", "140px"),
+    ("name", "task", "130px"),
+    ("status", "status", "130px"),
+    ("interval", "schedule", "110px"),
+    ("last", "last run", "120px"),
     ("next", "next run", "70px"),
-    ("progress", "progress", "72px"),
-    ("progress_text", "", "160px"),
+    ("progress", "progress", "64px"),
+    ("progress_text", "", "130px"),
 )
 # Scoped to the dashboard; an HTML widget's <style> applies where the frontend renders it
 # (JupyterLab, Notebook 7, VS Code). Without it the bar of a job of unknown progress is plain full.
@@ -59,20 +64,72 @@ _CSS = (
     "rgba(255,255,255,.35) 50%,rgba(255,255,255,.35) 75%,transparent 75%,transparent);"
     "background-size:16px 16px;animation:quiv-dash-stripes 1s linear infinite}"
     "@keyframes quiv-dash-stripes{from{background-position:16px 0}to{background-position:0 0}}"
-    ".quiv-dash .quiv-dash-hidden{display:none!important}.quiv-dash .quiv-dash-table{overflow-x:auto}"
-    ".quiv-dash .quiv-dash-row button{padding:0 8px;min-width:0}</style>"
+    ".quiv-dash .quiv-dash-hidden{display:none!important}"
+    ".quiv-dash .quiv-dash-row .widget-html-content{min-width:0;max-width:100%}"
+    ".quiv-dash .quiv-dash-row button{padding:0 8px;min-width:0}"
+    # The kernel went away (restart, shutdown, death; see widget.py): no message of it reaches the page any
+    # more, so the page shows the dashboard stopped: a banner instead of the live title, no buttons.
+    ".quiv-dash .jupyter-widgets-disconnected::before,.quiv-dash.jupyter-widgets-disconnected::before{display:none}"
+    ".quiv-dash.jupyter-widgets-disconnected:not(.quiv-dash-stopped)>.quiv-dash-title{display:none}"
+    ".quiv-dash.jupyter-widgets-disconnected:not(.quiv-dash-stopped)::before{display:block!important;"
+    "content:'quiv_nb \\b7  scheduler stopped (kernel restarted or stopped); run %quiv for a live dashboard';"
+    "font-family:inherit;color:var(--jp-ui-font-color2,#757575);padding:2px 0 6px}"
+    ".quiv-dash.jupyter-widgets-disconnected button,.quiv-dash.jupyter-widgets-disconnected .quiv-dash-progress,"
+    ".quiv-dash.jupyter-widgets-disconnected .quiv-dash-progress-text{visibility:hidden}"
+    # a row that was running says it was interrupted instead
+    ".quiv-dash.jupyter-widgets-disconnected:not(.quiv-dash-stopped) .quiv-dash-status-running .quiv-dash-status"
+    "{position:relative}"
+    ".quiv-dash.jupyter-widgets-disconnected:not(.quiv-dash-stopped) .quiv-dash-status-running .quiv-dash-status"
+    " .widget-html-content{visibility:hidden}"
+    ".quiv-dash.jupyter-widgets-disconnected:not(.quiv-dash-stopped) .quiv-dash-status-running .quiv-dash-status"
+    "::after{content:'interrupted';position:absolute;left:0;top:50%;transform:translateY(-50%);"
+    "color:var(--jp-ui-font-color2,#757575)}</style>"
 )
+# What a click shows before the kernel answers it (docs/design.md, "Honest controls"). A widget message is
+# handled only when the kernel's shell is free, or on a comm subshell (ipykernel >= 7 with JupyterLab >= 4.4 /
+# Notebook >= 7.4); elsewhere (ipykernel 6, VS Code, Colab, classic Notebook, commsOverSubshells off) a click
+# waits for the running cell. The kernel cannot draw while it waits, so the page draws it: one document-level
+# listener, installed once per page by the title's HTML (an HTML widget's value is set as innerHTML in both
+# ipywidgets generations, so an inline handler runs where its <style> applies). On a click it notes the
+# status line's click counter (`data-quiv-clicks`, bumped by every click the kernel handles); if the
+# counter has not moved `_ACK_DELAY_MS` later, it shows a pending note (`.quiv-dash-pending`) under the
+# status line, which it removes once the counter moves: the kernel's own answer is then in the status line.
+_ACK_DELAY_MS = 600  # subshell answers take 37-240 ms plus one dashboard redraw (0.25 s)
+_VERBS = {"cancel": "will cancel", "pause": "will pause it", "resume": "will resume it", "run": "will start it"}
+_ACK_JS = (
+    "(function(){if(window.__quivDashAck)return;window.__quivDashAck=1;"
+    "var V=" + "{" + ",".join(f"'quiv-dash-{k}':'{v}'" for k, v in _VERBS.items()) + "};"
+    "document.addEventListener('click',function(e){"
+    "var b=e.target&&e.target.closest?e.target.closest('.quiv-dash-row button'):null;if(!b||b.disabled)return;"
+    "var m=b.closest('.quiv-dash');m=m&&m.querySelector('.quiv-dash-message');if(!m)return;"
+    "var n=function(){var a=m.querySelector('[data-quiv-clicks]');return a?a.getAttribute('data-quiv-clicks'):''};"
+    "var before=n(),r=b.closest('.quiv-dash-row'),k=r&&r.querySelector('.quiv-dash-name'),verb='will act';"
+    "for(var c in V){if(b.classList.contains(c))verb=V[c];}"
+    "var what=b.textContent.trim()+(k?\" '\"+k.textContent.trim()+\"'\":'');"
+    "setTimeout(function(){if(n()!==before)return;"
+    "var s=document.createElement('div'),t=what+': waiting for the running cell; '+verb+' when it ends';"
+    "s.className='quiv-dash-pending';s.style.color='#e65100';s.textContent=t;"
+    "var p=m.parentNode.querySelectorAll('.quiv-dash-pending');"
+    "for(var i=0;i<p.length;i++){if(p[i].textContent===t)p[i].remove();}"
+    "m.parentNode.insertBefore(s,m.nextSibling);"
+    "var w=setInterval(function(){if(n()!==before||!document.contains(m)){clearInterval(w);s.remove();}},200);"
+    "}," + str(_ACK_DELAY_MS) + ");},false);})()"
+)
+_ACK = f'<img src="data:," alt="" style="display:none" onerror="{html.escape(_ACK_JS, quote=True)}">'
 BUTTONS = (  # (part, label, tooltip, action)
     ("cancel", "Cancel", "Cancel the running job (sets its stop event)", "cancel"),
     ("pause", "Pause", "Stop scheduling this task", "pause"),
     ("resume", "Resume", "Resume scheduling this task", "resume"),
     ("run", "Run now", "Run this task now, outside its schedule", "run"),
 )
-_EMPTY_HTML = (
-    '<div style="padding:6px 0;color:var(--jp-ui-font-color2,#616161)">No tasks yet. Add one with '
-    "<code>%quiv add NAME FUNC --every 10s</code>, <code>%%quiv every 10s</code> on a cell, or "
+_HOW_TO_ADD = (
+    "Add one with <code>%quiv add NAME FUNC --every 10s</code>, <code>%%quiv every 10s</code> on a cell, or "
     "<code>quiv_nb.get_scheduler().add_task(...)</code>; it shows up here at once.</div>"
 )
+_EMPTY_STYLE = '<div class="quiv-dash-empty" style="padding:6px 0;color:var(--jp-ui-font-color2,#616161)">'
+_EMPTY_HTML = f"{_EMPTY_STYLE}No tasks yet. {_HOW_TO_ADD}"
+# Tasks ran (a one-off task leaves the table when its job ends): say that nothing runs now, not "no tasks".
+_IDLE_HTML = f"{_EMPTY_STYLE}No task is scheduled or running now; the jobs that ran are below. {_HOW_TO_ADD}"
 
 
 def _esc(text: Any) -> str:
@@ -173,11 +230,13 @@ def recent_html(recent: list[Job], now: datetime, earlier: frozenset[str] = froz
     )
 
 
-def message_html(kind: str, text: str) -> str:
+def message_html(kind: str, text: str, clicks: int = 0) -> str:
+    """The status line: the answer to the last click (or nothing), and the handled-click counter the page reads."""
+    counter = f'<span data-quiv-clicks="{clicks}" hidden></span>'
     if not text:
-        return ""
+        return counter
     color = {"error": "#c62828", "warn": "#e65100"}.get(kind, "#555")
-    return f'<span style="color:{color}">{_esc(text)}</span>'
+    return f'<span style="color:{color}">{_esc(text)}</span>{counter}'
 
 
 # ---------------------------------------------------------------------- widgets
@@ -188,19 +247,20 @@ class _Shared:
 
     def __init__(self) -> None:
         import ipywidgets as w
-        from ipywidgets.widgets.widget_int import ProgressStyle  # these two are not exported at the top level (8.1)
-        from ipywidgets.widgets.widget_string import HTMLStyle
 
         self.columns = {
             part: w.Layout(width=width, min_width=width, flex="0 0 auto", overflow="hidden")
             for part, _, width in COLUMNS
         }
         self.button_layout = w.Layout(width="auto", flex="0 0 auto")  # as wide as its label
-        # one line per row, always: a narrow output scrolls the table (`plain` below) sideways
-        self.row_layout = w.Layout(align_items="center", flex_flow="row nowrap", border_bottom="1px solid #e0e0e0")
+        # one line per row where it fits; in a narrow output the buttons wrap under the row (never cut or scrolled)
+        self.row_layout = w.Layout(
+            align_items="center", flex_flow="row wrap", overflow="hidden", border_bottom="1px solid #e0e0e0"
+        )
         self.plain = w.Layout()  # the boxes and the title, message and recent-jobs lines
-        self.html_style = HTMLStyle()
-        self.progress_style = ProgressStyle()
+        # HTMLStyle on ipywidgets 8, DescriptionStyle on 7 (not exported at the top level in either)
+        self.html_style = style_class(w.HTML)()
+        self.progress_style = style_class(w.FloatProgress)()
         self.button_style = w.ButtonStyle()
 
     def close(self) -> None:
@@ -282,6 +342,7 @@ class DashboardView:
         self._on_click = on_click
         self._shared = shared = _Shared()
         self._rows: dict[str, _Row] = {}
+        self._retired: list[_Row] = []  # removed rows not yet closed (`RETIRED_KEPT`), oldest first
         self._applied: dict[str, Any] = {}
         self._table_set = False  # the table's children were assigned at least once
         html_kw = {"layout": shared.plain, "style": shared.html_style}
@@ -297,8 +358,16 @@ class DashboardView:
         parts = [self._title, self._msg, self._table, self._recent]
         self.root = w.VBox(parts, layout=shared.plain, _dom_classes=("quiv-dash",))
 
-    def draw(self, snap: Snapshot, message: tuple[str, str]) -> int:
-        """Bring the widgets to `snap` and the status line to `message`; returns the messages sent."""
+    @property
+    def retired_models(self) -> int:
+        """Widget models of removed tasks' rows kept open for late clicks (at most `RETIRED_KEPT` rows). Any thread."""
+        return sum(row.opened for row in list(self._retired))
+
+    def draw(self, snap: Snapshot, message: tuple[str, str], clicks: int = 0) -> int:
+        """Bring the widgets to `snap` and the status line to `message` after `clicks` handled clicks.
+
+        Returns the messages sent. Pump thread (or the creating thread, for the first draw).
+        """
         sent = 0
         ids = [r.task_id for r in snap.rows]
         if ids != list(self._rows) or not self._table_set:
@@ -316,8 +385,9 @@ class DashboardView:
             self._table.children = (self._header, *(row.box for row in rows.values())) if rows else ()
             self._table_set = True
             sent += 1
-            for row in gone.values():  # after the table stopped referencing them
-                sent += row.close()
+            self._retired.extend(gone.values())  # after the table stopped referencing them
+            while len(self._retired) > RETIRED_KEPT:
+                sent += self._retired.pop(0).close()
         else:
             for view in snap.rows:
                 sent += self._rows[view.task_id].apply(view)
@@ -326,9 +396,9 @@ class DashboardView:
         msg_classes = ("quiv-dash-message", f"quiv-dash-message-{kind}") if text else ("quiv-dash-message",)
         recent = recent_html(snap.recent, snap.now, snap.earlier)
         wanted: dict[str, dict[str, Any]] = {
-            "title": {"value": f"{_CSS}<b>quiv_nb</b> · {_esc(snap.title)}"},
-            "msg": {"value": message_html(kind, text), "_dom_classes": msg_classes},
-            "recent": {"value": recent if snap.rows else _EMPTY_HTML + recent},
+            "title": {"value": f"{_CSS}{_ACK}<b>quiv_nb</b> · {_esc(snap.title)}"},
+            "msg": {"value": message_html(kind, text, clicks), "_dom_classes": msg_classes},
+            "recent": {"value": recent if snap.rows else (_IDLE_HTML if snap.recent else _EMPTY_HTML) + recent},
             "root": {"_dom_classes": ("quiv-dash",) if snap.live else ("quiv-dash", "quiv-dash-stopped")},
         }
         widgets = {"title": self._title, "msg": self._msg, "recent": self._recent, "root": self.root}
@@ -342,9 +412,10 @@ class DashboardView:
 
     def close(self) -> None:
         """Close every widget, layouts and styles too."""
-        for row in self._rows.values():
+        for row in (*self._rows.values(), *self._retired):
             row.close()
         self._rows.clear()
+        self._retired.clear()
         for widget in (self._title, self._msg, *self._header.children, self._header, self._table):
             widget.close()
         self._recent.close()

@@ -67,8 +67,10 @@ from ..hooks import host
 from ..units import format_duration
 from .dash_model import RECENT, DashboardModel
 from .dash_rows import Progress, RowView, Snapshot, read_progress, row_view
+from .dash_static import snapshot_html
 from .dash_view import DashboardView
 from .format import format_ago, format_outcome, format_table, format_until
+from .ipyw import view_bundle
 from .pump import get_pump
 
 __all__ = [
@@ -111,6 +113,9 @@ class Dashboard:
         self._dirty = True
         self._next_tick = 0.0  # monotonic time of the next redraw without an event
         self._shown: tuple[int, Any] | None = None  # (shell id, execution count) of the last display
+        self._handles: list[Any] = []  # display handles of the cells showing it (the latest _MAX_HANDLES)
+        self._stopped_at: Any = None  # when a draw first saw the scheduler stopped (a datetime)
+        self._frozen = False  # the displays show the static snapshot of the stopped scheduler
         self._model = DashboardModel(scheduler, recent=recent)
         self._view = DashboardView(self._on_click)
         self._model.listen(self._mark_dirty)
@@ -127,6 +132,14 @@ class Dashboard:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def retired_models(self) -> int:
+        """Open widget models of rows whose task went, kept so a click queued behind a busy cell is answered.
+
+        Bounded (the newest `dash_view.RETIRED_KEPT` rows); any thread. A soak counts them apart.
+        """
+        return self._view.retired_models
 
     @property
     def scheduler(self) -> Any:
@@ -155,12 +168,9 @@ class Dashboard:
     # -------------------------------------------------------------- display
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **kwargs: Any) -> dict[str, Any]:
-        data: dict[str, Any] = {"text/plain": self._text()}
-        if not self._closed:
-            view = self._view.root._repr_mimebundle_() or {}
-            widget_view = view.get("application/vnd.jupyter.widget-view+json")
-            if widget_view is not None:
-                data["application/vnd.jupyter.widget-view+json"] = widget_view
+        data = self._static_bundle()
+        if not self._closed and not self._frozen:
+            data.update(view_bundle(self._view.root))  # both ipywidgets generations (render/ipyw.py)
         return data
 
     def _ipython_display_(self) -> None:
@@ -180,18 +190,33 @@ class Dashboard:
         self._shown = key
         from IPython.display import display
 
-        display(self._repr_mimebundle_(), raw=True)
+        # A display id, so the end of the scheduler replaces this live view by the static snapshot.
+        handle = display(self._repr_mimebundle_(), raw=True, display_id=True)
+        with self._draw_lock:
+            self._handles = [*self._handles[-(_MAX_HANDLES - 1) :], handle]
 
     def __repr__(self) -> str:
         return self._text()
 
-    def _text(self) -> str:
+    def _snapshot(self) -> Snapshot | None:
         try:
-            snap = self._model.collect()
+            return self._model.collect()._replace(stopped_at=self._stopped_at)
         except Exception:  # a repr must not raise
             _log.exception("quiv_nb: building the dashboard text failed")
+            return None
+
+    def _text(self, snap: Snapshot | None = None) -> str:
+        snap = snap or self._snapshot()
+        if snap is None:
             return "<quiv_nb dashboard>"
         return format_table(snap.title, snap.rows, snap.recent, snap.now, snap.earlier)
+
+    def _static_bundle(self, snap: Snapshot | None = None) -> dict[str, Any]:
+        """text/plain and the text/html snapshot: what renderers without widgets show (and a stopped dashboard)."""
+        snap = snap or self._snapshot()
+        if snap is None:
+            return {"text/plain": "<quiv_nb dashboard>"}
+        return {"text/html": snapshot_html(snap), "text/plain": self._text(snap)}
 
     # -------------------------------------------------------------- events and clicks
 
@@ -223,15 +248,29 @@ class Dashboard:
             if self._closed:
                 self._pump.forget(self)
                 return 0
-            if not self._dirty and time.monotonic() < self._next_tick - 0.1:  # slack: visits are 0.25 s apart
+            idle = not self._dirty and time.monotonic() < self._next_tick - 0.1  # slack: visits are 0.25 s apart
+            if idle and not self._stop_unseen():
                 self._pump.request(self)
                 return 0
             return self._draw()
 
+    def _stop_unseen(self) -> bool:
+        """The scheduler stopped (or is gone) and the displays do not show it yet (at kernel exit: the pump's
+        last flush, right after the scheduler's shutdown, must draw the snapshot without waiting for a tick)."""
+        if self._frozen:
+            return False
+        sched = self._model.scheduler
+        return sched is None or bool(getattr(sched, "stopped", False))
+
     def _draw(self) -> int:
         self._dirty = False  # before reading: an event arriving meanwhile asks again
         snap: Snapshot = self._model.collect()
-        sent = self._view.draw(snap, self._model.message())
+        if not snap.live and self._stopped_at is None:
+            self._stopped_at = snap.now
+        snap = snap._replace(stopped_at=self._stopped_at)
+        sent = self._view.draw(snap, self._model.message(), self._model.clicks)
+        if not snap.live and not self._frozen:
+            sent += self._freeze(snap)
         period = snap.period
         left = self._model.message_left()
         if left is not None:  # redraw when the message expires, to take it down
@@ -241,7 +280,20 @@ class Dashboard:
             self._pump.request(self)  # keep visiting: the next tick, or an event, redraws
         return sent
 
+    def _freeze(self, snap: Snapshot) -> int:
+        """The scheduler stopped: replace every display by the static snapshot (pump thread, draw lock held).
 
+        The widgets were drawn first and stay open, so a view this update cannot reach (a page reloaded
+        since the display) shows the same end through them.
+        """
+        self._frozen = True
+        bundle = self._static_bundle(snap)
+        for handle in self._handles:
+            handle.update(bundle, raw=True)
+        return len(self._handles)
+
+
+_MAX_HANDLES = 20  # cells a dashboard remembers to freeze; older displays keep the live widgets
 _open: weakref.WeakKeyDictionary[Any, Dashboard] = weakref.WeakKeyDictionary()
 _open_lock = threading.Lock()
 
@@ -263,7 +315,7 @@ def dashboard(scheduler: Any = None, *, show: bool = True) -> Dashboard:
     try:
         import ipywidgets  # noqa: F401
     except ModuleNotFoundError as exc:  # pragma: no cover - ipywidgets is a dependency
-        raise ModuleNotFoundError("quiv_nb.dashboard() needs ipywidgets: pip install 'ipywidgets>=8.1'") from exc
+        raise ModuleNotFoundError("quiv_nb.dashboard() needs ipywidgets: pip install 'ipywidgets>=7.7'") from exc
     with _open_lock:
         dash = _open.get(scheduler)
         if dash is None or dash.closed:

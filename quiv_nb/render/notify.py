@@ -17,6 +17,7 @@ pump's shared budget. anywidget and ipywidgets load only when `attach` runs in a
 from __future__ import annotations
 
 import functools
+import html
 import logging
 import reprlib
 import threading
@@ -26,11 +27,12 @@ from pathlib import Path
 from typing import Any, Callable, Protocol
 
 from ..errors import TaskNotFoundError
-from ..hooks import host
+from ..hooks import capabilities, host
 from ..models import Event, Job, JobStatus, Task
+from .ipyw import view_bundle
 from .pump import RenderPump, get_pump
 
-__all__ = ["MIN_INTERVAL", "Note", "NoteBox", "Notifier", "attach", "note_for"]
+__all__ = ["MIN_INTERVAL", "Note", "NoteBox", "Notifier", "attach", "end_all", "note_for"]
 
 _log = logging.getLogger("quiv_nb")
 
@@ -144,6 +146,12 @@ class Notifier:
         self._box = NoteBox()
         self._attached = False
         self._caught_up: str | None = None  # the job `attach(since=...)` notified already
+        # How it ends (docs/design.md, "How a bar ends"): `attach` displays the widget under a display id;
+        # once the notifier stops, the display becomes a static line that needs no widget model.
+        self.handle: Any = None
+        self.task_name = ""
+        self._ended = ""  # why it stopped ("task removed", "kernel restarted"), once it did
+        self._frozen = False
 
     @property
     def attached(self) -> bool:
@@ -172,6 +180,7 @@ class Notifier:
         if not self._attached:
             return
         self._attached = False
+        self.end("task removed or finished")
         with _current_lock:
             if _current.get(self.task_id) is self:
                 del _current[self.task_id]
@@ -179,17 +188,27 @@ class Notifier:
             self._scheduler.remove_listener(event, self._on_job_end)
         self._scheduler.remove_listener(Event.TASK_REMOVED, self._on_task_removed)
 
+    def end(self, reason: str) -> None:
+        """Stop for `reason`: the next draw turns the display static (any thread; the first reason wins)."""
+        if not self._ended:
+            self._ended = reason
+            self._pump.request(self, final=True)
+
     def pump_draw(self) -> int:
-        """Send the waiting note, if any (on the pump thread); return the number of messages sent."""
+        """Send the waiting note, if any, then a static display once ended (pump thread); the messages sent."""
+        sent = 0
         note = self._box.take()
-        if note is None:
-            return 0
-        try:
-            self._send(note.message())
-        except Exception:
-            _log.exception("quiv_nb: could not send the notification for task %s", self.task_id)
-            return 0
-        return 1
+        if note is not None:
+            try:
+                self._send(note.message())
+                sent += 1
+            except Exception:
+                _log.exception("quiv_nb: could not send the notification for task %s", self.task_id)
+        if self._ended and not self._frozen and self.handle is not None:
+            self._frozen = True
+            self.handle.update(_static_bundle(self.task_name, self._ended), raw=True)
+            sent += 1
+        return sent
 
     def _catch_up(self, since: datetime) -> None:
         ended = [
@@ -241,20 +260,62 @@ def attach(scheduler: Listenable, task_id: str, *, since: datetime | None = None
     if kernel is None or not kernel.in_kernel():
         _log.info("quiv_nb: notify=True has no effect outside a Jupyter kernel (task %s)", name)
         return None
+    caps = capabilities()
+    if not caps.anywidget:  # degrade with one clear line, never raise: the task was added either way
+        print(f"quiv_nb: notifications for {name!r} need anywidget (pip install anywidget); the task runs without them")
+        return None
+    if caps.colab:
+        _enable_colab_widgets()
     from IPython.display import display
 
     widget = _widget_class()(task_name=name)
     notifier = Notifier(scheduler, task_id, widget.send)
-    notifier.widget = widget
+    notifier.widget, notifier.task_name = widget, name
     with _current_lock:
         # Re-running the cell (or `--notify` again) replaces the task's notifier: one notification per job end.
         previous = _current.pop(task_id, None)
         _current[task_id] = notifier
     if previous is not None:
+        previous.end("replaced")
         previous.detach()
-    display(widget)
+    # The widget view built as the bars' and the dashboard's are (both ipywidgets generations), and the
+    # text for renderers without widgets.
+    live = {**view_bundle(widget), **_static_bundle(name, "")}
+    notifier.handle = display(live, raw=True, display_id=True)
     notifier.attach(since)
     return notifier
+
+
+def _static_bundle(task_name: str, ended: str) -> dict[str, str]:
+    """The notify line without a widget: live (`ended` "") or stopped, as text/html and text/plain."""
+    what = f"desktop notifications for {task_name}"
+    text = f"{what}: off ({ended})" if ended else f"{what} (while the kernel runs)"
+    return {"text/html": f'<div class="quiv-notify quiv-notify-static">{html.escape(text)}</div>', "text/plain": text}
+
+
+def end_all(reason: str) -> None:
+    """Kernel exit (a `hooks.register_exit_start` step `kernel.install()` adds): every notifier ends.
+
+    Runs on the main thread at interpreter exit; the pump's exit step draws the ends. Returns None.
+    """
+    with _current_lock:
+        notifiers = list(_current.values())
+    for notifier in notifiers:
+        notifier.end(reason)
+
+
+@functools.cache
+def _enable_colab_widgets() -> None:
+    """Colab renders only its core widgets until asked: enable its custom widget manager, once, for anywidget.
+
+    Called only when a notify widget is about to show (core-widget bars and the dashboard need nothing).
+    """
+    try:
+        from google.colab import output  # type: ignore[import-not-found]
+
+        output.enable_custom_widget_manager()
+    except Exception:  # not Colab after all, or an older Colab: the widget may then not render
+        _log.warning("quiv_nb: could not enable Colab's custom widget manager", exc_info=True)
 
 
 # task id -> the notifier `attach` made last for it (task ids are uuid4: unique across schedulers).

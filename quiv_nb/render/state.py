@@ -29,6 +29,7 @@ from .numfmt import as_number, clean_text, compact, finite, format_interval, for
 
 __all__ = [
     "FINAL",
+    "INTERRUPTED",
     "BarState",
     "apply",
     "clean_text",
@@ -53,8 +54,8 @@ TOTAL_KEY = "total"
 PCT_KEY = "pct"
 
 IDLE, RUNNING = "idle", "running"
-COMPLETED, FAILED, CANCELLED, SKIPPED = "completed", "failed", "cancelled", "skipped"
-FINAL = frozenset({COMPLETED, FAILED, CANCELLED, SKIPPED})
+COMPLETED, FAILED, CANCELLED, SKIPPED, INTERRUPTED = "completed", "failed", "cancelled", "skipped", "interrupted"
+FINAL = frozenset({COMPLETED, FAILED, CANCELLED, SKIPPED, INTERRUPTED})
 
 MAX_LABEL = 60  # characters of a label (desc or payload label)
 MAX_KEY = 24  # characters of a postfix key
@@ -80,7 +81,7 @@ class BarState:
     total: float | None = None  # > 0, finite, or None when unknown
     label: str = ""  # the payload's label (`stage` / `desc` / `message`)
     postfix: tuple[tuple[str, str], ...] = ()  # (key, formatted value), in payload order
-    status: str = IDLE  # idle | running | completed | failed | cancelled | skipped
+    status: str = IDLE  # idle | running | completed | failed | cancelled | skipped | interrupted
     message: str = ""  # the error, cancel or skip reason of a final state
     result: str = ""  # a short repr of a completed job's result ("" for None)
     cached: str = ""  # a cached step's reused result: when it was computed (`format.cached_note`); else ""
@@ -123,7 +124,7 @@ def new_state(desc: Any = "", unit: Any = "it", total: Any = None) -> BarState:
 
 def start(blank: BarState, now: float) -> BarState:
     """A fresh run of `blank` (the renderer's idle state) whose clock starts at `now`."""
-    return replace(blank, status=RUNNING, started=now, elapsed=0.0, rate=None, mark=(now, blank.value))
+    return replace(blank, status=RUNNING, message="", started=now, elapsed=0.0, rate=None, mark=(now, blank.value))
 
 
 def apply(state: BarState, args: Any = (), kwargs: Any = None) -> BarState:
@@ -226,7 +227,7 @@ def tick(state: BarState, now: float) -> BarState:
 
 def finish(state: BarState, status: Any, message: Any = "", now: float | None = None,
            duration: float | None = None, result: str = "", cached: str = "") -> BarState:  # fmt: skip
-    """The final state of a run: `status` is "completed", "failed", "cancelled" or "skipped".
+    """The final state of a run: `status` is "completed", "failed", "cancelled", "skipped" or "interrupted".
 
     `duration` (the job's own) is preferred over `now - started` for the elapsed time. A
     completed bar with a known total shows full; the rate becomes the run's average. `result`
@@ -299,8 +300,10 @@ def format_status(state: BarState) -> str:
         return f"cancelled: {state.message}"
     if state.status == SKIPPED:
         return f"skipped: {state.message}" if state.message else "skipped"
-    if state.status == IDLE:
-        return "waiting"
+    if state.status == INTERRUPTED:
+        return f"interrupted ({state.message})" if state.message else "interrupted"
+    if state.status == IDLE:  # what it waits for, when its owner said ("waiting for extract", "next run 09:00")
+        return state.message or "waiting"
     return ""
 
 
@@ -333,14 +336,14 @@ def format_meter(state: BarState, width: int | None = None, ascii: bool = False,
     title = format_title(state)
     prefix = f"{title}: " if title else ""
     stats = format_stats(state, percent=False)
-    if state.is_final and not state.reported:  # no numbers to show: "train: done in 1.5s → 'ok'"
+    if (state.is_final and not state.reported) or state.status == IDLE:  # no numbers: "train: done in 1.5s → 'ok'"
         line = f"{prefix}{format_status(state)}"
     elif state.total is None:
         line = f"{prefix}{stats}"
     else:
         line = f"{prefix}{_percent(state):3.0f}%|{_bar(state.fraction or 0.0, bar_width, ascii)}| {stats}"
     status = format_status(state)
-    if status and (state.reported or not state.is_final):
+    if status and state.status != IDLE and (state.reported or not state.is_final):
         line = f"{line} {status}"
     if ascii:
         line = line.replace("→", "->")

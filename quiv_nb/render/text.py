@@ -23,7 +23,13 @@ from .base import BarRenderer
 
 __all__ = ["TextBar", "TqdmBar"]
 
-_COLOURS = {st.COMPLETED: "green", st.FAILED: "red", st.CANCELLED: "yellow", st.SKIPPED: "white"}
+_COLOURS = {
+    st.COMPLETED: "green",
+    st.FAILED: "red",
+    st.CANCELLED: "yellow",
+    st.SKIPPED: "white",
+    st.INTERRUPTED: "yellow",
+}
 
 
 def _isatty(file: Any) -> bool:
@@ -126,6 +132,10 @@ class TqdmBar(_TextRenderer):
             return 0
 
     def _update(self, state: st.BarState, final: bool) -> int:
+        if self._drawn_seq == 0:
+            # No run yet (the idle state, `note_waiting`): tqdm could only show "0it [00:00, ?it/s]" without what
+            # the bar waits for, and an open tqdm instance would push every later bar's row down until this one runs.
+            return 0
         bar = self._bar
         if bar is None or self._bar_seq != self._drawn_seq:
             if bar is not None:
@@ -133,7 +143,8 @@ class TqdmBar(_TextRenderer):
             bar = self._bar = self._new_bar(state)
             self._bar_seq = self._drawn_seq
         bar.total = _count(state.total)
-        bar.set_description(st.format_title(state), refresh=False)
+        # `set_description` adds its own ": ", which tqdm doubles while the total is unknown ("load: : 0it").
+        bar.set_description_str(st.format_title(state), refresh=False)
         postfix = st.format_postfix(state)
         if final:
             status = st.format_status(state)

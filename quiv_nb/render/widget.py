@@ -3,7 +3,8 @@
 Layout: an `HBox` of an `HTML` label, a `FloatProgress` and an `HTML` text with
 `pct value/total [elapsed<eta, rate, postfix]` (tqdm.notebook's layout, with the percentage
 moved to the right so the label widget is only sent when the label changes). Every bar has the
-same fixed width (`BAR_WIDTH`), the label is never cut (it keeps its natural width), and the
+same fixed width (`BAR_WIDTH`) after a label column of one width (`LABEL_WIDTH`: bars line up
+whatever their labels; a longer label ends in an ellipsis, the whole of it on hover), and the
 text uses tabular digits and takes the rest of the line, clipped with an ellipsis: a changing
 text never moves or resizes the bar. Each redraw sets each widget inside `hold_sync()` and only
 if one of its traits changed, so a running bar costs two messages per redraw (bar and text) and
@@ -12,13 +13,18 @@ if one of its traits changed, so a running bar costs two messages per redraw (ba
 A run that reports no progress (no total) draws an indeterminate bar: full, striped and moving;
 it ends with "done in 1.5s → 'ok'" (a short repr of the result).
 
-Finished bars survive saving. A bar displayed by `bar()` itself (in a kernel, or `display=True`)
-has a display id: when a run ends, that display is replaced by a static rendering of the final
-bar (`static_html`, inline styles only, plus the text/plain line) and the widget models are
-closed, so a saved, reopened, exported or GitHub-rendered notebook shows the outcome and no
-"Error displaying widget: model not found"; the next run of the same renderer opens fresh
-widgets in the same place. A bar you place yourself (`display=False`, `bar.widget`) stays a live
-widget and shows its final state in the widgets.
+How a bar ends (docs/design.md, "How a bar ends"). A bar displayed by `bar()` itself (in a
+kernel, or `display=True`) has a display id. When a run ends, its final state is first drawn into
+the widgets (every view hears that through the comm, including a page reloaded while the job ran,
+which has no future for the old execute request and so never receives display updates), then the
+display is replaced by the static final rendering (`static_html`, inline styles only, plus the
+text/plain line), which is what a page that displayed the bar saves. The widget models of a
+finished bar stay open, so reloaded pages keep showing its end; only the models of the oldest
+finished bars beyond `KEEP_FINISHED` are closed. The next run of the same renderer draws into the
+same widgets (fresh ones if its models were closed) in the same place. A bar you place yourself
+(`display=False`, `bar.widget`) stays a live widget and shows its final state in the widgets.
+Every bundle carries a text/html rendering of the state too, for renderers without widgets
+(nbconvert, GitHub).
 
 Styles, and how a browser test finds them (`.quiv-bar` is on the HBox and on the static
 rendering's root, the status class next to it; `.progress-bar` is the FloatProgress's inner bar):
@@ -36,6 +42,8 @@ cancelled  bar_style "warning" drawn grey   `.quiv-bar.quiv-cancelled .progress-
            (style.bar_color "#9e9e9e")      (inline `background-color: rgb(158, 158, 158)`),
                                             text contains `cancelled`
 skipped    as cancelled, striped            `.quiv-bar.quiv-skipped`, text `skipped: <reason>`
+interr-    bar_style "warning" (orange),    `.quiv-bar.quiv-interrupted`, text
+upted      at the step reached              `interrupted (kernel restarted)`
 =========  ===============================  ============================================
 
 A static final rendering is `div.quiv-bar.quiv-static.quiv-<status>`. A shortened error has the
@@ -45,14 +53,17 @@ full text in its `title` (hover).
 from __future__ import annotations
 
 import html
+import threading
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
 from ..hooks import host
 from . import state as st
 from .base import BarRenderer
+from .ipyw import view_bundle
 
-__all__ = ["BAR_WIDTH", "WidgetBar", "in_kernel", "static_html"]
+__all__ = ["BAR_WIDTH", "KEEP_FINISHED", "WidgetBar", "in_kernel", "static_html"]
 
 
 def in_kernel() -> bool:
@@ -61,13 +72,22 @@ def in_kernel() -> bool:
     return kernel is not None and kernel.in_kernel()
 
 BAR_WIDTH = 320  # px: every bar is this wide, as tqdm.notebook's are
-# Labels up to this wide take exactly this room, so bars in one notebook start at the same x (a longer
-# label still shows whole and pushes its own bar right).
-LABEL_MIN_WIDTH = "9em"
+# Every label takes exactly this room, so the bars of a notebook start at the same x whatever their labels
+# ("extract: reading" fits; a longer one is shortened with an ellipsis and shown whole on hover).
+LABEL_WIDTH = "14em"
 CANCELLED_COLOUR = "#9e9e9e"
 CACHED_COLOUR = "#00897b"  # teal: a cached step's reused result, told apart from a run that completed
 _GREY = frozenset({st.CANCELLED, st.SKIPPED})
-_BAR_STYLES = {st.COMPLETED: "success", st.FAILED: "danger", st.CANCELLED: "warning", st.SKIPPED: "warning"}
+_BAR_STYLES = {
+    st.COMPLETED: "success",
+    st.FAILED: "danger",
+    st.CANCELLED: "warning",
+    st.SKIPPED: "warning",
+    st.INTERRUPTED: "warning",
+}
+# Finished bars whose widget models stay open (each has ten models, a few kB): a page reloaded while
+# their jobs ran shows them through these models. Beyond, the oldest finished bar's models are closed.
+KEEP_FINISHED = 100
 _ERROR_STYLE = "color: var(--jp-error-color1, #d32f2f)"
 _MUTED_STYLE = "color: var(--jp-ui-font-color2, #757575)"
 _MAX_SHOWN = 120  # characters of an error shown in the text; the hover title has all of `state.message`
@@ -77,9 +97,20 @@ _STRIPES = (
 )
 # Sent inside the text widget (an HTML widget's <style> applies where the frontend renders it):
 # label and text on one line, cut with an ellipsis, tabular digits; the stripes only while needed.
+_FILL_INTERRUPTED = "#f57c00"
+# A running bar whose kernel went away (restart, shutdown, death): the widget manager marks its views
+# `jupyter-widgets-disconnected` at once, and no message of the dying kernel reaches the page any more
+# (JupyterLab drops the old kernel's session), so the page itself must stop it looking alive: the
+# numbers and ETA give way to "interrupted", the fill turns orange and stops moving.
 _CSS_LINE = (
     "<style>.quiv-bar .widget-html-content{white-space:nowrap;overflow:hidden;text-overflow:ellipsis;"
-    "font-variant-numeric:tabular-nums}</style>"
+    "font-variant-numeric:tabular-nums}"
+    ".quiv-bar.jupyter-widgets-disconnected::before,.quiv-bar .jupyter-widgets-disconnected::before{display:none}"
+    ".quiv-bar.quiv-running.jupyter-widgets-disconnected>.widget-html:last-child{display:none}"
+    ".quiv-bar.quiv-running.jupyter-widgets-disconnected::after{content:'interrupted (kernel restarted or stopped)';"
+    "align-self:center;white-space:nowrap;color:var(--jp-ui-font-color2,#757575);padding-left:4px}"
+    f".quiv-bar.quiv-running.jupyter-widgets-disconnected .progress-bar{{background-color:{_FILL_INTERRUPTED}"
+    "!important;animation:none!important}</style>"
 )
 _CSS_STRIPES = (
     f"<style>.quiv-bar .quiv-indeterminate .progress-bar{{width:100%!important;{_STRIPES};"
@@ -89,7 +120,13 @@ _CSS_STRIPES = (
 )
 # Fill colours of the static rendering: JupyterLab's light-theme values of the variables
 # ipywidgets uses (a saved notebook may be shown where no variable is defined).
-_FILL = {st.COMPLETED: "#388e3c", st.FAILED: "#d32f2f", st.CANCELLED: CANCELLED_COLOUR, st.SKIPPED: CANCELLED_COLOUR}
+_FILL = {
+    st.COMPLETED: "#388e3c",
+    st.FAILED: "#d32f2f",
+    st.CANCELLED: CANCELLED_COLOUR,
+    st.SKIPPED: CANCELLED_COLOUR,
+    st.INTERRUPTED: _FILL_INTERRUPTED,
+}
 
 
 def _widgets() -> Any:
@@ -109,7 +146,8 @@ class WidgetBar(BarRenderer):
         super().__init__(**options)
         self._build(self._state)
         self._handle: Any = None
-        self._static = False  # the display shows a static final rendering; the widgets are closed
+        self._static = False  # the display shows a static final rendering (the widgets show the same end)
+        self._closed = False  # the widget models are closed (an old finished bar, or `close()`)
         if display if display is not None else in_kernel():
             from IPython.display import display as show
 
@@ -119,7 +157,8 @@ class WidgetBar(BarRenderer):
     def _build(self, state: st.BarState) -> None:
         """Create the widgets showing `state` (on creation, and for a run after a static final)."""
         w = _widgets()
-        self._label = w.HTML(_title_html(state), layout=w.Layout(flex="0 0 auto", min_width=LABEL_MIN_WIDTH))
+        label_layout = w.Layout(flex="0 0 auto", width=LABEL_WIDTH, min_width=LABEL_WIDTH, overflow="hidden")
+        self._label = w.HTML(_title_html(state), layout=label_layout)
         progress_layout = w.Layout(width=f"{BAR_WIDTH}px", min_width=f"{BAR_WIDTH}px", flex="0 0 auto")
         self._progress = w.FloatProgress(min=0.0, **_progress_traits(state), layout=progress_layout)
         self._text = w.HTML(_text_html(state), layout=w.Layout(flex="1 1 0", min_width="0", overflow="hidden"))
@@ -147,14 +186,23 @@ class WidgetBar(BarRenderer):
 
     def _render(self, state: st.BarState, final: bool) -> int:
         sent = 0
-        if self._handle is not None:
-            if final:
-                return self._show_static(state)
-            if self._static:  # a new run after a static final: fresh widgets in the same display
+        if self._handle is not None and self._static:  # a new run after a final: live widgets again, same place
+            _finished.discard(self)
+            if self._closed:
                 self._build(state)
-                self._static = False
-                self._handle.update(self)
-                return len(self._models()) + 1
+                self._closed = False
+            self._static = False
+            sent += self._draw_widgets(state, final) + 1
+            self._handle.update(self)
+            return sent
+        sent += self._draw_widgets(state, final)
+        if self._handle is not None and final:
+            sent += self._show_static(state)
+        return sent
+
+    def _draw_widgets(self, state: st.BarState, final: bool) -> int:
+        """Set each widget's changed traits, one batched message per widget (pump thread)."""
+        sent = 0
         for widget, values in self._view(state, final):
             changed = {k: v for k, v in values.items() if getattr(widget, k) != v}
             if changed:
@@ -165,14 +213,23 @@ class WidgetBar(BarRenderer):
         return sent
 
     def _show_static(self, state: st.BarState) -> int:
-        """Replace the display with the static final bar, then close the widget models (pump thread)."""
+        """Replace the display with the static final bar (pump thread); the models stay open (`KEEP_FINISHED`).
+
+        The widgets already show the same end: a view this update cannot reach (a reloaded page) keeps
+        showing it through them.
+        """
         bundle = {"text/html": static_html(state), "text/plain": st.format_meter(state)} if self._leave else {}
         self._handle.update(bundle or {"text/plain": ""}, raw=True)
         self._static = True
+        return 1 + _finished.add(self)
+
+    def _close_models(self) -> int:
+        """Close every widget model of this bar (its remaining views disappear); the number closed."""
+        self._closed = True
         models = self._models()
-        for widget in models:  # after the update: the frontend drops the view before the model
+        for widget in models:
             widget.close()
-        return 1 + len(models)
+        return len(models)
 
     def show(self) -> None:
         """Display the bar again in the current cell (kernel thread; `%quiv run` re-attaching to a running job).
@@ -197,16 +254,42 @@ class WidgetBar(BarRenderer):
     def close(self) -> None:
         """Stop drawing and close the widgets (their views disappear)."""
         super().close()
-        for widget in self._models():
-            widget.close()
+        _finished.discard(self)
+        self._close_models()
 
     def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any]:
-        if self._static:
-            return {"text/html": static_html(self._state), "text/plain": self.line}
-        box_repr = self._box._repr_mimebundle_  # ipywidgets 8 sets it to None when the widget is closed
-        data = dict(box_repr(**kwargs) or {}) if callable(box_repr) else {}
-        data["text/plain"] = self.line
-        return data
+        # text/html for renderers without widgets (nbconvert drops a widget view it has no state for).
+        data = {"text/html": static_html(self._state), "text/plain": self.line}
+        if self._static or self._closed:
+            return data
+        return {**view_bundle(self._box), **data}  # the widget view on both ipywidgets generations (ipyw.py)
+
+
+class _Finished:
+    """The finished bars whose widget models are still open, oldest first; beyond `KEEP_FINISHED` the oldest's
+    models are closed. Called on the pump thread (`add`) and on any thread (`discard`)."""
+
+    def __init__(self) -> None:
+        self._bars: OrderedDict[int, WidgetBar] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def add(self, bar: WidgetBar) -> int:
+        """Keep `bar`'s models open; close the oldest bars' beyond the bound. The number of models closed."""
+        with self._lock:
+            self._bars[id(bar)] = bar
+            self._bars.move_to_end(id(bar))
+            old = [self._bars.popitem(last=False)[1] for _ in range(len(self._bars) - KEEP_FINISHED)]
+        return sum(b._close_models() for b in old)
+
+    def discard(self, bar: WidgetBar) -> None:
+        with self._lock:
+            self._bars.pop(id(bar), None)
+
+    def __len__(self) -> int:
+        return len(self._bars)
+
+
+_finished = _Finished()
 
 
 def _box_classes(state: st.BarState) -> tuple[str, ...]:
@@ -214,7 +297,9 @@ def _box_classes(state: st.BarState) -> tuple[str, ...]:
 
 
 def _title_html(state: st.BarState) -> str:
-    return html.escape(st.format_title(state))
+    """The escaped label, whole in its hover title (the label column may shorten it)."""
+    title = st.format_title(state)
+    return f'<span title="{html.escape(title, quote=True)}">{html.escape(title, quote=False)}</span>' if title else ""
 
 
 def _bar_colour(state: st.BarState) -> str | None:
@@ -243,7 +328,9 @@ def _progress_traits(state: st.BarState) -> dict[str, Any]:
 def _text_parts(state: st.BarState) -> tuple[str, str, str, str]:
     """(escaped numbers, escaped status as shown, the status with the whole message for a title, its style)."""
     numbers = st.format_stats(state)
-    if not state.reported and state.status != st.IDLE:
+    if state.status == st.IDLE:
+        numbers = ""  # not "0it [00:00, ?it/s]": the status says what it waits for
+    elif not state.reported:
         # Nothing counted: no "0it [00:00, ?it/s]". The stripes move while it runs (the pump redraws only on
         # payloads, so an elapsed time here would stand still); the final status says how long it took.
         numbers = "" if state.is_final else "running…"
@@ -251,7 +338,7 @@ def _text_parts(state: st.BarState) -> tuple[str, str, str, str]:
     shown = st.format_status(replace(state, message=st.clean_text(state.message, _MAX_SHOWN)))
     if state.status == st.FAILED:
         return _esc(numbers), _esc(shown), full, _ERROR_STYLE
-    if state.status in (st.CANCELLED, st.SKIPPED, st.IDLE):
+    if state.status in (st.CANCELLED, st.SKIPPED, st.IDLE, st.INTERRUPTED):
         return _esc(numbers), _esc(shown), full, _MUTED_STYLE
     if state.cached:
         return _esc(numbers), _esc(shown), full, f"color: {CACHED_COLOUR}"
@@ -295,17 +382,17 @@ def static_html(state: st.BarState) -> str:
     text = f'{numbers} <span style="{style}">{shown}</span>'.strip() if style else f"{numbers} {shown}".strip()
     title = html.escape(full or st.format_meter(state), quote=True)
     label = _title_html(state)
+    # The widgets' geometry, so a bar keeps its place when it turns static: their font size, the label's
+    # minimum width (always there, empty or not) and each part's 2 px margins (ipywidgets' --jp-widgets-margin).
     return (
         f'<div class="quiv-bar quiv-static quiv-{html.escape(state.status)}" style="white-space:nowrap;'
-        'overflow:hidden;text-overflow:ellipsis;line-height:24px;font-variant-numeric:tabular-nums">'
-        + (
-            f'<span style="display:inline-block;min-width:{LABEL_MIN_WIDTH};margin-right:6px">{label}</span>'
-            if label
-            else ""
-        )
-        + f'<span style="display:inline-block;vertical-align:middle;width:{BAR_WIDTH}px;height:18px;'
-        'background:#e0e0e0;margin-right:6px">'
+        "overflow:hidden;text-overflow:ellipsis;line-height:24px;font-variant-numeric:tabular-nums;"
+        'font-size:var(--jp-widgets-font-size,13px)">'
+        f'<span style="display:inline-block;vertical-align:middle;width:{LABEL_WIDTH};overflow:hidden;'
+        f'text-overflow:ellipsis;margin:0 2px">{label}</span>'
+        f'<span style="display:inline-block;vertical-align:middle;width:{BAR_WIDTH}px;height:18px;'
+        'background:#e0e0e0;margin:0 2px">'
         f'<span class="progress-bar{bar_class}" style="display:block;height:100%;width:{fraction * 100:.1f}%;'
         f'background-color:{fill}{stripes}"></span></span>'
-        f'<span title="{title}">{text}</span></div>'
+        f'<span style="margin-left:2px" title="{title}">{text}</span></div>'
     )

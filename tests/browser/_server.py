@@ -22,13 +22,17 @@ import urllib.request
 from pathlib import Path
 
 #: The module run with ``python -m`` for each app; neither depends on ``jupyter-*`` scripts being on PATH.
-_APP_MODULES = {"lab": "jupyterlab", "notebook": "notebook"}
+_APP_MODULES = {"lab": "jupyterlab", "notebook": "notebook", "classic": "notebook", "voila": "voila"}
 
 #: Settings written into the server's private user-settings dir. The news toast would otherwise sit on top of the
 #: notebook in every screenshot and steal clicks.
 _USER_SETTINGS = {
     "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
 }
+
+#: The user setting "Kernel Comms over subshells" (plugin ``@jupyterlab/apputils-extension:kernels-settings``) set to
+#: "disabled": comm messages go to the main shell, as VS Code's Jupyter extension and pre-subshell frontends send them.
+NO_COMM_SUBSHELLS = {"@jupyterlab/apputils-extension/kernels-settings": {"commsOverSubshells": "disabled"}}
 
 
 class ServerError(RuntimeError):
@@ -41,7 +45,14 @@ class JupyterServer:
     ``start()`` blocks until ``/api/status`` answers; ``stop()`` shuts it down by PID. Both run on the test's thread.
     """
 
-    def __init__(self, app: str, workdir: Path, *, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        app: str,
+        workdir: Path,
+        *,
+        extra_env: dict[str, str] | None = None,
+        user_settings: dict[str, dict] | None = None,
+    ) -> None:
         if app not in _APP_MODULES:
             raise ValueError(f"app must be one of {sorted(_APP_MODULES)}, not {app!r}")
         self.app = app
@@ -51,6 +62,9 @@ class JupyterServer:
         self.token = secrets.token_hex(16)
         self.url = ""  # "http://127.0.0.1:PORT/" once started
         self._extra_env = dict(extra_env or {})
+        # classic Notebook 6.5 (the ipywidgets 7 frontend) runs from another venv: QUIV_CLASSIC_PYTHON's
+        self.python = os.environ.get("QUIV_CLASSIC_PYTHON", "") if app == "classic" else sys.executable
+        self._user_settings = {**_USER_SETTINGS, **(user_settings or {})}  # plugin path -> settings (lab only)
         self._proc: subprocess.Popen[bytes] | None = None
         self._log = None
 
@@ -154,6 +168,33 @@ class JupyterServer:
 
     def _command(self, port: int) -> list[str]:
         """The server's command line: loopback only, known token, no browser, nothing fetched from outside."""
+        if self.app == "classic":  # Notebook 6.5: its own NotebookApp options, no jupyterapp in the page
+            return [
+                self.python,
+                "-m",
+                "notebook",
+                "--no-browser",
+                "--NotebookApp.ip=127.0.0.1",
+                f"--NotebookApp.port={port}",
+                "--NotebookApp.port_retries=0",
+                f"--NotebookApp.token={self.token}",
+                f"--NotebookApp.notebook_dir={self.root_dir}",
+                "--NotebookApp.allow_root=True",
+                "--NotebookApp.terminals_enabled=False",
+            ]
+        if self.app == "voila":  # Voilà 0.5 standalone, serving the root dir's notebooks as apps (voila/render/...)
+            return [
+                sys.executable,
+                "-m",
+                "voila",
+                "--no-browser",
+                "--Voila.ip=127.0.0.1",
+                f"--Voila.port={port}",
+                "--Voila.port_retries=0",
+                f"--Voila.token={self.token}",
+                f"--Voila.root_dir={self.root_dir}",
+                "--show_tracebacks=True",
+            ]
         cmd = [
             sys.executable,
             "-m",
@@ -184,7 +225,7 @@ class JupyterServer:
         dirs = {name: self.workdir / name for name in ("config", "data", "runtime", "ipython", "settings", "spaces")}
         for path in [*dirs.values(), self.root_dir]:
             path.mkdir(parents=True, exist_ok=True)
-        for plugin, settings in _USER_SETTINGS.items():
+        for plugin, settings in self._user_settings.items():
             target = dirs["settings"] / f"{plugin}.jupyterlab-settings"
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(json.dumps(settings))
@@ -209,6 +250,9 @@ class JupyterServer:
             if self._proc.poll() is not None:
                 raise ServerError(f"jupyter {self.app} exited with {self._proc.returncode}:\n{self.log_tail()}")
             try:
+                if self.app == "voila":  # no REST API: its tree page answers once it serves
+                    with urllib.request.urlopen(self.page_url(""), timeout=5):
+                        return
                 self.api("GET", "api/status", timeout=5)
                 return
             except (urllib.error.URLError, ConnectionError, TimeoutError):

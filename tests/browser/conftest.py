@@ -67,7 +67,7 @@ from pathlib import Path
 import pytest
 
 from ._notebook_ui import NotebookUI
-from ._server import JupyterServer
+from ._server import NO_COMM_SUBSHELLS, JupyterServer
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -124,7 +124,7 @@ def browser():
             chromium.close()
 
 
-def _start(app: str, tmp_path_factory) -> JupyterServer:
+def _start(app: str, tmp_path_factory, user_settings: dict | None = None) -> JupyterServer:
     """Start one server after checking its Python package is importable."""
     module = {"lab": "jupyterlab", "notebook": "notebook"}[app]
     try:
@@ -132,7 +132,7 @@ def _start(app: str, tmp_path_factory) -> JupyterServer:
     except ImportError:
         _missing(f"{module} is not installed (pip install -e .[browser])")
     env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
-    server = JupyterServer(app, tmp_path_factory.mktemp(f"jupyter-{app}"), extra_env=env)
+    server = JupyterServer(app, tmp_path_factory.mktemp(f"jupyter-{app}"), extra_env=env, user_settings=user_settings)
     server.start()
     try:
         _check_widgets_extension(server)
@@ -159,6 +159,14 @@ def _check_widgets_extension(server: JupyterServer) -> None:
 def lab_server(tmp_path_factory):
     """A JupyterLab server for the whole session."""
     server = _start("lab", tmp_path_factory)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def lab_server_no_subshells(tmp_path_factory):
+    """A JupyterLab server whose user setting "Kernel Comms over subshells" is "disabled" (as VS Code sends)."""
+    server = _start("lab", tmp_path_factory, user_settings=NO_COMM_SUBSHELLS)
     yield server
     server.stop()
 
@@ -236,6 +244,12 @@ def _page_factory(request, browser, server: JupyterServer):
 def lab_page(request, browser, lab_server):
     """``lab_page(name) -> NotebookUI``: open a copy of notebook ``name`` in JupyterLab, kernel idle."""
     yield from _page_factory(request, browser, lab_server)
+
+
+@pytest.fixture
+def lab_page_no_subshells(request, browser, lab_server_no_subshells):
+    """Like ``lab_page``, in the JupyterLab whose comm messages never go to a subshell."""
+    yield from _page_factory(request, browser, lab_server_no_subshells)
 
 
 @pytest.fixture

@@ -74,6 +74,7 @@ def test_bars_and_dashboard_read_well_and_survive_a_reload(request, app):
             f"{name}'s static bar", lambda c=cell: [b for b in _bars(nb, c) if "quiv-static" in b["classes"]]
         )[0]
     assert {b["width"] for b in finals.values()} == {BAR_WIDTH}
+    assert len({b["x"] for b in finals.values()}) == 1, finals  # the bars line up whatever their labels
     assert not any(b["labelCut"] for b in finals.values())
     assert "quiv-completed" in finals["train"]["classes"] and "80/80" in finals["train"]["text"]
     assert "done in " in finals["quiet"]["text"] and "→ 'ok'" in finals["quiet"]["text"]

@@ -11,7 +11,7 @@ from ...errors import QuivError
 from ...units import format_duration
 from .. import args as types
 from ..callexpr import parse_call
-from ..context import Context, make_bar, say
+from ..context import Context, make_bar, note_waiting, say
 from ..registry import exclusive, subcommand
 from . import _options as option
 
@@ -31,7 +31,7 @@ from . import _options as option
 @exclusive()
 @argument("--every", type=types.duration, metavar="DUR", help="run every DUR")
 @argument("--once", action="store_true", help="run once (the default)")
-@argument("--cron", metavar="EXPR", help='run on a cron schedule, e.g. "0 9 * * 1-5"')
+@argument("--cron", type=types.cron_expression, metavar="EXPR", help='run on a cron schedule, e.g. "0 9 * * 1-5"')
 @argument("--at", type=types.at_time, metavar="HH:MM", help="run daily at HH:MM")
 @option.after
 def add(ctx: Context, opts: argparse.Namespace) -> None:
@@ -52,15 +52,17 @@ def add(ctx: Context, opts: argparse.Namespace) -> None:
         map=opts.map,
     )
     say(f"quiv: task {opts.name!r} runs {_when(opts, after)} (adding {opts.name!r} again replaces it)")
+    bar = make_bar(opts.bar, opts.name)
     try:
-        scheduler.add_task(
+        task_id = scheduler.add_task(
             opts.name, call.func, interval=opts.every, delay=opts.delay,
             run_once=not (opts.every or opts.cron or opts.at or after),
-            args=call.args, kwargs=call.kwargs, progress_callback=make_bar(opts.bar, opts.name),
+            args=call.args, kwargs=call.kwargs, progress_callback=bar,
             timeout=opts.timeout, max_retries=opts.retries, replace=True, **extra,
         )  # fmt: skip
     except QuivError as exc:
         raise UsageError(f"task {opts.name!r} was not added: {exc}") from None
+    note_waiting(bar, scheduler, task_id)
 
 
 def _when(opts: argparse.Namespace, after: list[str]) -> str:

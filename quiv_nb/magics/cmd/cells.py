@@ -2,13 +2,17 @@
 
 How the body behaves is `cellbody.py`'s job. Here: its identity. Without `--name` the task is
 keyed to the notebook cell (its `cellId`; the body's hash where the frontend sends none), so
-editing and re-running the cell replaces what it started instead of adding a second task.
+editing and re-running the cell replaces what it started instead of adding a second task. Its
+name is readable: `cell-` and the words of the body's first line (`cell-load_sales_csv`), made
+unique with `-2`, `-3`, … and kept for that cell while it is edited.
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
+import re
 from typing import Any
 
 from IPython.core.magic_arguments import argument, magic_arguments
@@ -17,7 +21,7 @@ from ...kernel import cell_id
 from ...units import format_duration
 from .. import args as types
 from ..cellbody import compile_cell, register_source
-from ..context import Context, make_bar, say, short_id
+from ..context import Context, make_bar, note_waiting, say, short_id
 from ..handle import JobHandle, show_bar
 from ..registry import subcommand
 from . import _options as option
@@ -32,14 +36,14 @@ from .run import start, still_running
 @option.notify
 def every(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
     """Run this cell's body every DUR in the background (re-running the cell replaces it)."""
-    name = _identity(opts, cell)
+    name = _identity(ctx, opts, cell)
     handler = _handler(ctx, f"every {format_duration(opts.every)}", cell, name)
     extra = ctx.api_kwargs(ctx.scheduler.add_task, notify=opts.notify)
     _forget_previous(ctx, name)
     say(f"quiv: task {name!r} runs this cell every {format_duration(opts.every)} (re-running this cell replaces it)")
-    ctx.scheduler.add_task(
-        name, handler, interval=opts.every, progress_callback=make_bar(opts.bar, name), replace=True, **extra
-    )
+    bar = make_bar(opts.bar, name)
+    task_id = ctx.scheduler.add_task(name, handler, interval=opts.every, progress_callback=bar, replace=True, **extra)
+    note_waiting(bar, ctx.scheduler, task_id)
 
 
 @subcommand("run", cell=True)
@@ -53,7 +57,7 @@ def every(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
 def run_cell(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
     """Run this cell's body once in the background, now (or, with --after, each time TASK completes; the body
     reads their results as `upstream`)."""
-    name = _identity(opts, cell)
+    name = _identity(ctx, opts, cell)
     after = option.flatten(opts.after)
     handler = _handler(ctx, "run", cell, name)
     # A cell body's code is its text: the digest is the pin (the compiled body has no source file).
@@ -62,7 +66,9 @@ def run_cell(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
     _forget_previous(ctx, name)
     if after:
         say(f"quiv: task {name!r} runs this cell after {', '.join(after)} (re-running this cell replaces it)")
-        ctx.scheduler.add_task(name, handler, progress_callback=make_bar(opts.bar, name), replace=True, **extra)
+        bar = make_bar(opts.bar, name)
+        task_id = ctx.scheduler.add_task(name, handler, progress_callback=bar, replace=True, **extra)
+        note_waiting(bar, ctx.scheduler, task_id)
         return
     body = _digest(cell)
     previous: tuple[JobHandle, str] | None = ctx.state.cell_runs.get(name)
@@ -83,12 +89,30 @@ def run_cell(ctx: Context, opts: argparse.Namespace, cell: str) -> None:
     ctx.state.cell_runs[name] = (handle, body)
 
 
-def _identity(opts: argparse.Namespace, cell: str) -> str:
-    """The task name: --name, else this notebook cell's id, else the body's hash."""
+def _identity(ctx: Context, opts: argparse.Namespace, cell: str) -> str:
+    """The task name: --name, else the readable name this notebook cell (or, without a cell id, this body) got."""
     if opts.name:
         return opts.name
-    cid = cell_id()
-    return f"cell-{cid[:8]}" if cid else f"cell-{_digest(cell)[:8]}"
+    key = cell_id() or _digest(cell)
+    names = ctx.state.cell_names
+    if key not in names:
+        taken = set(names.values()) | {t.task_name for t in ctx.scheduler.get_all_tasks()}
+        base = _readable(cell)
+        candidates = itertools.chain([base], (f"{base}-{i}" for i in itertools.count(2)))
+        names[key] = next(n for n in candidates if n not in taken)
+    return names[key]
+
+
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def _readable(cell: str) -> str:
+    """`cell-` and the words of the body's first line of code, at most 32 characters (`cell-` alone if none)."""
+    for line in cell.splitlines():
+        words = _WORD.findall(line.split("#", 1)[0])
+        if words:
+            return "cell-" + "_".join(words)[:27].rstrip("_")
+    return "cell"
 
 
 def _forget_previous(ctx: Context, name: str) -> None:
