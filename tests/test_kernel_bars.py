@@ -235,6 +235,38 @@ def test_the_next_run_of_a_recurring_bar_is_live_again_in_the_same_display(kerne
         kernel.run("%quiv remove ticking")
 
 
+def test_a_run_that_starts_and_ends_between_two_draws_still_leaves_the_display_static(kernel):
+    # A recurring task whose job takes no time, every 50 ms: the pump draws a bar at most every 0.1 s, so a run's
+    # start and end reach it in one draw. The display must end static every time (a saved notebook would otherwise
+    # keep a widget view: "Loading widget..."). Before the fix such a draw put the live widgets back, so the
+    # display alternated live/static run by run and ended live about every other time.
+    kernel.run("def blink():\n    return 'ok'")
+    cell = kernel.run("%quiv add blink blink --every 50ms --bar widget")
+    shown = [
+        m["content"]["transient"]["display_id"]
+        for m in kernel.messages(parent=cell.msg_id, msg_type="display_data")
+        if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+    ]
+    assert shown
+
+    def kinds() -> list[str]:
+        return [
+            "widget" if "application/vnd.jupyter.widget-view+json" in m["content"]["data"] else "static"
+            for m in kernel.messages(msg_type="update_display_data")
+            if m["content"]["transient"]["display_id"] == shown[0]
+        ]
+
+    try:
+        kernel.wait_for(lambda: kinds().count("static") >= 8, 30, "eight runs drawn")
+    finally:
+        kernel.run("%quiv remove blink")
+    kernel.run("quiv_nb.get_scheduler()")  # a round trip: the pump has had time to draw what the removal left
+    kernel.wait_for(lambda: kinds()[-1] == "static", 10, "the display to end static")
+    seen = kinds()
+    # Every time the display went live again, a static end followed it.
+    assert all(seen[i + 1] == "static" for i, kind in enumerate(seen[:-1]) if kind == "widget"), seen
+
+
 def test_waiting_bars_say_what_they_wait_for(kernel):
     upper = kernel.run("%quiv add up0 quiet --every 1h --delay 3600 --bar widget")
     down = kernel.run("%quiv add down0 quiet --after up0 --bar widget")

@@ -186,6 +186,12 @@ class WidgetBar(BarRenderer):
 
     def _render(self, state: st.BarState, final: bool) -> int:
         sent = 0
+        if self._handle is not None and self._static and final:
+            # A whole run fell between two draws (a quick job of a recurring task): its end replaces the last
+            # end in place. Showing the live widgets here would leave a widget view in the saved notebook.
+            if not self._closed:
+                sent += self._draw_widgets(state, final)
+            return sent + self._show_static(state)
         if self._handle is not None and self._static:  # a new run after a final: live widgets again, same place
             _finished.discard(self)
             if self._closed:
@@ -221,7 +227,7 @@ class WidgetBar(BarRenderer):
         bundle = {"text/html": static_html(state), "text/plain": st.format_meter(state)} if self._leave else {}
         self._handle.update(bundle or {"text/plain": ""}, raw=True)
         self._static = True
-        return 1 + _finished.add(self)
+        return 1 + (0 if self._closed else _finished.add(self))
 
     def _close_models(self) -> int:
         """Close every widget model of this bar (its remaining views disappear); the number closed."""
