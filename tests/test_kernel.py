@@ -208,6 +208,7 @@ def _stream(kernel: KernelSession, msg_id: str, name: str) -> str:
     )
 
 
+@pytest.mark.dask
 def test_quiv_cluster_local_runs_jobs_on_dask_with_bars(kernel):
     pytest.importorskip("distributed")
     cell = kernel.run("%quiv cluster local --workers 1", timeout=120)
