@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pytest
 from kernel_harness import KernelSession, started_with
 
@@ -212,24 +214,29 @@ def test_many_bars_ending_at_once_all_become_static_and_only_the_newest_keep_the
     kernel.run("_w.KEEP_FINISHED = 100")
 
 
+def _display_kinds(kernel: KernelSession, msg_id: str) -> Callable[[], list[str]]:
+    """A reader of the updates of the bar the cell `msg_id` displayed: "widget" (live) or "static", in order."""
+    shown = [
+        m["content"]["transient"]["display_id"]
+        for m in kernel.messages(parent=msg_id, msg_type="display_data")
+        if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+    ]
+    assert shown
+
+    def kinds() -> list[str]:
+        return [
+            "widget" if "application/vnd.jupyter.widget-view+json" in m["content"]["data"] else "static"
+            for m in kernel.messages(msg_type="update_display_data")
+            if m["content"]["transient"]["display_id"] == shown[0]
+        ]
+
+    return kinds
+
+
 def test_the_next_run_of_a_recurring_bar_is_live_again_in_the_same_display(kernel):
     cell = kernel.run("%quiv add ticking quiet --every 1 --bar widget")
     try:
-        shown = [
-            m["content"]["transient"]["display_id"]
-            for m in kernel.messages(parent=cell.msg_id, msg_type="display_data")
-            if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
-        ]
-        assert shown
-
-        def kinds() -> list[str]:
-            out = []
-            for m in kernel.messages(msg_type="update_display_data"):
-                if m["content"]["transient"]["display_id"] == shown[0]:
-                    data = m["content"]["data"]
-                    out.append("widget" if "application/vnd.jupyter.widget-view+json" in data else "static")
-            return out
-
+        kinds = _display_kinds(kernel, cell.msg_id)
         kernel.wait_for(lambda: "static,widget,static" in ",".join(kinds()), 20, "static, live again, static")
     finally:
         kernel.run("%quiv remove ticking")
@@ -242,20 +249,7 @@ def test_a_run_that_starts_and_ends_between_two_draws_still_leaves_the_display_s
     # display alternated live/static run by run and ended live about every other time.
     kernel.run("def blink():\n    return 'ok'")
     cell = kernel.run("%quiv add blink blink --every 50ms --bar widget")
-    shown = [
-        m["content"]["transient"]["display_id"]
-        for m in kernel.messages(parent=cell.msg_id, msg_type="display_data")
-        if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
-    ]
-    assert shown
-
-    def kinds() -> list[str]:
-        return [
-            "widget" if "application/vnd.jupyter.widget-view+json" in m["content"]["data"] else "static"
-            for m in kernel.messages(msg_type="update_display_data")
-            if m["content"]["transient"]["display_id"] == shown[0]
-        ]
-
+    kinds = _display_kinds(kernel, cell.msg_id)
     try:
         kernel.wait_for(lambda: kinds().count("static") >= 8, 30, "eight runs drawn")
     finally:

@@ -293,9 +293,9 @@ def test_the_kernels_store_location(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     monkeypatch.delenv("JPY_SESSION_NAME", raising=False)
     stores = tmp_path / "data" / "quiv_nb" / "stores"
     assert storepath.store_path() == str(stores / "default.db")  # the notebook is unknown
-    monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/work/My analysis.ipynb")
+    monkeypatch.setenv("JPY_SESSION_NAME", "/srv/alice/project/My analysis.ipynb")
     one = storepath.store_path()
-    monkeypatch.setenv("JPY_SESSION_NAME", "/home/me/other/My analysis.ipynb")
+    monkeypatch.setenv("JPY_SESSION_NAME", "/srv/alice/other/My analysis.ipynb")
     other = storepath.store_path()
     assert Path(one).parent == stores and Path(one).name.startswith("My_analysis-") and one != other
     monkeypatch.setenv("QUIV_NB_STORE", str(tmp_path / "mine.db"))
