@@ -7,6 +7,8 @@ may call back into the scheduler from any thread without deadlocking it.
 
 from __future__ import annotations
 
+import collections
+import threading
 from typing import Any, Callable
 
 from .dispatch import Dispatcher, is_async_callable
@@ -14,7 +16,7 @@ from .errors import ConfigurationError
 from .models import Event
 from .seams import Effect
 
-__all__ = ["Effect", "EventBus", "noop_effect", "run_effects"]
+__all__ = ["Effect", "EventBus", "InOrder", "noop_effect", "run_effects"]
 
 
 def noop_effect() -> None:
@@ -25,6 +27,37 @@ def run_effects(effects: list[Effect]) -> None:
     """Run side effects in order (calling thread, lock released)."""
     for effect in effects:
         effect()
+
+
+class InOrder:
+    """Effects that run in the order they were planned, whichever thread runs them.
+
+    A job's renderer must record its end before the next job of the same task starts on it. Both
+    are planned under the scheduler lock, so in lock order, but run after it on two worker threads,
+    and the first can be descheduled between releasing the lock and running its effect: the bar
+    then saw the next job start first and dropped the late end as stale. `plan` (lock held) queues
+    an effect and returns the effect that runs the queue; that one (lock released) runs everything
+    queued so far, in order, under a lock of its own, so when it returns the caller's effect has run.
+    Only for effects that are quick and never raise (a renderer's O(1) bookkeeping).
+    """
+
+    __slots__ = ("_queue", "_running")
+
+    def __init__(self) -> None:
+        self._queue: collections.deque[Effect] = collections.deque()
+        self._running = threading.RLock()  # re-entrant: an effect may end another job on this thread
+
+    def plan(self, effect: Effect) -> Effect:
+        """Queue `effect` (scheduler lock held); return the effect to run once the lock is released."""
+        self._queue.append(effect)
+        return self.run
+
+    def run(self) -> None:
+        """Run every queued effect in order (any thread, scheduler lock released)."""
+        with self._running:
+            queue = self._queue
+            while queue:
+                queue.popleft()()
 
 
 def as_event(event: Any) -> Event:

@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from .dispatch import Dispatcher
-from .eventbus import Effect, EventBus, run_effects
+from .eventbus import Effect, EventBus, InOrder, run_effects
 from .execution import Outcome, StopEvent, failure
 from .history import JobHistory
 from .jobcalls import job_call
@@ -56,6 +56,14 @@ def _log_failure(log: logging.Logger, job: JobRecord, traceback: str | None) -> 
         "quiv_nb: job %s of task %r failed:\n%s", job.job_id, job.task_name, traceback,
         extra={"quiv_job_id": job.job_id, "quiv_task_id": job.task_id},
     )  # fmt: skip
+
+
+def _tell_started(log: logging.Logger, sink: ProgressSink, snap: Job) -> None:
+    """Let a job's renderer open a run for it (lock released; O(1)); one that raises is logged, never fatal."""
+    try:
+        sink.quiv_job_started(snap)
+    except Exception:
+        log.exception("quiv_nb: renderer %r failed to record the start of a job", sink)
 
 
 def _tell_finished(log: logging.Logger, sink: ProgressSink, snap: Job | None) -> None:
@@ -173,6 +181,7 @@ class JobLifecycle:
         self._in_pipeline = self._pipeline.nodes.__contains__
         self._deferred: list[Callable[[], list[Effect]]] = []  # submissions of jobs asked for before `start()`
         self._store = store  # job records and cached results outlive the process there (`quiv_nb.store`)
+        self._sink_calls = InOrder()  # renderers see a task's jobs start and end in the order they did
 
     # ------------------------------------------------------------------ scheduler side (lock held)
 
@@ -313,14 +322,14 @@ class JobLifecycle:
             task = self._tasks.find(job.task_id)
             if task is not None and task.timeout is not None:
                 self._timeline.push(self._clock() + task.timeout, TIMEOUT, job.job_id)
-            started = job.sink.quiv_job_started if job.sink is not None else None
             listened = self._bus.listened(Event.JOB_STARTED)
-            snap = job.snapshot() if listened or started is not None else None  # none that nobody sees
-            effects = (
-                [self._bus.emitter(Event.JOB_STARTED, task.snapshot() if task else None, snap)] if listened else []
-            )
-        if started is not None and snap is not None:  # a snapshot is made whenever there is a renderer
-            started(snap)
+            sink = job.sink
+            snap = job.snapshot() if listened or sink is not None else None  # none that nobody sees
+            effects: list[Effect] = []
+            if sink is not None and snap is not None:
+                effects.append(self._sink_calls.plan(functools.partial(_tell_started, self._log, sink, snap)))
+            if listened:
+                effects.append(self._bus.emitter(Event.JOB_STARTED, task.snapshot() if task else None, snap))
         run_effects(effects)
         return True
 
@@ -379,7 +388,7 @@ class JobLifecycle:
         # waiters wake (so `wait_for_job` returning means the bar knows how the job ended), then
         # the listeners, then what the pipeline started or skipped downstream.
         if job.sink is not None:
-            effects.append(functools.partial(_tell_finished, self._log, job.sink, snap))
+            effects.append(self._sink_calls.plan(functools.partial(_tell_finished, self._log, job.sink, snap)))
         if waiters[0] or waiters[1]:
             effects.append(functools.partial(_settle_all, waiters, snap))
         effects.append(self._bus.emitter(event, task_snap, snap))
@@ -426,7 +435,7 @@ class JobLifecycle:
         snap = job.snapshot()
         effects: list[Effect] = []
         if job.sink is not None:
-            effects.append(functools.partial(_tell_finished, self._log, job.sink, snap))
+            effects.append(self._sink_calls.plan(functools.partial(_tell_finished, self._log, job.sink, snap)))
         if task.active_job is None:  # else `wait_for_task` waits for the job that is running
             waiters = self._waiters.take(job.job_id, task.task_id)
             if waiters[1]:

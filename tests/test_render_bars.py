@@ -8,6 +8,7 @@ values; messages are counted by wrapping each widget's `comm.send`. Unit tests t
 from __future__ import annotations
 
 import io
+import logging
 import subprocess
 import sys
 import threading
@@ -560,6 +561,51 @@ def test_recurring_task_gets_a_fresh_run_per_job(q):
     finals = [line for line in out.getvalue().splitlines() if line.endswith(" done")]
     assert len(finals) >= 2
     assert all("2/2" in line for line in finals)
+
+
+def test_a_jobs_end_reaches_its_bar_before_the_next_job_starts():
+    """The worker that ended job 1 is held up after the lock (here: in logging its failure) while job 2 starts.
+
+    The bar must still show job 1 failed and then job 2 done: it once saw job 2 start first and
+    dropped job 1's late end as stale, so job 1's final line never appeared.
+    """
+    second_running = threading.Event()
+
+    class SlowHandler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            second_running.wait(WAIT)  # job 1's worker, between the scheduler lock and its effects
+
+    log = logging.getLogger("quiv_nb.test.inorder")
+    log.propagate = False
+    log.addHandler(SlowHandler())
+    out = io.StringIO()
+    b = bar("text", file=out)
+    runs: list[str] = []
+
+    def handler(_progress_hook, _job_id):
+        runs.append(_job_id)
+        _progress_hook(step=len(runs), total=2)
+        if len(runs) == 1:
+            raise ValueError("first run fails")
+        second_running.set()
+
+    scheduler = Quiv(pool_size=2, logger=log)
+    scheduler.start()
+    try:
+        task_id = scheduler.add_task("tick", handler, interval=0.05, progress_callback=b)
+        second_running.wait(WAIT)
+        scheduler.pause_task(task_id)
+        assert b.wait_drawn(WAIT)
+        assert len(runs) >= 2
+        assert scheduler.get_job(runs[1]).status == "completed"
+        assert get_pump().flush(WAIT)
+        lines = out.getvalue().splitlines()
+        failed = [i for i, line in enumerate(lines) if "failed: ValueError: first run fails" in line]
+        done = [i for i, line in enumerate(lines) if line.endswith(" done")]
+        assert failed and done and failed[0] < done[0], lines
+    finally:
+        scheduler.shutdown(timeout=5)
+        log.handlers.clear()
 
 
 def test_tqdm_through_quiv(q):
