@@ -30,7 +30,9 @@ __all__ = [
     "register_capability_probe",
     "register_exit_start",
     "register_host",
+    "register_view_recorder",
     "register_wait_helper",
+    "view_recorder",
     "wait_helper",
     "context_capturers",
     "notify_attachers",
@@ -48,6 +50,7 @@ ExitStart = Callable[[str], Any]  # (why the process exits: "kernel restarted", 
 Poll = Callable[[], Awaitable[None]]  # handle the messages waiting now (on the loop a wait runs)
 WaitHelper = Callable[["asyncio.AbstractEventLoop"], ContextManager["Poll | None"]]
 NotifyAttacher = Callable[[Any, str, "datetime"], Any]  # (scheduler, task id, since) on the adding thread
+ViewRecorder = Callable[[str, str, str], Any]  # (widget model id, html, text) on the render pump thread
 
 # Called on the thread that adds a task; each returns a context-manager factory to wrap that
 # task's job bodies, or None. the kernel package registers one that sends a job's output to the cell
@@ -63,6 +66,8 @@ _exit_start: list[ExitStart] = []
 _wait_helper: list[WaitHelper] = []
 # Called by `Quiv.add_task(..., notify=True)` on the adding thread (see `register_notify_attacher`).
 _notify_attachers: list[NotifyAttacher] = []
+# Keeps what a displayed widget model should read once this process is gone (see `register_view_recorder`).
+_view_recorder: list[ViewRecorder] = []
 # The application render draws in (`seams.Host`; the kernel package registers itself, see `register_host`).
 _host: list[Host] = []
 
@@ -189,6 +194,22 @@ def register_wait_helper(helper: WaitHelper) -> None:
 def wait_helper() -> WaitHelper | None:
     """The registered wait helper, or None (outside a kernel)."""
     return _wait_helper[0] if _wait_helper else None
+
+
+def register_view_recorder(recorder: ViewRecorder) -> None:
+    """Set what records a displayed widget's afterlife (the last one set wins). Any thread; returns None.
+
+    A widget bar calls `recorder(model_id, html, text)` on the render pump thread when it is first
+    drawn, when a run starts and when a run ends: the static rendering its displayed model should
+    show if the process ended now. Must be quick and must not raise. The kernel package sets one
+    that writes to the kernel scheduler's store (`store.views`).
+    """
+    _view_recorder[:] = [recorder]
+
+
+def view_recorder() -> ViewRecorder | None:
+    """The registered view recorder, or None (outside a kernel, or before `install_host`)."""
+    return _view_recorder[0] if _view_recorder else None
 
 
 def register_notify_attacher(attacher: NotifyAttacher) -> None:

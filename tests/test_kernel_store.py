@@ -114,3 +114,52 @@ def test_store_off_and_usage_errors(tmp_path: Path) -> None:
         assert cell.reply["content"]["ename"] == "UsageError"
     finally:
         kernel.shutdown()
+
+
+def _widget_views(kernel: KernelSession, msg_id: str) -> list[str]:
+    """The model ids of the widget views displayed under cell `msg_id`, in order."""
+    return [
+        m["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
+        for m in kernel.messages(parent=msg_id, msg_type="display_data")
+        if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
+    ]
+
+
+def _view_on_disk(path: Path, model_id: str) -> str | None:
+    con = sqlite3.connect(path, timeout=WAIT)
+    try:
+        row = con.execute("SELECT plain FROM views WHERE model_id=?", (model_id,)).fetchone()
+    except sqlite3.OperationalError:  # no schema yet
+        return None
+    finally:
+        con.close()
+    return row[0] if row else None
+
+
+def test_the_next_kernel_reopens_the_bars_of_a_kernel_that_died(tmp_path: Path) -> None:
+    """SIGKILL while a job runs: once the next kernel loads quiv_nb, the dead kernel's bar models exist
+    again, the running job's saying "interrupted (kernel died)" and the finished one's its end, so a page
+    that loads then renders both instead of "model not found"."""
+    path = tmp_path / "store" / "nb.db"
+    kernel = KernelSession(store=str(path))
+    try:
+        kernel.run(DEFINE)
+        done = kernel.run("%quiv run --bar widget load(2)\n_ = %quiv wait")
+        running = kernel.run("%quiv run --bar widget forever")
+        (done_model,) = _widget_views(kernel, done.msg_id)
+        (running_model,) = _widget_views(kernel, running.msg_id)
+        wait_until(lambda: "done" in (_view_on_disk(path, done_model) or ""))
+        wait_until(lambda: "kernel died" in (_view_on_disk(path, running_model) or ""))
+
+        kernel.restart(now=True)  # SIGKILL: no exit handler runs
+        since = kernel.mark()
+        loaded = kernel.run("%load_ext quiv_nb")
+        reopened = kernel.widgets_opened_by(loaded.msg_id, "HTMLModel")  # (each with its layout and style)
+        assert set(reopened) == {done_model, running_model}, reopened
+        states = kernel.widget_states()
+        assert "interrupted" in states[running_model]["value"] and "kernel died" in states[running_model]["value"]
+        assert "load" in states[done_model]["value"] and "done" in states[done_model]["value"]
+        assert kernel.errors_since(since) == []
+        assert kernel.run("%load_ext quiv_nb").msg_id and kernel.comms_opened_by(kernel.run("1").msg_id) == []
+    finally:
+        kernel.shutdown()

@@ -201,18 +201,39 @@ def test_two_processes_writing_one_store_lose_nothing(tmp_path: Path) -> None:
     con.close()
 
 
-def test_displays_of_interrupted_jobs(tmp_path: Path) -> None:
+_RECORD_VIEWS = """
+import sys, threading
+from quiv_nb.store import Store
+store = Store(sys.argv[1])
+store.record_view("model-a", "work.ipynb", "<b>a</b>", "a: interrupted (kernel died)")
+store.record_view("model-b", None, "<b>b</b>", "b")
+store.record_view("model-a", "work.ipynb", "<b>a done</b>", "a: done")  # the latest rendering wins
+assert store.sync(30)
+print("recorded", flush=True)
+threading.Event().wait()
+"""
+
+
+def test_the_views_of_a_dead_process_are_its_orphans(tmp_path: Path) -> None:
+    from quiv_nb.store.views import View, orphans
+
     path = tmp_path / "s.db"
-    with killed_after(path) as job_id:
-        store = Store(path)
-        store.record_display(job_id, "display-1", "work.ipynb")
-        store.record_display(job_id, "display-2", None)
-        assert store.displays_of_interrupted("work.ipynb") == []  # its process still runs
-        store.close()
-    store = Store(path)
-    assert store.displays_of_interrupted("work.ipynb") == [(job_id, "display-1")]
-    assert store.displays_of_interrupted(None) == [(job_id, "display-2")]
-    store.close()
+    assert orphans(path, "work.ipynb") == []  # no store file: none, and none is created
+    assert not path.exists()
+    proc = child(_RECORD_VIEWS, str(path))
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "recorded"
+        mine = Store(path)
+        mine.record_view("model-mine", "work.ipynb", "<i>mine</i>", "mine")
+        assert mine.sync(WAIT)
+        assert orphans(path, "work.ipynb") == []  # the child runs; this process's own views are never orphans
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=WAIT)
+    assert orphans(path, "work.ipynb") == [View("model-a", "work.ipynb", "<b>a done</b>", "a: done")]
+    assert orphans(path, None) == [View("model-b", None, "<b>b</b>", "b")]
+    assert orphans(path, "other.ipynb") == []
+    mine.close()
 
 
 def test_the_dashboard_lists_earlier_schedulers_jobs(tmp_path: Path) -> None:

@@ -23,10 +23,12 @@ from ..hooks import (
     register_host,
     register_loop_resolver,
     register_notify_attacher,
+    register_view_recorder,
     register_wait_helper,
 )
 from ..render.base import interrupt_running
 from ..render.pump import close_pump
+from .afterlife import record_view, reopen_orphans
 from .capabilities import detect as detect_capabilities
 from .cellend import draw_finals_at_cell_end
 from .controls import answer_on_sender_shell, comm_messages_flow
@@ -114,7 +116,8 @@ def install() -> None:
     kernel-loop resolver, the notify attacher, the comm-flowing wait helper, the `KernelHost` and
     the render pump's kernel-exit step; inside a running kernel also the kernel-exit handler, the
     exit-start step that ends running bars as interrupted (`render.base.interrupt_running`) and
-    the cell-end wait for final bar draws (`kernel.cellend`). Returns None.
+    the cell-end wait for final bar draws (`kernel.cellend`), the recorder of each bar's afterlife,
+    and it reopens the bars this notebook's dead kernels left (`kernel.afterlife`). Returns None.
     """
     global _installed
     if _installed:
@@ -133,6 +136,8 @@ def install() -> None:
         register_exit_handler()
         register_exit_start(interrupt_running)  # a running job's bar ends "interrupted (kernel restarted)"
         draw_finals_at_cell_end()  # a headless run keeps the final bars of the jobs a cell waited for
+        register_view_recorder(record_view)
+        reopen_orphans()  # after a kernel death: the dead kernel's bars read "interrupted (kernel died)"
 
 
 def get_scheduler() -> Quiv:

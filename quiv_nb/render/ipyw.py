@@ -6,6 +6,8 @@ generations share:
 - `view_bundle(widget)`: the widget's view mimebundle, built from its model id. ipywidgets 8 has
   `Widget._repr_mimebundle_`; 7.x has only `_ipython_display_` (which displays by itself and
   returns None); both send the same `application/vnd.jupyter.widget-view+json` version 2.0 data.
+- `reopen(model_id, html)`: an HTML widget under a model id a dead kernel displayed (both
+  generations' `Widget(model_id=...)` opens its comm with that id).
 - `style_class(widget_class)`: the style model a widget class takes (`HTML` takes `HTMLStyle` on
   8 and `DescriptionStyle` on 7), read from the class's own trait rather than from a version.
 
@@ -16,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["VIEW_MIME", "style_class", "view_bundle"]
+__all__ = ["VIEW_MIME", "reopen", "style_class", "view_bundle"]
 
 VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -35,3 +37,14 @@ def view_bundle(widget: Any) -> dict[str, Any]:
 def style_class(widget_class: Any) -> Any:
     """The style widget class `widget_class` (e.g. `ipywidgets.HTML`) accepts as `style=`."""
     return widget_class.class_traits()["style"].klass
+
+
+def reopen(model_id: str, html: str) -> Any:
+    """Open an `ipywidgets.HTML` showing `html` under the model id `model_id` (kernel thread).
+
+    A saved output that names `model_id` renders it once a page asks this kernel for its widgets
+    (on load or reload). Returns the widget; ipywidgets keeps it alive until it is closed.
+    """
+    import ipywidgets  # only where widgets are shown: importing render loads no display library
+
+    return ipywidgets.HTML(html, model_id=model_id)

@@ -58,7 +58,7 @@ from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
-from ..hooks import host
+from ..hooks import host, view_recorder
 from . import state as st
 from .base import BarRenderer
 from .ipyw import view_bundle
@@ -148,6 +148,7 @@ class WidgetBar(BarRenderer):
         self._handle: Any = None
         self._static = False  # the display shows a static final rendering (the widgets show the same end)
         self._closed = False  # the widget models are closed (an old finished bar, or `close()`)
+        self._recorded: tuple[int, bool] | None = None  # (run, final) whose afterlife was last recorded
         if display if display is not None else in_kernel():
             from IPython.display import display as show
 
@@ -185,6 +186,31 @@ class WidgetBar(BarRenderer):
         ]
 
     def _render(self, state: st.BarState, final: bool) -> int:
+        sent = self._show(state, final)
+        self._record_afterlife(state, final)
+        return sent
+
+    def _record_afterlife(self, state: st.BarState, final: bool) -> None:
+        """Record what the displayed model should read if the kernel ended now (pump thread; never raises).
+
+        Once per run start and end (`hooks.view_recorder`, `store.views`): while a job runs, its
+        bar "interrupted (kernel died)"; once it ended, its final rendering. The next kernel of
+        the notebook reopens the model with it, so a page that loads then shows it.
+        """
+        recorder = view_recorder()
+        key = (self._drawn_seq, final)
+        if recorder is None or self._handle is None or self._closed or key == self._recorded:
+            return
+        self._recorded = key
+        end = state if final else st.finish(state, st.INTERRUPTED, "kernel died")
+        shown = self._leave or not final
+        try:
+            recorder(self._box.model_id, static_html(end) if shown else "", st.format_meter(end) if shown else "")
+        except Exception:
+            self._log_once()
+
+    def _show(self, state: st.BarState, final: bool) -> int:
+        """Show `state`: in the widgets, and at a run's end as the display's static rendering (pump thread)."""
         sent = 0
         if self._handle is not None and self._static and final:
             # A whole run fell between two draws (a quick job of a recurring task): its end replaces the last

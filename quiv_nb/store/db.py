@@ -47,12 +47,18 @@ CREATE TABLE IF NOT EXISTS cache (
     computed_at REAL NOT NULL,
     last_used REAL NOT NULL
 );
-CREATE TABLE IF NOT EXISTS displays (
-    job_id TEXT NOT NULL,
-    display_id TEXT NOT NULL,
+CREATE TABLE IF NOT EXISTS views (
+    model_id TEXT PRIMARY KEY,
     notebook TEXT,
-    PRIMARY KEY (job_id, display_id)
+    html TEXT NOT NULL,
+    plain TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    pstart TEXT NOT NULL,
+    updated REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS views_of_notebook ON views (notebook, updated);
+DROP TABLE IF EXISTS displays;
 """
 
 

@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..models import JobStatus
 from .blobs import BlobFolder
 from .db import connect, private, unreadable
 from .procs import alive, this_process
 from .rows import COLUMNS, job_of
 from .steps import CACHE_BYTES, StepCache
+from .views import prune_views, record_op
 from .writer import Writer
 
 if TYPE_CHECKING:
@@ -121,7 +121,7 @@ class Store:
             "ORDER BY coalesce(ended_at, started_at, created) DESC LIMIT -1 OFFSET ?)",
             (*_UNFINISHED, MAX_ROWS),
         )
-        con.execute("DELETE FROM displays WHERE job_id NOT IN (SELECT job_id FROM jobs)")
+        prune_views(con)
 
     # ------------------------------------------------------------------ seams.JobStore (scheduler side)
 
@@ -182,28 +182,12 @@ class Store:
         with self._reading() as con:
             return self._steps.clear(con, task_name)
 
-    def record_display(self, job_id: str, display_id: str, notebook: str | None) -> None:
-        """Note that output display `display_id` (in `notebook`, if known) shows job `job_id` (any thread).
+    def record_view(self, model_id: str, notebook: str | None, html: str, plain: str) -> None:
+        """Widget model `model_id` (in `notebook`, if known) should read `html` / `plain` once this process ends.
 
-        Written with the next batch, so it costs the caller nothing.
+        Any thread; written with the next batch, so it costs the caller one deque append. See `views`.
         """
-        self._writer.append_op(
-            lambda con: con.execute(
-                "INSERT OR REPLACE INTO displays (job_id, display_id, notebook) VALUES (?, ?, ?)",
-                (job_id, display_id, notebook),
-            )
-        )
-
-    def displays_of_interrupted(self, notebook: str | None) -> list[tuple[str, str]]:
-        """(job id, display id) of every recorded display in `notebook` whose job is INTERRUPTED (calling thread)."""
-        self._writer.sync()
-        with self._reading() as con:
-            rows = con.execute(
-                "SELECT d.job_id, d.display_id FROM displays d JOIN jobs j ON j.job_id = d.job_id "
-                "WHERE j.status = ? AND d.notebook IS ?",
-                (JobStatus.INTERRUPTED.value, notebook),
-            ).fetchall()
-        return [(job_id, display_id) for job_id, display_id in rows]
+        self._writer.append_op(record_op(model_id, notebook, html, plain, self._proc))
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:

@@ -1,0 +1,60 @@
+"""A notebook's bars after their kernel: recorded while it runs, reopened by the next kernel.
+
+While a kernel runs, each displayed widget bar records (`hooks.view_recorder`) what its model
+should read if the kernel ended now, in the kernel scheduler's store (`store.views`). When the
+next kernel of the same notebook installs quiv_nb (`%load_ext quiv_nb`, `get_scheduler()`),
+`reopen_orphans` opens a widget under each model id a dead kernel of this notebook left, showing
+that rendering: "interrupted (kernel died)" for a job that was running, the final bar for one
+that ended. A page that loads or reloads while this kernel runs asks it for those models, so the
+saved outputs that name them show how their jobs ended instead of "model not found".
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from ..render.ipyw import reopen
+from ..store.views import orphans
+from .session import current_scheduler
+from .storepath import notebook_path, store_path
+
+__all__ = ["record_view", "reopen_orphans", "reopened"]
+
+_log = logging.getLogger("quiv_nb")
+_reopened: list[Any] = []  # the widgets `reopen_orphans` opened (kept for `%quiv` diagnostics and tests)
+
+
+def record_view(model_id: str, html: str, text: str) -> None:
+    """Keep `html` / `text` as what `model_id` reads after this kernel (render pump thread; O(1), never raises).
+
+    Written to the kernel scheduler's store when there is one (none before the first `get_scheduler`,
+    none with `%quiv store off`).
+    """
+    scheduler = current_scheduler()
+    store = scheduler.store if scheduler is not None else None
+    if store is not None:
+        store.record_view(model_id, notebook_path(), html, text)
+
+
+def reopen_orphans() -> int:
+    """Reopen the widget models this notebook's dead kernels displayed; the number reopened (kernel thread).
+
+    Never raises: a store that cannot be read is logged (the scheduler reports it when it opens it).
+    """
+    path = store_path()
+    if path is None:
+        return 0
+    try:
+        views = orphans(path, notebook_path())
+        for view in views:
+            _reopened.append(reopen(view.model_id, view.html))
+    except Exception:
+        _log.warning("quiv_nb: could not reopen the bars an earlier kernel displayed", exc_info=True)
+        return 0
+    return len(views)
+
+
+def reopened() -> list[Any]:
+    """The widgets this kernel reopened for earlier kernels' bars (any thread; a copy)."""
+    return list(_reopened)
