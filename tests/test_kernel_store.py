@@ -146,20 +146,47 @@ def test_the_next_kernel_reopens_the_bars_of_a_kernel_that_died(tmp_path: Path) 
         kernel.run(DEFINE)
         done = kernel.run("%quiv run --bar widget load(2)\n_ = %quiv wait")
         running = kernel.run("%quiv run --bar widget forever")
+        dash = kernel.run("%quiv")
         (done_model,) = _widget_views(kernel, done.msg_id)
         (running_model,) = _widget_views(kernel, running.msg_id)
+        (dash_model,) = _widget_views(kernel, dash.msg_id)
         wait_until(lambda: "done" in (_view_on_disk(path, done_model) or ""))
         wait_until(lambda: "kernel died" in (_view_on_disk(path, running_model) or ""))
+        wait_until(lambda: "forever" in (_view_on_disk(path, dash_model) or ""))
 
         kernel.restart(now=True)  # SIGKILL: no exit handler runs
         since = kernel.mark()
         loaded = kernel.run("%load_ext quiv_nb")
         reopened = kernel.widgets_opened_by(loaded.msg_id, "HTMLModel")  # (each with its layout and style)
-        assert set(reopened) == {done_model, running_model}, reopened
+        assert set(reopened) == {done_model, running_model, dash_model}, reopened
         states = kernel.widget_states()
+        assert "the last state seen, at " in states[dash_model]["value"] and "forever" in states[dash_model]["value"]
         assert "interrupted" in states[running_model]["value"] and "kernel died" in states[running_model]["value"]
         assert "load" in states[done_model]["value"] and "done" in states[done_model]["value"]
         assert kernel.errors_since(since) == []
         assert kernel.run("%load_ext quiv_nb").msg_id and kernel.comms_opened_by(kernel.run("1").msg_id) == []
+    finally:
+        kernel.shutdown()
+
+
+def test_a_restart_records_each_bars_and_dashboards_last_rendering(tmp_path: Path) -> None:
+    """A clean restart draws "interrupted (kernel restarted)" and the stopped dashboard after the scheduler
+    closed its store: those last renderings still reach it, for a page that missed the display updates."""
+    path = tmp_path / "store" / "nb.db"
+    kernel = KernelSession(store=str(path))
+    try:
+        kernel.run(DEFINE + "def steady(_stop_event):\n    _stop_event.wait()\n")
+        running = kernel.run("%quiv run --bar widget steady")
+        dash = kernel.run("%quiv")
+        (running_model,) = _widget_views(kernel, running.msg_id)
+        (dash_model,) = _widget_views(kernel, dash.msg_id)
+        wait_until(lambda: "kernel died" in (_view_on_disk(path, running_model) or ""))
+        kernel.restart()  # a shutdown request: quiv_nb's exit handler runs
+        assert "interrupted (kernel restarted)" in (_view_on_disk(path, running_model) or "")
+        assert "scheduler stopped" in (_view_on_disk(path, dash_model) or "")
+        loaded = kernel.run("%load_ext quiv_nb")
+        states = kernel.widget_states()
+        assert set(kernel.widgets_opened_by(loaded.msg_id, "HTMLModel")) == {running_model, dash_model}
+        assert "a snapshot; run <code>%quiv</code>" in states[dash_model]["value"]
     finally:
         kernel.shutdown()

@@ -28,7 +28,7 @@ from ..hooks import (
 )
 from ..render.base import interrupt_running
 from ..render.pump import close_pump
-from .afterlife import record_view, reopen_orphans
+from .afterlife import record_view, reopen_orphans, write_last_views
 from .capabilities import detect as detect_capabilities
 from .cellend import draw_finals_at_cell_end
 from .controls import answer_on_sender_shell, comm_messages_flow
@@ -137,6 +137,7 @@ def install() -> None:
         register_exit_start(interrupt_running)  # a running job's bar ends "interrupted (kernel restarted)"
         draw_finals_at_cell_end()  # a headless run keeps the final bars of the jobs a cell waited for
         register_view_recorder(record_view)
+        register_before_exit(write_last_views)  # after `close_pump`: the last draws' renderings
         reopen_orphans()  # after a kernel death: the dead kernel's bars read "interrupted (kernel died)"
 
 

@@ -15,14 +15,19 @@ import logging
 from typing import Any
 
 from ..render.ipyw import reopen
-from ..store.views import orphans
+from ..store.views import View, orphans, write_now
 from .session import current_scheduler
 from .storepath import notebook_path, store_path
 
-__all__ = ["record_view", "reopen_orphans", "reopened"]
+__all__ = ["record_view", "reopen_orphans", "reopened", "write_last_views"]
 
 _log = logging.getLogger("quiv_nb")
 _reopened: list[Any] = []  # the widgets `reopen_orphans` opened (kept for `%quiv` diagnostics and tests)
+# The store views were last recorded to, and what was recorded once its scheduler had closed it: at
+# kernel exit the final renderings ("interrupted (kernel restarted)", the frozen dashboard) are drawn
+# after the scheduler shut down; `write_last_views` writes them then.
+_last_store: list[Any] = []
+_late: dict[str, View] = {}
 
 
 def record_view(model_id: str, html: str, text: str) -> None:
@@ -34,7 +39,30 @@ def record_view(model_id: str, html: str, text: str) -> None:
     scheduler = current_scheduler()
     store = scheduler.store if scheduler is not None else None
     if store is not None:
+        _last_store[:] = [store.path]
+        for late in _late.values():  # recorded while no scheduler ran (`%quiv stop`, then a new one)
+            if late.model_id != model_id:
+                store.record_view(late.model_id, late.notebook, late.html, late.plain)
+        _late.clear()
         store.record_view(model_id, notebook_path(), html, text)
+    elif _last_store:  # the scheduler has shut down (kernel exit, `%quiv stop`): kept for `write_last_views`
+        _late[model_id] = View(model_id, notebook_path(), html, text)
+
+
+def write_last_views(timeout: float) -> bool:
+    """Write what was recorded after the kernel's scheduler closed its store (main thread, at kernel exit).
+
+    A `hooks.register_before_exit` step, after the render pump's last draws. Returns True; a store
+    that cannot be written is logged.
+    """
+    views, path = list(_late.values()), _last_store[0] if _last_store else None
+    _late.clear()
+    if views and path is not None:
+        try:
+            write_now(path, views)
+        except Exception:
+            _log.warning("quiv_nb: could not record the last state of %d bars", len(views), exc_info=True)
+    return True
 
 
 def reopen_orphans() -> int:

@@ -20,14 +20,22 @@ __all__ = ["snapshot_html"]
 
 _CELL = "padding:2px 12px 2px 0;text-align:left;white-space:nowrap"
 _HINT = "a snapshot; run <code>%quiv</code> for a live dashboard"
+_LAST_SEEN = "the last state seen, at {:%H:%M}, before its kernel ended; run <code>%quiv</code> for a live dashboard"
 
 
 def _esc(text: object) -> str:
     return html.escape(str(text), quote=True)
 
 
-def snapshot_html(snap: Snapshot) -> str:
-    """The dashboard of `snap` as self-contained HTML (any thread)."""
+def snapshot_html(snap: Snapshot, *, last_seen: bool = False) -> str:
+    """The dashboard of `snap` as self-contained HTML (any thread).
+
+    `last_seen`: the rendering a dashboard records for after its kernel (`hooks.view_recorder`) while
+    its scheduler still runs: titled as stopped, with the time it was taken.
+    """
+    hint = _LAST_SEEN.format(snap.now.astimezone()) if last_seen else _HINT
+    if last_seen:
+        snap = snap._replace(state="stopped", stopped_at=None)
     titles = ("task", "status", "schedule", "last run", "next run", "progress")
     head = "".join(f'<th style="{_CELL}">{t}</th>' for t in titles)
     rows = []
@@ -51,6 +59,6 @@ def snapshot_html(snap: Snapshot) -> str:
     return (
         '<div class="quiv-dash quiv-dash-static" style="max-width:100%;overflow:hidden">'
         f'<div class="quiv-dash-title"><b>quiv_nb</b> · {_esc(snap.title)}</div>'
-        f'<div style="color:#757575;font-size:90%;padding-bottom:4px">{_HINT}</div>'
+        f'<div style="color:#757575;font-size:90%;padding-bottom:4px">{hint}</div>'
         f"{table}{recent_html(snap.recent, snap.now, snap.earlier)}</div>"
     )

@@ -63,7 +63,7 @@ import weakref
 from typing import Any
 
 from ..errors import ConfigurationError
-from ..hooks import host
+from ..hooks import host, view_recorder
 from ..units import format_duration
 from .dash_model import RECENT, DashboardModel
 from .dash_rows import Progress, RowView, Snapshot, read_progress, row_view
@@ -91,6 +91,7 @@ __all__ = [
 _log = logging.getLogger("quiv_nb")
 
 _EVENT_INTERVAL = 0.25  # seconds between two redraws while events keep arriving
+_RECORD_EVERY = 30.0  # seconds between two recordings of a live dashboard's afterlife
 
 
 def _shell() -> Any:
@@ -116,6 +117,7 @@ class Dashboard:
         self._handles: list[Any] = []  # display handles of the cells showing it (the latest _MAX_HANDLES)
         self._stopped_at: Any = None  # when a draw first saw the scheduler stopped (a datetime)
         self._frozen = False  # the displays show the static snapshot of the stopped scheduler
+        self._next_record = 0.0  # monotonic time the afterlife may be recorded again (`_record_afterlife`)
         self._model = DashboardModel(scheduler, recent=recent)
         self._view = DashboardView(self._on_click)
         self._model.listen(self._mark_dirty)
@@ -194,6 +196,7 @@ class Dashboard:
         handle = display(self._repr_mimebundle_(), raw=True, display_id=True)
         with self._draw_lock:
             self._handles = [*self._handles[-(_MAX_HANDLES - 1) :], handle]
+        self._mark_dirty()  # the next draw records its afterlife (`_record_afterlife`)
 
     def __repr__(self) -> str:
         return self._text()
@@ -271,6 +274,7 @@ class Dashboard:
         sent = self._view.draw(snap, self._model.message(), self._model.clicks)
         if not snap.live and not self._frozen:
             sent += self._freeze(snap)
+        self._record_afterlife(snap)
         period = snap.period
         left = self._model.message_left()
         if left is not None:  # redraw when the message expires, to take it down
@@ -279,6 +283,23 @@ class Dashboard:
         if snap.state != "stopped" or left is not None:
             self._pump.request(self)  # keep visiting: the next tick, or an event, redraws
         return sent
+
+    def _record_afterlife(self, snap: Snapshot) -> None:
+        """Record what the displayed model should read once the kernel is gone (pump thread, draw lock held).
+
+        The frozen snapshot once the scheduler stopped; while it runs, at most every `_RECORD_EVERY`
+        seconds, the state seen then (`snapshot_html(last_seen=True)`). The next kernel of the
+        notebook reopens the model with it (`hooks.view_recorder`). Never raises.
+        """
+        recorder = view_recorder()
+        now = time.monotonic()
+        if recorder is None or not self._handles or (now < self._next_record and not self._frozen):
+            return
+        self._next_record = now + _RECORD_EVERY
+        try:
+            recorder(self._view.root.model_id, snapshot_html(snap, last_seen=not self._frozen), self._text(snap))
+        except Exception:
+            _log.exception("quiv_nb: recording the dashboard for after its kernel failed")
 
     def _freeze(self, snap: Snapshot) -> int:
         """The scheduler stopped: replace every display by the static snapshot (pump thread, draw lock held).

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .procs import Process
     from .writer import Op
 
-__all__ = ["MAX_VIEWS", "View", "orphans", "prune_views", "record_op"]
+__all__ = ["MAX_VIEWS", "View", "orphans", "prune_views", "record_op", "write_now"]
 
 MAX_VIEWS = 2_000  # rows kept at most; the oldest go first
 VIEW_DAYS = 30  # and none older than this
@@ -52,6 +52,28 @@ def record_op(model_id: str, notebook: str | None, html: str, plain: str, proc: 
         )
 
     return write
+
+
+def write_now(path: str | Path, views: list[View]) -> None:
+    """Write `views` (as this process's) to the store at `path` in one transaction (calling thread).
+
+    For the last renderings at kernel exit, drawn after the scheduler closed its store. Raises
+    `QuivError` naming the file when it is not a usable store, `sqlite3.Error` when the write fails.
+    """
+    if not views:
+        return
+    proc, now = this_process(), time.time()
+    con = connect(Path(path).expanduser().absolute())
+    try:
+        con.execute("BEGIN IMMEDIATE")
+        con.executemany(
+            "INSERT OR REPLACE INTO views (model_id, notebook, html, plain, host, pid, pstart, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [(v.model_id, v.notebook, v.html, v.plain, *proc, now) for v in views],
+        )
+        con.execute("COMMIT")
+    finally:
+        con.close()
 
 
 def prune_views(con: sqlite3.Connection) -> None:
