@@ -3,6 +3,12 @@
 `KernelSession` starts a kernel with jupyter_client, runs cells, and records every iopub
 message (with its arrival time) on a collector thread, so tests can assert on stream output,
 display data, widget comm state and their parent headers exactly as JupyterLab would see them.
+
+The collector reads iopub through a plain blocking zmq SUB socket of its own, not through the
+client's iopub channel: jupyter_client 7's channels are asyncio sockets driven by `run_sync`, and
+one read from a second thread while the main thread read shell replies once left a reply
+unread forever (Colab's pinned jupyter_client 7.4.9). The client keeps the shell, stdin, control
+and heartbeat channels, each used from the main thread only.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import zmq
 from jupyter_client.manager import start_new_kernel
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,28 +79,59 @@ class KernelSession:
         self.km, self.kc = start_new_kernel(
             kernel_name="python3", startup_timeout=startup_timeout, env=env, cwd=str(REPO)
         )
+        self.kc.iopub_channel.stop()  # read by the collector's own socket instead (module docstring)
         self.log: list[tuple[float, dict[str, Any]]] = []
         self._cond = threading.Condition()
         self._stop = threading.Event()
+        info = self.kc.get_connection_info()
+        if info["transport"] == "tcp":
+            self._iopub_url = f"tcp://{info['ip']}:{info['iopub_port']}"
+        else:
+            self._iopub_url = f"{info['transport']}://{info['ip']}-{info['iopub_port']}"
         self._reader = threading.Thread(target=self._collect, name="test-iopub-reader", daemon=True)
         self._reader.start()
+        self._nudge(startup_timeout)  # a SUB socket hears only what is published after it connected
 
     # ------------------------------------------------------------------ iopub
 
     def _collect(self) -> None:
-        while not self._stop.is_set():
+        """Record every iopub message until `shutdown` (the collector thread; its socket never leaves it)."""
+        context = zmq.Context()
+        sock = context.socket(zmq.SUB)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        sock.connect(self._iopub_url)
+        session = self.kc.session
+        try:
+            while not self._stop.is_set():
+                if not sock.poll(100):
+                    continue
+                frames = sock.recv_multipart(copy=True)
+                try:
+                    _idents, parts = session.feed_identities(frames, copy=True)
+                    msg = session.deserialize(parts, content=True, copy=True)
+                except Exception:  # not a message of this session (a restarted kernel's first bytes)
+                    continue
+                with self._cond:
+                    self.log.append((time.monotonic(), msg))
+                    self._cond.notify_all()
+        finally:
+            sock.close(0)
+            context.term()
+
+    def _nudge(self, timeout: float) -> None:
+        """Send kernel_info requests until one's iopub status arrives: from then on nothing is missed."""
+        deadline = time.monotonic() + timeout
+        while True:
+            msg_id = self.kc.kernel_info()
             try:
-                msg = self.kc.get_iopub_msg(timeout=0.1)
-            except queue.Empty:
-                continue
-            except Exception:  # the kernel went away
-                if self._stop.is_set():
-                    return
-                time.sleep(0.05)
-                continue
-            with self._cond:
-                self.log.append((time.monotonic(), msg))
-                self._cond.notify_all()
+                self.wait_for(
+                    lambda m=msg_id: self.messages(parent=m, msg_type="status"), timeout=0.5, what="iopub connected"
+                )
+                return
+            except TimeoutError:
+                if time.monotonic() > deadline:
+                    raise
 
     def messages(self, parent: str | None = None, msg_type: str | None = None) -> list[dict[str, Any]]:
         with self._cond:
@@ -297,17 +335,7 @@ class KernelSession:
         jupyter_server's "nudge", send kernel_info requests until one's status message arrives.
         """
         self.km.restart_kernel(now=now)
-        deadline = time.monotonic() + timeout
-        while True:
-            msg_id = self.kc.kernel_info()
-            try:
-                self.wait_for(
-                    lambda m=msg_id: self.messages(parent=m, msg_type="status"), timeout=0.5, what="iopub after restart"
-                )
-                return
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise
+        self._nudge(timeout)
 
     def shutdown(self) -> None:
         self._stop.set()
