@@ -24,10 +24,20 @@ from ..tracebacks import trim_traceback
 __all__ = ["MARK", "FailureNote", "FailureRepeats"]
 
 MARK = "✗"  # before the headline, in text/plain and text/html alike
-_MARK_STYLE = "color:var(--jp-error-color1,#d32f2f)"
-# The job's lines above are text/plain (monospace): the headline and the traceback look like them.
-_TEXT_STYLE = "font-family:var(--jp-code-font-family,monospace);font-size:var(--jp-code-font-size,13px)"
-_PRE_STYLE = "margin:2px 0 0 0;padding:0;white-space:pre-wrap;background:none;border:none"
+# Each themed value follows a plain one: JupyterLab's sanitizer (untrusted outputs) drops var() and ch values and
+# keeps the plain ones; a trusted output takes the later, themed value.
+_MARK_STYLE = "color:#d32f2f;color:var(--jp-error-color1,#d32f2f)"
+# The job's lines around it are text/plain: the same font, line height and left edge (JupyterLab pads a text
+# output by 1ch), so the failure reads as part of the job's output.
+_TEXT_STYLE = (
+    "font-family:monospace;font-family:var(--jp-code-font-family,monospace);"
+    "font-size:13px;font-size:var(--jp-code-font-size,13px);"
+    "line-height:1.3077;line-height:var(--jp-code-line-height,1.3077);padding-left:8px;padding-left:1ch"
+)
+# Indented under its toggle, so an open traceback does not run into the lines the cell prints after it.
+_PRE_STYLE = (
+    "margin:0;padding:0 0 0 16px;padding-left:2ch;white-space:pre-wrap;background:none;border:none;line-height:inherit"
+)
 
 
 @dataclass(frozen=True)
