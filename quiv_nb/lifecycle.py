@@ -54,7 +54,7 @@ def _log_failure(log: logging.Logger, job: JobRecord, traceback: str | None) -> 
     """Log a failed job with its traceback (lock released; the `extra` ids let output routing find its cell)."""
     log.error(
         "quiv_nb: job %s of task %r failed:\n%s", job.job_id, job.task_name, traceback,
-        extra={"quiv_job_id": job.job_id, "quiv_task_id": job.task_id},
+        extra={"quiv_job_id": job.job_id, "quiv_task_id": job.task_id, "quiv_task_name": job.task_name},
     )  # fmt: skip
 
 

@@ -300,13 +300,20 @@ def _make_handle(handle: Any) -> Any:
 
 
 def _split_failure(record: logging.LogRecord) -> tuple[str, str]:
-    """(headline, traceback text) from the scheduler's failure record."""
+    """(headline, traceback text) from the scheduler's failure record.
+
+    The headline names the task ("extract failed: ValueError: ...") when the record carries its
+    name (`quiv_task_name`), else it is the record's first line with the exception appended.
+    """
     message = record.getMessage()
     first, _, rest = message.partition("\n")
     if record.exc_info and not rest:
         import traceback
 
         rest = "".join(traceback.format_exception(*record.exc_info))
+    task_name = getattr(record, "quiv_task_name", None)
+    if task_name:
+        first = f"{task_name} failed"
     return failure_headline(first, rest), rest
 
 

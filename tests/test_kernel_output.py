@@ -1,9 +1,10 @@
 """A job's output in a real kernel: under the cell that added its task, whole lines, in order, budgeted.
 
 Read from the iopub messages a frontend gets, with the adding cell's execute request as parent
-header: a one-off job's lines are `stream` messages (stdout / stderr, its failure in stderr); a
-recurring task's output is one area (display_data, then update_display_data with the same transient
-display_id) showing its latest run. Runs on ipykernel 6.29 and 7.x alike (CI runs this file in both
+header: a one-off job's lines are `stream` messages (stdout / stderr), its failure a display after them
+(one headline, the traceback collapsed); a recurring task's output is one area (display_data, then
+update_display_data with the same transient display_id) showing its latest run, its failure a second
+display under it. Runs on ipykernel 6.29 and 7.x alike (CI runs this file in both
 venvs).
 """
 
@@ -102,16 +103,20 @@ def test_failure_lands_under_its_cell_trimmed_while_another_cell_sleeps(kernel):
     )
     sleeper = kernel.submit("go.set(); time.sleep(2); print('slept')")
     kernel.wait_for(
-        lambda: "boom in job" in "".join(t for _, t in kernel.cell_streams(adder.msg_id, "stderr")),
-        timeout=30,
-        what="the failure in the adding cell's stderr stream",
+        lambda: "boom in job" in kernel.cell_text(adder.msg_id), timeout=30, what="the failure in the adding cell"
     )
     slept = kernel.result(sleeper, timeout=30)
-    assert kernel.cell_streams(adder.msg_id, "stdout") == [("stdout", "about to fail\n")]
-    (failure,) = [text for _, text in kernel.cell_streams(adder.msg_id, "stderr")]
-    assert failure.startswith("quiv_nb: job ") and "failed: ValueError: boom in job\n" in failure
+    assert kernel.cell_streams(adder.msg_id) == [("stdout", "about to fail\n")]  # no stderr: no pink box
+    (shown,) = kernel.messages(parent=adder.msg_id, msg_type="display_data")  # the failure, nothing else
+    assert shown["content"]["transient"]["display_id"].endswith("-failure-0")
+    failure, page = shown["content"]["data"]["text/plain"], shown["content"]["data"]["text/html"]
+    assert failure.startswith("✗ explode failed: ValueError: boom in job\nTraceback (most recent call last)")
     assert 'in explode\n    raise ValueError("boom in job")' in failure.replace("'", '"')
     assert "quiv_nb/execution.py" not in failure and "frame hidden" in failure
+    # What a person sees: the headline; the traceback sits in a closed <details> under it.
+    headline, details = page.split("<details", 1)
+    assert "explode failed: ValueError: boom in job" in headline and "Traceback" not in headline
+    assert "<summary" in details and "Traceback (most recent call last)" in details and " open" not in details
     assert "boom" not in kernel.cell_text(slept.msg_id) and "slept" in slept.stdout
     full = "[j for j in quiv_nb.get_scheduler().get_all_jobs() if j.task_name == 'explode'][-1].traceback"
     assert kernel.value(f"'quiv_nb/execution.py' in {full}") is True
@@ -175,7 +180,11 @@ def test_recurring_task_shows_its_latest_run_in_one_area_and_counts_repeated_fai
         kernel.wait_for(
             lambda: "the same failure 3 runs in a row" in kernel.cell_text(adder.msg_id), timeout=30, what="count 3"
         )
-        (text,) = _areas(kernel, adder.msg_id).values()
+        areas = _areas(kernel, adder.msg_id)
+        (lines_id,) = [k for k in areas if not k.endswith("-failure")]
+        failure = areas[f"{lines_id}-failure"]  # the failure's own display, under the lines
+        assert failure.startswith("✗ flaky failed: KeyError: 'same'  [the same failure ")
+        text = areas[lines_id] + failure
         assert text.count("Traceback (most recent call last)") == 1
         assert text.count("KeyError: 'same'") == 2  # the headline and the traceback's last line
         assert text.startswith("run 3\n")  # the latest run's output only, not every run's

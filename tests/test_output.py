@@ -23,6 +23,7 @@ from quiv_nb import Quiv
 from quiv_nb import output as out
 from quiv_nb.joblog import JobLog
 from quiv_nb.render.cell_stream import MAX_MESSAGES, CellStream
+from quiv_nb.render.failure import FailureRepeats
 from quiv_nb.render.output_area import MAX_LINES, OutputArea
 from quiv_nb.render.pump import RenderPump, TokenBucket
 
@@ -185,20 +186,39 @@ def test_a_routed_failure_goes_to_its_route_and_not_the_console(console: Any, mo
             "job-9",
             "t",
             tb,
-            extra={"quiv_job_id": "job-9", "quiv_task_id": "T"},
+            extra={"quiv_job_id": "job-9", "quiv_task_id": "T", "quiv_task_name": "t"},
         )
         assert pump.flush(WAIT)
     finally:
         pump.shutdown()
     assert stderr.getvalue() == ""  # neither the job's line nor its failure reached the console
     assert "job job-9 of task 't' failed" in kept.getvalue()
-    assert area.text() == (
-        "before the failure\nquiv_nb: job job-9 of task 't' failed: ZeroDivisionError: division by zero\n" + tb
-    )
-    assert sink.sent[-1][1]["data"]["text/plain"] == area.text()
+    failure = "✗ t failed: ZeroDivisionError: division by zero\n" + tb
+    assert area.text() == "before the failure\n" + failure
+    # Two displays: the job's lines as they are, then the failure (headline, traceback collapsed in text/html).
+    (lines, first), (note, second) = [(c["data"], c["transient"]["display_id"]) for _, c in sink.sent]
+    assert lines == {"text/plain": "before the failure\n"} and second == first + "-failure"
+    assert note["text/plain"] == failure
+    assert "<details" in note["text/html"] and "Traceback (most recent call last)" in note["text/html"]
     # A record for a job nobody routed goes to the console as usual.
     logging.getLogger("quiv_nb").error("other failure", extra={"quiv_job_id": "job-10", "quiv_task_id": "T"})
     assert stderr.getvalue() == "other failure\n"
+
+
+def test_failure_note_is_one_headline_with_the_traceback_collapsed_and_escaped() -> None:
+    tb = (
+        'Traceback (most recent call last):\n  File "/u.py", line 3, in f\n    raise ValueError("<b>&")\n'
+        "ValueError: <script>alert(1)</script>\n"
+    )
+    note = FailureRepeats().describe("f failed: ValueError: <script>alert(1)</script>", tb)
+    page = note.html()
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert 'raise ValueError("&lt;b&gt;&amp;")' in page  # quotes readable, markup escaped
+    headline, rest = page.split("<details", 1)
+    assert "Traceback" not in headline and "✗</span> f failed: ValueError: &lt;script&gt;" in headline
+    assert rest.startswith(' class="quiv-failure-traceback"><summary') and " open" not in rest  # closed
+    plain = "✗ f failed: ValueError: <script>alert(1)</script>\n" + tb  # text/plain is not markup: as it is
+    assert note.bundle() == {"text/html": page, "text/plain": plain}
 
 
 def test_trim_traceback_hides_machinery_frames_and_says_so() -> None:
@@ -238,24 +258,41 @@ def test_area_shows_the_latest_run_elides_a_flood_and_counts_repeated_failures()
             area.job_started(job)
             area.job_text(job, "stderr", f"run {job}\n")
             area.job_ended(job)
-            area.job_failed(job, f"job {job} failed: KeyError: 1", tb)
+            area.job_failed(job, f"{job} failed: KeyError: 1", tb)
             text = area.text()
             assert text.startswith(f"run {job}\n") and text.count("Traceback") == 1
             assert ("runs in a row" in text) is (n > 1)
             assert pump.flush(WAIT)
         assert "[the same failure 3 runs in a row]" in area.text()
-        area.job_started("j5")  # a success in between starts the count anew
+        repeated = _latest(sink)[1]
+        assert "[the same failure 3 runs in a row]</div><details" in repeated["text/html"]  # the traceback stays
+        area.job_started("j5")  # a success in between starts the count anew, and empties the failure display
         area.job_ended("j5")
+        assert pump.flush(WAIT)
+        assert _latest(sink) == [{"text/plain": ""}, {"text/plain": ""}]
         area.job_started("j6")
-        area.job_failed("j6", "job j6 failed: KeyError: 1", tb)
+        area.job_failed("j6", "j6 failed: KeyError: 1", tb)
         assert "in a row" not in area.text()
         assert pump.flush(WAIT)
     finally:
         pump.shutdown()
-    kinds = [kind for kind, _ in sink.sent]
-    assert kinds[0] == "display_data" and set(kinds[1:]) == {"update_display_data"}
-    assert len({c["transient"]["display_id"] for _, c in sink.sent}) == 1
-    assert sink.sent[-1][1]["data"]["text/plain"] == area.text()
+    ids = list(dict.fromkeys(c["transient"]["display_id"] for _, c in sink.sent))
+    assert len(ids) == 2 and ids[1] == ids[0] + "-failure"
+    for display_id in ids:  # each display made once (the lines' first), then updated in place
+        kinds = [kind for kind, c in sink.sent if c["transient"]["display_id"] == display_id]
+        assert kinds[0] == "display_data" and set(kinds[1:]) == {"update_display_data"}
+    assert sink.sent[0][1]["transient"]["display_id"] == ids[0]
+    lines, failure = _latest(sink)
+    assert lines["text/plain"] + failure["text/plain"] == area.text()
+    assert failure["text/plain"].startswith("✗ j6 failed: KeyError: 1\nTraceback")
+
+
+def _latest(sink: Any) -> list[dict[str, str]]:
+    """The latest data of each display a recorder got, in the order they were made."""
+    latest: dict[str, dict[str, str]] = {}
+    for _, content in sink.sent:
+        latest[content["transient"]["display_id"]] = content["data"]
+    return list(latest.values())
 
 
 def test_a_callback_the_job_schedules_on_another_loop_is_not_the_jobs_output(console: Any) -> None:
@@ -310,7 +347,7 @@ def test_one_off_stream_sends_new_whole_lines_in_order_and_everything_by_the_job
     assert log.text().count("\n") == 302
 
 
-def test_one_off_stream_elides_a_flood_keeps_the_log_and_sends_its_failure_as_stderr() -> None:
+def test_one_off_stream_elides_a_flood_keeps_the_log_and_sends_its_failure_as_a_collapsed_display() -> None:
     pump, sink = RenderPump(), _Recorder()
     stream = CellStream(sink, pump=pump, budget=TokenBucket(1e9, 1e9))
     log = JobLog()
@@ -334,8 +371,36 @@ def test_one_off_stream_elides_a_flood_keeps_the_log_and_sends_its_failure_as_st
     assert len(kept) + count == MAX_LINES + 500  # every line is shown or counted, none twice
     assert kept[-MAX_LINES:] == [f"flood {i}" for i in range(500, MAX_LINES + 500)]
     assert log.text().splitlines() == [f"flood {i}" for i in range(MAX_LINES + 500)]
-    name, failure = sink.streams()[-1]
-    assert name == "stderr" and failure == "quiv_nb: job job-2 of task 't' failed: ZeroDivisionError: x\n" + tb
+    assert [name for name, _ in sink.streams()] == ["stdout"] * len(sink.streams())  # no stderr: no pink box
+    kind, failure = sink.sent[-1]
+    assert kind == "display_data" and failure["transient"]["display_id"].endswith("-failure-0")
+    # A record without the task's name (not the scheduler's) keeps its own first line as the headline.
+    assert failure["data"]["text/plain"] == "✗ quiv_nb: job job-2 of task 't' failed: ZeroDivisionError: x\n" + tb
+    assert "<summary" in failure["data"]["text/html"] and "1 / 0" in failure["data"]["text/html"]
+
+
+def test_one_off_failure_follows_the_jobs_lines_and_a_retry_failing_alike_is_counted_without_its_traceback() -> None:
+    pump, sink = RenderPump(), _Recorder()
+    stream = CellStream(sink, pump=pump, budget=TokenBucket(1e9, 1e9))
+    tb = 'Traceback (most recent call last):\n  File "/u.py", line 3, in f\n    1 / 0\nZeroDivisionError: x\n'
+    try:
+        for job in ("a-1", "a-2"):  # a one-off task and its retry, into one cell
+            stream.job_started(job)
+            stream.job_text(job, "stdout", f"out {job}\n")
+            stream.job_text(job, "stderr", f"err {job}\n")
+            stream.job_ended(job)
+            stream.job_failed(job, "a failed: ZeroDivisionError: x", tb)
+    finally:
+        pump.shutdown()
+    shown = [(kind, c.get("name") or c["transient"]["display_id"].rsplit("-", 2)[1:]) for kind, c in sink.sent]
+    assert shown == [
+        ("stream", "stdout"), ("stream", "stderr"), ("display_data", ["failure", "0"]),
+        ("stream", "stdout"), ("stream", "stderr"), ("display_data", ["failure", "1"]),
+    ]  # fmt: skip
+    first, again = (c["data"] for kind, c in sink.sent if kind == "display_data")
+    assert first["text/plain"] == "✗ a failed: ZeroDivisionError: x\n" + tb
+    assert again["text/plain"] == "✗ a failed: ZeroDivisionError: x  [the same failure 2 runs in a row]\n"
+    assert "<details" not in again["text/html"]  # the cell shows that traceback just above
 
 
 def test_one_off_stream_alternating_streams_keeps_the_latest_lines_in_a_few_messages() -> None:

@@ -3,8 +3,9 @@
 One `CellStream` per one-off task (`run_once=True`, `%quiv run`) added from a cell, made by
 `quiv_nb.kernel` with a `CellSink` that sends with that cell's parent header. It is the
 `OutputRoute` of the task's jobs (`quiv_nb.output`) and a pump `Drawable`. A cell running a job
-once reads like a cell that printed: stdout in the cell's stdout stream, stderr (and the failure) in
-the red stderr box; recurring tasks use `OutputArea` instead (one area showing the latest run).
+once reads like a cell that printed: stdout in the cell's stdout stream, stderr in the red stderr box,
+and its failure as one headline line with the traceback collapsed (`render.failure`); recurring tasks
+use `OutputArea` instead (one area showing the latest run).
 
 - Each message carries only text not sent before, in order: stdout as name "stdout", stderr as
   "stderr" (one message per change of stream), `display(...)` messages in their place between them.
@@ -17,8 +18,10 @@ the red stderr box; recurring tasks use `OutputArea` instead (one area showing t
   them all (up to its bound).
 - End of the job: what it printed is sent at once, on the job's own thread, before its outcome goes
   back to the scheduler, so it arrives before the bar's final state and before `wait_for_job`
-  returns. The failure (headline, trimmed traceback) is sent at once too, as a "stderr" stream,
-  when the scheduler records it (before it settles the job's waiters). These synchronous sends are
+  returns. The failure is sent at once too, in its place after the job's lines, when the scheduler
+  records it (before it settles the job's waiters): a `display_data` whose text/html is the headline
+  with the trimmed traceback in a closed `<details>` and whose text/plain has both. Not a stderr
+  stream: a notebook that expects the error and catches it should not show a pink traceback. These synchronous sends are
   ordered with the pump's draws by a send lock and share `SYNC_RATE`; beyond it (thousands of
   one-off jobs ending within a second) they fall back to the pump and arrive a moment later. They
   pass the pump's gate (`RenderPump.send_now`), so they stop when the pump closes at kernel exit.
@@ -33,13 +36,13 @@ import uuid
 from collections import deque
 from typing import Any
 
+from .failure import FailureNote, FailureRepeats
 from .output_area import (
     MAX_CHARS,
     MAX_LINES,
     SHARED_BYTES,
     CellSink,
     DisplayQueue,
-    FailureRepeats,
     display_size,
     elision_marker,
     send_display,
@@ -54,7 +57,7 @@ SYNC_RATE = 100.0  # end-of-job and failure sends per second, all one-off jobs t
 _SYNC = TokenBucket(SYNC_RATE, SYNC_RATE / 2)
 _ids = itertools.count()
 
-_Out = tuple[str, Any, Any]  # ("stream", name, text) or ("display", msg, force)
+_Out = tuple[str, Any, Any]  # ("stream", name, text), ("display", msg, force) or ("failure", note, display id)
 
 
 class CellStream:
@@ -74,7 +77,8 @@ class CellStream:
         self._lines = 0
         self._elided = 0  # lines dropped since the last send
         self._flooding = False  # the last send had an elision: draw less often
-        self._failures: list[tuple[int, str]] = []
+        self._failures: list[tuple[int, FailureNote]] = []
+        self._failures_made = 0  # failure displays sent so far (each has its own display id)
         self._repeats = FailureRepeats()
         self._displays = DisplayQueue(self._key)
         self.messages_sent = 0  # for tests and benchmarks (under the send lock)
@@ -123,10 +127,10 @@ class CellStream:
         self.flush_now()
 
     def job_failed(self, job_id: str, headline: str, traceback: str) -> None:
-        """The scheduler's failure record (on the thread that logs it): sent at once as a stderr stream."""
+        """The scheduler's failure record (on the thread that logs it): sent at once, as a display."""
         with self._lock:
-            text = self._repeats.describe(headline, traceback, repeat_traceback=False)
-            self._failures.append((next(self._seq), text))
+            note = self._repeats.describe(headline, traceback, repeat_traceback=False)
+            self._failures.append((next(self._seq), note))
         self.flush_now()
 
     def display_message(self, msg: dict[str, Any]) -> None:
@@ -186,7 +190,8 @@ class CellStream:
     def _pending_size(self) -> int:
         """Bytes (about) that wait to be sent (with the lock held)."""
         displays = sum(display_size(msg) for _, msg, _ in self._displays)
-        return self._chars + sum(len(text) for _, text in self._failures) + displays + (80 if self._elided else 0)
+        failures = sum(note.size() for _, note in self._failures)
+        return self._chars + failures + displays + (80 if self._elided else 0)
 
     def _take(self) -> list[_Out]:
         """Pop everything pending as messages in call order (with the lock held)."""
@@ -198,10 +203,13 @@ class CellStream:
         groups: list[list[Any]] = []  # [kind, name or msg, pieces or force, lines]
         for _, kind, a, b in heapq.merge(
             ((seq, 0, stream, chunk) for seq, stream, chunk in text),
-            ((seq, 0, "stderr", chunk) for seq, chunk in failures),
+            ((seq, 1, note, None) for seq, note in failures),
             ((seq, 1, msg, force) for seq, msg, force in displays),
         ):
-            if kind == 1:
+            if kind == 1 and isinstance(a, FailureNote):
+                groups.append(["failure", a, f"{self._key}-failure-{self._failures_made}", 0])
+                self._failures_made += 1
+            elif kind == 1:
                 groups.append(["display", a, b, 0])
             elif groups and groups[-1][0] == "stream" and groups[-1][1] == a:
                 groups[-1][2].append(b)
@@ -233,6 +241,9 @@ class CellStream:
         for kind, a, b in out:
             if kind == "stream":
                 self._sink.send("stream", {"name": a, "text": b})
+            elif kind == "failure":
+                content = {"data": a.bundle(), "metadata": {}, "transient": {"display_id": b}}
+                self._sink.send("display_data", content)
             else:
                 send_display(self._sink, a, b)
             sent += 1

@@ -10,8 +10,10 @@ pump `Drawable`:
   "… N lines elided (see %quiv log JOB_ID)" on top when the run wrote more. A new run replaces the
   previous run's text (older runs stay in their job logs), so a recurring task's cell does not grow.
   Each job's lines land only in its own area, whole, in order; stdout and stderr keep their order.
-- A failure adds a headline and the traceback with the machinery frames trimmed. When the next run
-  fails the same way the headline carries a count ("[the same failure N runs in a row]").
+- A failure is a second display under the text (created after it, so it stays below): one headline
+  line with the trimmed traceback collapsed (text/html; text/plain has both, see `render.failure`).
+  When the next run fails the same way the headline carries a count ("[the same failure N runs in a
+  row]"); a run that does not fail empties it when its text is drawn.
 - `display(...)` calls in the job (rich objects, matplotlib figures) are forwarded as they are, with
   the cell's parent header; their k-th display of a run replaces the previous run's k-th (display ids),
   and `clear_output()` starts counting again (it is not sent: it would clear the whole cell).
@@ -22,8 +24,8 @@ hot loop can trip neither the server's iopub limits (1,000 msg/s, 1 MB/s) nor th
 state (end of a run, a failure) is always drawn. Writers only record state (O(1) amortised) and
 call `pump.request`; messages are sent on the pump thread only.
 
-The pieces both routes share (the sink protocol, token buckets, the display queue, the failure
-repeat count, the elision marker) live here too.
+The pieces both routes share (the sink protocol, token buckets, the display queue, the elision
+marker) live here too.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import uuid
 from collections import deque
 from typing import Any, Iterator, Protocol
 
-from ..output import trim_traceback
+from .failure import FailureNote, FailureRepeats
 from .pump import RenderPump, TokenBucket, get_pump
 
 __all__ = [
@@ -43,7 +45,6 @@ __all__ = [
     "MAX_LINES",
     "CellSink",
     "DisplayQueue",
-    "FailureRepeats",
     "OutputArea",
     "SHARED_BYTES",
     "display_size",
@@ -170,7 +171,9 @@ class OutputArea:
         self._lines: deque[str] = deque()  # the run's newest lines (the last may lack its newline)
         self._chars = 0
         self._total = 0  # lines the run wrote
-        self._failure = ""  # the failure block under the lines
+        self._failure: FailureNote | None = None  # the run's failure, drawn under the lines
+        self._failure_drawn: FailureNote | None = None  # what the failure display shows
+        self._failure_shown = False  # the failure display exists in the cell
         self._repeats = FailureRepeats()
         self._failed_job: str | None = None
         self._displays = DisplayQueue(self._key)
@@ -188,7 +191,7 @@ class OutputArea:
             self._job = job_id
             self._lines.clear()
             self._chars = self._total = 0
-            self._failure = ""
+            self._failure = None
             self._displays.new_run()
             # Not dirty: the previous run's text stays until this run writes or ends (no flicker).
 
@@ -246,7 +249,8 @@ class OutputArea:
         with self._lock:
             self._sink.reparent(parent)
             self._displays.new_cell()
-            self._shown = False
+            self._shown = self._failure_shown = False
+            self._failure_drawn = None
             self._dirty = True
         self._request(True)
 
@@ -274,27 +278,46 @@ class OutputArea:
         with self._lock:
             if not self._dirty:
                 return sent
-            text = self._compose()
-            if not self._budget.take(len(text)):
+            text = self._compose_lines()
+            failure = self._failure
+            # The failure display changes with the text: made on the first failure, emptied by a run without one.
+            redraw_failure = failure is not self._failure_drawn and (failure is not None or self._failure_shown)
+            size = len(text) + (failure.size() if redraw_failure and failure is not None else 0)
+            if not self._budget.take(size):
                 self._request(False)
                 return sent
             self._dirty = False
             first = not self._shown
             self._shown = True
+            first_failure = redraw_failure and not self._failure_shown
+            if redraw_failure:
+                self._failure_drawn, self._failure_shown = failure, True
         content = {"data": {"text/plain": text}, "metadata": {}, "transient": {"display_id": self._key}}
         self._sink.send("display_data" if first else "update_display_data", content)
-        self.messages_sent += 1
-        self.bytes_sent += len(text)
-        return sent + 1
+        drawn = 1
+        if redraw_failure:  # after the text's display, so a new one lands below it
+            data = failure.bundle() if failure is not None else {"text/plain": ""}
+            content = {"data": data, "metadata": {}, "transient": {"display_id": f"{self._key}-failure"}}
+            self._sink.send("display_data" if first_failure else "update_display_data", content)
+            drawn += 1
+        self.messages_sent += drawn
+        self.bytes_sent += size
+        return sent + drawn
 
-    def _compose(self) -> str:
-        """The area's text from the recorded state (with the lock held)."""
+    def _compose_lines(self) -> str:
+        """The text display's content: the elision marker and the run's lines (with the lock held)."""
         elided = self._total - len(self._lines)
         head = elision_marker(elided, self._job) if elided > 0 else ""
-        body = "".join(self._lines)
-        if self._failure and body and not body.endswith("\n"):
+        return head + "".join(self._lines)
+
+    def _compose(self) -> str:
+        """Everything the area shows as text: its lines, then the failure's text (with the lock held)."""
+        body = self._compose_lines()
+        if self._failure is None:
+            return body
+        if body and not body.endswith("\n"):
             body += "\n"
-        return head + body + self._failure
+        return body + self._failure.text()
 
     def _request(self, final: bool) -> None:
         (self._pump or get_pump()).request(self, final=final)
@@ -310,31 +333,6 @@ class OutputArea:
 
     def __repr__(self) -> str:
         return f"<OutputArea {self._key} job={self._job}>"
-
-
-class FailureRepeats:
-    """The failure text of a task's runs: the trimmed traceback, or a repeat count when the run before
-    failed the same way. The owner locks it."""
-
-    def __init__(self) -> None:
-        self._signature: str | None = None  # the trimmed traceback of the last failure
-        self._count = 0  # runs in a row that failed that way
-
-    def reset(self) -> None:
-        self._signature, self._count = None, 0
-
-    def describe(self, headline: str, traceback: str, *, repeat_traceback: bool = True) -> str:
-        """Headline and trimmed traceback; when the run before failed the same way the headline says
-        "[the same failure N runs in a row]" (and the traceback follows only if `repeat_traceback`:
-        an area replaces the last run's, a stream would add another)."""
-        trimmed = trim_traceback(traceback)
-        if trimmed == self._signature:
-            self._count += 1
-            return f"{headline}  [the same failure {self._count} runs in a row]\n" + (
-                trimmed if repeat_traceback else ""
-            )
-        self._signature, self._count = trimmed, 1
-        return f"{headline}\n{trimmed}"
 
 
 def elision_marker(count: int, job_id: str | None) -> str:

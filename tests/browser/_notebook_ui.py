@@ -70,6 +70,30 @@ _JS_WIDGET_ERRORS = _panel_function(
         .filter(t => t.startsWith('Error displaying widget') || t.includes('Failed to load model class'));"""
 )
 
+# Cells whose outputs (any mime type, as the kernel sent them) contain `text`: the only ones that could show it.
+_JS_CELLS_WITH_TEXT = _panel_function(
+    """
+    return w.content.widgets.map((c, i) => c.model.type === 'code'
+        && JSON.stringify(c.model.outputs.toJSON()).includes(JSON.stringify(text).slice(1, -1)) ? i : -1)
+        .filter(i => i >= 0);""",
+    "text",
+)
+
+# Whether cell `cell`'s output area draws `text` where a person sees it: a text node holding it whose element is
+# visible (`checkVisibility`: not display:none, not in a closed <details>, whose content Chromium hides). null
+# when the output area is not in the DOM.
+_JS_SHOWS_TEXT = _panel_function(
+    """
+    const c = w.content.widgets[cell];
+    const area = c && c.node.querySelector('.jp-OutputArea');
+    if (!area) return null;
+    const walker = document.createTreeWalker(area, NodeFilter.SHOW_TEXT);
+    for (let n = walker.nextNode(); n; n = walker.nextNode())
+        if (n.data.includes(text) && n.parentElement.checkVisibility()) return true;
+    return false;""",
+    "[cell, text]",
+)
+
 _JS_SAMPLE = _panel_function(
     """
     const styles = ['success', 'info', 'warning', 'danger'];
@@ -197,6 +221,23 @@ class NotebookUI:
             if o["type"] == "error" or (stderr and o["type"] == "stream" and o["name"] == "stderr")
         ]
         return found + [f"widget: {text}" for text in self.page.evaluate(_JS_WIDGET_ERRORS)]
+
+    def cells_showing(self, text: str) -> list[int]:
+        """The cells whose outputs show ``text`` to a person (e.g. a traceback's first line).
+
+        A cell counts when ``text`` is in its outputs' data and, with the cell scrolled into view, drawn visibly in
+        its output area: text inside a closed ``<details>``, a hidden element or a mime type the frontend did not
+        pick (the text/plain of an HTML output) does not count. Raises AssertionError if such a cell's output area
+        is not in the page.
+        """
+        shown = []
+        for index in self.page.evaluate(_JS_CELLS_WITH_TEXT, text):
+            self.cell(index).scroll_into_view_if_needed()
+            visible = self.page.evaluate(_JS_SHOWS_TEXT, [index, text])
+            assert visible is not None, f"cell {index} has {text!r} in its outputs but no output area in the page"
+            if visible:
+                shown.append(index)
+        return shown
 
     def cell(self, index: int) -> Locator:
         """The DOM node of cell ``index`` (counting every cell, as in the .ipynb file) of the open notebook."""

@@ -21,6 +21,8 @@ Fixture API (what a test uses)
                                                 raises AssertionError early if Run All stopped on an error
     ``.error_outputs(stderr=True) -> list[str]`` tracebacks, stderr streams (unless ``stderr=False``), widget views
                                                 that failed to render, each as ``"cell N: text"``
+    ``.cells_showing(text) -> list[int]``       cells whose outputs show ``text`` to a person (visible, not inside a
+                                                closed ``<details>``), each scrolled into view to check
     ``.sample_bars(selector=BAR, cell=None, duration=15, interval=0.05, until_style=None) -> list[BarSample]``
                                                 in-page sampling of ipywidgets progress bars: each ``BarSample``
                                                 has ``t`` and ``bars``, a tuple of ``Bar(percent, style, color)``:

@@ -4,14 +4,16 @@
 ``boom`` once (a line, then a ValueError), cell 3 adds ``tick`` every 0.5 s, cell 4 sleeps 3 s. Read from the
 notebook model the frontend built from the kernel's messages:
 
-- a one-off job's lines are ordinary stream outputs of its cell, each line once, in order; its failure is a stderr
-  stream there (the red box), trimmed of quiv_nb's frames, while another cell sleeps;
+- a one-off job's lines are ordinary stream outputs of its cell, each line once, in order; its failure follows them
+  there, while another cell sleeps, as one display: a headline with the traceback (trimmed of quiv_nb's frames)
+  folded under it in text/html, both in text/plain; no stderr stream (red box), no traceback a person sees;
 - the recurring task's cell has one updatable output showing its latest run, and no streams;
 - the sleeping cell shows only its own line.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -66,18 +68,23 @@ def _check(nb, app: str) -> None:
     assert _stream(outputs[CHATTY], "stdout") == chatty_lines  # each line once, in order, nothing else
     assert _stream(outputs[CHATTY], "stderr") == ""
 
-    assert _stream(outputs[BOOM], "stdout") == "about to fail\n"
-    failure = _stream(outputs[BOOM], "stderr")
-    assert "failed: ValueError: boom in a job" in failure and "in boom" in failure, failure
-    assert "quiv_nb/execution.py" not in failure, failure
+    assert _stream(outputs[BOOM], "stdout") == "about to fail\n" and _stream(outputs[BOOM], "stderr") == ""
+    (failure,) = [json.loads(o["text"]) for o in outputs[BOOM] if "quiv-failure" in o["text"]]
+    kinds = [o["type"] for o in outputs[BOOM] if o["type"] == "stream" or "quiv-failure" in o["text"]]
+    assert kinds == ["stream", "display_data"], outputs[BOOM]  # the failure after the job's line
+    plain = failure["text/plain"]
+    assert plain.startswith("✗ boom failed: ValueError: boom in a job\nTraceback") and "in boom" in plain, plain
+    assert "quiv_nb/execution.py" not in plain, plain
+    headline = nb.cell(BOOM).locator(".quiv-failure-headline")
+    assert headline.inner_text().strip() == "✗ boom failed: ValueError: boom in a job"
 
     ticks = [o for o in outputs[TICK] if "tick " in o["text"]]
     assert len(ticks) == 1 and ticks[0]["type"] == "display_data", outputs[TICK]  # one area: the latest run
     assert not any(o["type"] == "stream" and "tick " in o["text"] for o in outputs[TICK])
 
     assert _stream(outputs[SLEEP], "stdout") == "slept\n" and _stream(outputs[SLEEP], "stderr") == ""
-    errors = nb.error_outputs()
-    assert errors and all(e.startswith(f"cell {BOOM}: ") for e in errors), errors  # only boom's stderr
+    assert nb.error_outputs() == []
+    assert nb.cells_showing("Traceback (most recent call last)") == []  # boom's is folded
     nb.screenshot(f"{app}-job-output")
     for name, cell in (("boom", BOOM), ("tick", TICK), ("sleep", SLEEP)):
         nb.screenshot(f"{app}-job-output-{name}", cell=cell)
