@@ -47,4 +47,5 @@ def reopen(model_id: str, html: str) -> Any:
     """
     import ipywidgets  # only where widgets are shown: importing render loads no display library
 
-    return ipywidgets.HTML(html, model_id=model_id)
+    # No margin of its own: the static rendering carries the widgets' margins, so it sits where the bar was.
+    return ipywidgets.HTML(html, model_id=model_id, layout={"margin": "0"})

@@ -207,6 +207,45 @@ class NotebookUI:
 
         return self._poll(done, timeout, "all cells executed")["counts"]
 
+    # -- the document ------------------------------------------------------------------------------------------
+
+    def save(self, timeout: float = 60.0) -> None:
+        """File > Save (through the command registry); wait until the document is no longer dirty."""
+        self.page.evaluate(_panel_function("await window.jupyterapp.commands.execute('docmanager:save');"))
+        clean = _panel_function("return !!w && !w.context.model.dirty;")
+        self.poll("the save", lambda: self.page.evaluate(clean), timeout)
+
+    def reload(self, timeout: float = 90.0) -> None:
+        """Reload the page (the notebook as last saved, same kernel); wait until the kernel is connected and idle."""
+        self.page.reload()
+        self._wait_for_panel(timeout)
+
+    def reopen(self, timeout: float = 90.0) -> None:
+        """Close the notebook and open it again, its kernel running on; wait until it is connected and idle.
+
+        JupyterLab: close its tab (the kernel stays: closing does not shut it down) and open the file again.
+        Notebook 7: the notebook is the browser tab, so close that page and open its address in a new one.
+        """
+        if self.app == "lab":
+            path = self.page.evaluate(_panel_function("return w.context.path;"))
+            self.page.evaluate("() => window.jupyterapp.commands.execute('application:close')")
+            self.page.locator(".jp-NotebookPanel").wait_for(state="detached", timeout=timeout * 1000)
+            self.page.evaluate("(path) => window.jupyterapp.commands.execute('docmanager:open', {path})", path)
+        else:
+            url, old = self.page.url, self.page
+            self.page = old.context.new_page()
+            old.close()
+            self.page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
+        self._wait_for_panel(timeout)
+
+    def _wait_for_panel(self, timeout: float) -> None:
+        self.page.wait_for_function(
+            "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
+            " return !!(w && w.context && w.context.isReady); }",
+            timeout=timeout * 1000,
+        )
+        self.wait_until_ready(timeout)
+
     # -- reading -----------------------------------------------------------------------------------------------
 
     def error_outputs(self, *, stderr: bool = True) -> list[str]:

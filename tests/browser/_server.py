@@ -121,6 +121,19 @@ class JupyterServer:
             self._log.close()
             self._log = None
 
+    @property
+    def extra_env(self) -> dict[str, str]:
+        """The variables this server (and so each of its kernels) gets on top of the test's environment (a copy)."""
+        return dict(self._extra_env)
+
+    def kernel_pids(self) -> set[int]:
+        """The PIDs of the processes this server started and that still run (its kernels); empty without psutil.
+
+        A test that kills a kernel checks its PID is in here first: it never signals a process it did not start.
+        """
+        proc = self._proc
+        return {p.pid for p in _descendants(proc.pid)} if proc is not None and proc.poll() is None else set()
+
     # -- REST helpers ------------------------------------------------------------------------------------------
 
     def api(self, method: str, path: str, body: object | None = None, timeout: float = 10.0) -> object:

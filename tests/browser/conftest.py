@@ -39,6 +39,9 @@ Fixture API (what a test uses)
 Test modules here import the rest relatively: ``from ._notebook_ui import BAR, Bar, BarSample`` (``BAR`` is the
 CSS selector of an ipywidgets 8 progress bar: ``.widget-hprogress .progress-bar``).
 
+``lab_page_with_store(name)`` / ``notebook_page_with_store(name)``: the same, on a server (module scope) whose
+    kernels keep a quiv_nb store (``QUIV_NB_STORE``, else "off" in tests) and whose autosave is off.
+
 ``lab_server`` / ``notebook_server`` (session): the ``JupyterServer`` (tests/browser/_server.py) behind the pages,
 with ``.url``, ``.token``, ``.api(method, path)`` and ``.log_path``. ``browser`` (session): the Playwright Browser.
 
@@ -126,14 +129,16 @@ def browser():
             chromium.close()
 
 
-def _start(app: str, tmp_path_factory, user_settings: dict | None = None) -> JupyterServer:
-    """Start one server after checking its Python package is importable."""
+def _start(
+    app: str, tmp_path_factory, user_settings: dict | None = None, env: dict[str, str] | None = None
+) -> JupyterServer:
+    """Start one server after checking its Python package is importable; ``env`` goes to it and its kernels."""
     module = {"lab": "jupyterlab", "notebook": "notebook"}[app]
     try:
         __import__(module)
     except ImportError:
         _missing(f"{module} is not installed (pip install -e .[browser])")
-    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+    env = {"PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])), **(env or {})}
     server = JupyterServer(app, tmp_path_factory.mktemp(f"jupyter-{app}"), extra_env=env, user_settings=user_settings)
     server.start()
     try:
@@ -177,6 +182,32 @@ def lab_server_no_subshells(tmp_path_factory):
 def notebook_server(tmp_path_factory):
     """A Notebook 7 server for the whole session."""
     server = _start("notebook", tmp_path_factory)
+    yield server
+    server.stop()
+
+
+#: No autosave: a test that kills a kernel decides what the saved file holds (JupyterLab and Notebook 7 read it).
+NO_AUTOSAVE = {"@jupyterlab/docmanager-extension/plugin": {"autosave": False}}
+
+
+def _start_with_store(app: str, tmp_path_factory) -> JupyterServer:
+    """A server whose kernels keep a quiv_nb store (``QUIV_NB_STORE``: a fresh file; the tests' default is "off")."""
+    store = tmp_path_factory.mktemp(f"quiv-store-{app}") / "quiv.db"
+    return _start(app, tmp_path_factory, user_settings=NO_AUTOSAVE, env={"QUIV_NB_STORE": str(store)})
+
+
+@pytest.fixture(scope="module")
+def lab_server_with_store(tmp_path_factory):
+    """A JupyterLab server whose kernels keep a store (``.extra_env["QUIV_NB_STORE"]``), autosave off."""
+    server = _start_with_store("lab", tmp_path_factory)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def notebook_server_with_store(tmp_path_factory):
+    """A Notebook 7 server whose kernels keep a store (``.extra_env["QUIV_NB_STORE"]``), autosave off."""
+    server = _start_with_store("notebook", tmp_path_factory)
     yield server
     server.stop()
 
@@ -258,3 +289,15 @@ def lab_page_no_subshells(request, browser, lab_server_no_subshells):
 def notebook_page(request, browser, notebook_server):
     """``notebook_page(name) -> NotebookUI``: open a copy of notebook ``name`` in Notebook 7, kernel idle."""
     yield from _page_factory(request, browser, notebook_server)
+
+
+@pytest.fixture
+def lab_page_with_store(request, browser, lab_server_with_store):
+    """Like ``lab_page``, in the JupyterLab whose kernels keep a quiv_nb store."""
+    yield from _page_factory(request, browser, lab_server_with_store)
+
+
+@pytest.fixture
+def notebook_page_with_store(request, browser, notebook_server_with_store):
+    """Like ``notebook_page``, in the Notebook 7 whose kernels keep a quiv_nb store."""
+    yield from _page_factory(request, browser, notebook_server_with_store)

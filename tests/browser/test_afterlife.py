@@ -36,23 +36,6 @@ def _cell(nb, index: int) -> dict:
     return nb.cell(index).evaluate(_JS_CELL)
 
 
-def _save(nb) -> None:
-    nb.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-    nb.poll("the save", lambda: nb.page.evaluate(
-        "() => { const w = window.jupyterapp.shell.currentWidget; return w && !w.context.model.dirty; }"
-    ))  # fmt: skip
-
-
-def _reload(nb) -> None:
-    nb.page.reload()
-    nb.page.wait_for_function(
-        "() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;"
-        " return !!(w && w.context && w.context.isReady); }",
-        timeout=90_000,
-    )
-    nb.wait_until_ready()
-
-
 @pytest.mark.parametrize("app", ["lab", "notebook7"])
 def test_bars_and_dashboard_survive_reload_restart_and_reopen(request, app):
     nb = request.getfixturevalue("lab_page" if app == "lab" else "notebook_page")(NOTEBOOK)
@@ -63,8 +46,8 @@ def test_bars_and_dashboard_survive_reload_restart_and_reopen(request, app):
     nb.poll("steady running", lambda: any("quiv-running" in c for c in _cell(nb, steady)["bars"]))
 
     # 1. Save, reload while steady runs, and let it end.
-    _save(nb)
-    _reload(nb)
+    nb.save()
+    nb.reload()
     nb.poll("steady's bar back after the reload", lambda: _cell(nb, steady)["bars"])
     ended = nb.poll(
         "steady's final bar on the reloaded page",
@@ -98,10 +81,10 @@ def test_bars_and_dashboard_survive_reload_restart_and_reopen(request, app):
     )
     nb.poll("the dashboard's snapshot", lambda: "quiv-dash-static" in nb.cell(dashboard).inner_html())
     nb.poll("stubborn's static bar", lambda: any("quiv-static" in b for b in _cell(nb, stubborn)["bars"]))
-    _save(nb)
+    nb.save()
     _restart(nb)
     nb.wait_until_ready()
-    _reload(nb)
+    nb.reload()
     for cell in (steady, stubborn):
         nb.poll(f"cell {cell}'s final bar after reopening", lambda c=cell: _cell(nb, c)["bars"])
         assert all("quiv-static" in b for b in _cell(nb, cell)["bars"])
