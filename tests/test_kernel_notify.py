@@ -45,9 +45,10 @@ def _notify_widget(kernel: KernelSession, code: str) -> str:
     widgets = kernel.widgets_opened_by(cell.msg_id)
     notify = [cid for cid, state in widgets.items() if "_esm" in state]
     assert len(notify) == 1, widgets
-    shown = [
+    shown = [  # (a job that failed at once also shows its failure note there: a display without a widget)
         m["content"]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
         for m in kernel.messages(parent=cell.msg_id, msg_type="display_data")
+        if "application/vnd.jupyter.widget-view+json" in m["content"]["data"]
     ]
     assert shown == notify  # displayed in the cell that attached it, once
     return notify[0]
