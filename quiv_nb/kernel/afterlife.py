@@ -19,10 +19,9 @@ from ..store.views import View, orphans, write_now
 from .session import current_scheduler
 from .storepath import notebook_path, store_path
 
-__all__ = ["record_view", "reopen_orphans", "reopened", "write_last_views"]
+__all__ = ["record_view", "reopen_orphans", "write_last_views"]
 
 _log = logging.getLogger("quiv_nb")
-_reopened: list[Any] = []  # the widgets `reopen_orphans` opened (kept for `%quiv` diagnostics and tests)
 # The store views were last recorded to, and what was recorded once its scheduler had closed it: at
 # kernel exit the final renderings ("interrupted (kernel restarted)", the frozen dashboard) are drawn
 # after the scheduler shut down; `write_last_views` writes them then.
@@ -76,13 +75,8 @@ def reopen_orphans() -> int:
     try:
         views = orphans(path, notebook_path())
         for view in views:
-            _reopened.append(reopen(view.model_id, view.html))
+            reopen(view.model_id, view.html)  # ipywidgets keeps it open (its registry of live widgets)
     except Exception:
         _log.warning("quiv_nb: could not reopen the bars an earlier kernel displayed", exc_info=True)
         return 0
     return len(views)
-
-
-def reopened() -> list[Any]:
-    """The widgets this kernel reopened for earlier kernels' bars (any thread; a copy)."""
-    return list(_reopened)
