@@ -107,6 +107,16 @@ def _busy_with(kernel: KernelSession, msg_id: str) -> None:
     ids=["magic", "wait_for_task"],
 )
 def test_cancel_click_during_a_quiv_wait_acts_within_the_wait(kernel, wait):
+    no_concurrent_comms = (
+        "import inspect, ipykernel\n"
+        "print(ipykernel.version_info[0] >= 7"
+        " and 'concurrent' not in inspect.signature(get_ipython().kernel.dispatch_shell).parameters)"
+    )
+    if kernel.run(no_concurrent_comms).stdout.strip() == "True":
+        pytest.skip(
+            "ipykernel 7.0-7.3 (the newest on Python 3.10) has no concurrent comm path: a click during a wait "
+            "is handled when the wait ends (docs/design.md, 'Controls while a cell is busy')"
+        )
     row = _start_patient_with_dashboard(kernel)
     patches = kernel.value("_patches()[0]"), kernel.run("print(_patches()[1])").stdout
     mark = kernel.mark()
