@@ -125,8 +125,8 @@ def test_detach_and_task_removal_stop_notifications(quiv: Quiv) -> None:
 def test_a_run_once_job_that_ended_before_attach_is_caught_up(quiv: Quiv) -> None:
     since = datetime.now(timezone.utc) - timedelta(milliseconds=1)
     done = threading.Event()
+    quiv.add_listener(Event.JOB_COMPLETED, lambda event, task, job: done.set())  # before the job can end
     task_id = quiv.add_task("quick", ok, run_once=True)
-    quiv.add_listener(Event.JOB_COMPLETED, lambda event, task, job: done.set())
     quiv.wait_for_task(task_id, timeout=WAIT)  # a run-once task that finished returns its job at once
     assert done.wait(WAIT)
     sink = Sink()

@@ -347,19 +347,37 @@ def test_one_off_stream_sends_new_whole_lines_in_order_and_everything_by_the_job
     assert log.text().count("\n") == 302
 
 
+class _Holder:
+    """A drawable whose draw holds the pump thread until `release` is set (so what is requested meanwhile waits)."""
+
+    min_interval = 0.0
+
+    def __init__(self) -> None:
+        self.held, self.release = threading.Event(), threading.Event()
+
+    def pump_draw(self) -> int:
+        self.held.set()
+        self.release.wait(WAIT)
+        return 0
+
+
 def test_one_off_stream_elides_a_flood_keeps_the_log_and_sends_its_failure_as_a_collapsed_display() -> None:
     pump, sink = RenderPump(), _Recorder()
     stream = CellStream(sink, pump=pump, budget=TokenBucket(1e9, 1e9))
     log = JobLog()
+    holder = _Holder()
     try:
+        pump.request(holder)
+        assert holder.held.wait(WAIT)  # no draw while the flood is printed: more lines wait than a cell keeps
         with out.capture("job-2", log):
             out.route_current_job(stream)
-            for i in range(MAX_LINES + 500):  # faster than any pump draw: the oldest wait too long
+            for i in range(MAX_LINES + 500):
                 print("flood", i)
         tb = 'Traceback (most recent call last):\n  File "/u.py", line 3, in f\n    1 / 0\nZeroDivisionError: x\n'
         logging.getLogger("quiv_nb").error(
             "quiv_nb: job %s of task %r failed:\n%s", "job-2", "t", tb, extra={"quiv_job_id": "job-2"}
         )
+        holder.release.set()
         assert pump.flush(WAIT)
     finally:
         pump.shutdown()

@@ -69,12 +69,22 @@ class Counter:
 
 def test_requests_coalesce_into_one_draw(make_pump):
     pump = make_pump()
+    held, release = threading.Event(), threading.Event()
+
+    def hold(_: Counter) -> None:
+        held.set()
+        release.wait(WAIT)
+
+    blocker = Counter("blocker", on_draw=hold)
+    pump.request(blocker)
+    assert held.wait(WAIT)  # the pump thread is inside another draw: it cannot draw `d` before all requests are in
     d = Counter()
     for _ in range(10_000):
         pump.request(d)
+    release.set()
     assert pump.flush(WAIT)
     assert len(d.draws) == 1
-    assert pump.messages_sent == 1
+    assert pump.messages_sent == 2  # the blocker's and `d`'s
 
 
 def test_a_busy_drawable_is_drawn_at_most_once_per_min_interval(make_pump):
