@@ -12,7 +12,7 @@ saved outputs that name them show how their jobs ended instead of "model not fou
 from __future__ import annotations
 
 import logging
-from typing import Any
+from pathlib import Path
 
 from ..render.ipyw import reopen
 from ..store.views import View, orphans, write_now
@@ -25,19 +25,22 @@ _log = logging.getLogger("quiv_nb")
 # The store views were last recorded to, and what was recorded once its scheduler had closed it: at
 # kernel exit the final renderings ("interrupted (kernel restarted)", the frozen dashboard) are drawn
 # after the scheduler shut down; `write_last_views` writes them then.
-_last_store: list[Any] = []
+_last_store: list[Path] = []
 _late: dict[str, View] = {}
 
 
 def record_view(model_id: str, html: str, text: str) -> None:
-    """Keep `html` / `text` as what `model_id` reads after this kernel (render pump thread; O(1), never raises).
+    """Keep `html` / `text` as what `model_id` reads after this kernel (render pump thread; never raises).
 
     Written to the kernel scheduler's store when there is one (none before the first `get_scheduler`,
     none with `%quiv store off`).
     """
     scheduler = current_scheduler()
     store = scheduler.store if scheduler is not None else None
-    if store is not None:
+    if scheduler is not None and store is None:  # a scheduler without a store (`%quiv store off`): nothing
+        _last_store.clear()
+        _late.clear()
+    elif store is not None:
         _last_store[:] = [store.path]
         for late in _late.values():  # recorded while no scheduler ran (`%quiv stop`, then a new one)
             if late.model_id != model_id:
