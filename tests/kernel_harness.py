@@ -292,7 +292,7 @@ class KernelSession:
         while reply is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"no execute_reply for {msg_id} after {timeout}s")
+                raise TimeoutError(f"no execute_reply for {msg_id} after {timeout}s ({self._diagnosis(msg_id)})")
             try:
                 msg = self.kc.get_shell_msg(timeout=remaining)
             except queue.Empty:
@@ -307,6 +307,13 @@ class KernelSession:
             what=f"idle after {msg_id}",
         )
         return Cell(msg_id, reply, self.messages(parent=msg_id))
+
+    def _diagnosis(self, msg_id: str) -> str:
+        """What a missing reply leaves to go on: is the kernel alive, and what iopub said last (for this cell too)."""
+        with self._cond:
+            last = [(m["msg_type"], m["content"].get("execution_state", "")) for _, m in self.log[-5:]]
+        mine = [m["msg_type"] for m in self.messages(parent=msg_id)]
+        return f"kernel alive: {self.km.is_alive()}; this cell's iopub: {mine}; last iopub: {last}"
 
     def run(self, code: str, timeout: float = 60, allow_error: bool = False) -> Cell:
         cell = self.result(self.submit(code), timeout)
