@@ -70,7 +70,7 @@ from .dash_rows import Progress, RowView, Snapshot, read_progress, row_view
 from .dash_static import snapshot_html
 from .dash_view import DashboardView
 from .format import format_ago, format_outcome, format_table, format_until
-from .ipyw import VIEW_MIME, view_bundle
+from .ipyw import model_id_of, view_bundle
 from .pump import get_pump
 
 __all__ = [
@@ -295,12 +295,12 @@ class Dashboard:
         now = time.monotonic()
         if recorder is None or not self._handles or (now < self._next_record and not self._frozen):
             return
-        view = view_bundle(self._view.root).get(VIEW_MIME)
-        if view is None:  # its widgets were closed
+        model_id = model_id_of(self._view.root)
+        if model_id is None:  # its widgets were closed
             return
         self._next_record = now + _RECORD_EVERY
         try:
-            recorder(view["model_id"], snapshot_html(snap, last_seen=not self._frozen), self._text(snap))
+            recorder(model_id, snapshot_html(snap, last_seen=not self._frozen), self._text(snap))
         except Exception:
             _log.exception("quiv_nb: recording the dashboard for after its kernel failed")
 

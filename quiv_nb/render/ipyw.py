@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["VIEW_MIME", "reopen", "style_class", "view_bundle"]
+__all__ = ["VIEW_MIME", "model_id_of", "reopen", "style_class", "view_bundle"]
 
 VIEW_MIME = "application/vnd.jupyter.widget-view+json"
 
@@ -32,6 +32,12 @@ def view_bundle(widget: Any) -> dict[str, Any]:
     if getattr(widget, "comm", None) is None or getattr(widget, "_view_name", None) is None:
         return {}
     return {VIEW_MIME: {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}}
+
+
+def model_id_of(widget: Any) -> str | None:
+    """The model id a display of `widget` names, or None once it is closed (`view_bundle`'s rule). Any thread."""
+    view = view_bundle(widget).get(VIEW_MIME)
+    return None if view is None else str(view["model_id"])
 
 
 def style_class(widget_class: Any) -> Any:

@@ -61,7 +61,7 @@ from typing import Any
 from ..hooks import host, view_recorder
 from . import state as st
 from .base import BarRenderer
-from .ipyw import VIEW_MIME, view_bundle
+from .ipyw import model_id_of, view_bundle
 
 __all__ = ["BAR_WIDTH", "KEEP_FINISHED", "WidgetBar", "in_kernel", "static_html"]
 
@@ -201,14 +201,14 @@ class WidgetBar(BarRenderer):
         key = (self._drawn_seq, final)
         if recorder is None or self._handle is None or self._closed or key == self._recorded:
             return
-        view = view_bundle(self._box).get(VIEW_MIME)
-        if view is None:  # its widgets were closed by other code: nothing to reopen
+        model_id = model_id_of(self._box)
+        if model_id is None:  # its widgets were closed by other code: nothing to reopen
             return
         self._recorded = key
         end = state if final else st.finish(state, st.INTERRUPTED, "kernel died")
         shown = self._leave or not final
         try:
-            recorder(view["model_id"], static_html(end) if shown else "", st.format_meter(end) if shown else "")
+            recorder(model_id, static_html(end) if shown else "", st.format_meter(end) if shown else "")
         except Exception:
             self._log_once()
 

@@ -28,6 +28,10 @@ __all__ = ["MAX_VIEWS", "View", "orphans", "prune_views", "record_op", "write_no
 
 MAX_VIEWS = 2_000  # rows kept at most; the oldest go first
 VIEW_DAYS = 30  # and none older than this
+_PUT = (
+    "INSERT OR REPLACE INTO views (model_id, notebook, html, plain, host, pid, pstart, updated) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
 
 
 @dataclass(frozen=True)
@@ -45,11 +49,7 @@ def record_op(model_id: str, notebook: str | None, html: str, plain: str, proc: 
     row = (model_id, notebook, html, plain, *proc, time.time())
 
     def write(con: sqlite3.Connection) -> None:
-        con.execute(
-            "INSERT OR REPLACE INTO views (model_id, notebook, html, plain, host, pid, pstart, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            row,
-        )
+        con.execute(_PUT, row)
 
     return write
 
@@ -66,11 +66,7 @@ def write_now(path: str | Path, views: list[View]) -> None:
     con = connect(Path(path).expanduser().absolute())
     try:
         con.execute("BEGIN IMMEDIATE")
-        con.executemany(
-            "INSERT OR REPLACE INTO views (model_id, notebook, html, plain, host, pid, pstart, updated) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [(v.model_id, v.notebook, v.html, v.plain, *proc, now) for v in views],
-        )
+        con.executemany(_PUT, [(v.model_id, v.notebook, v.html, v.plain, *proc, now) for v in views])
         con.execute("COMMIT")
     finally:
         con.close()
