@@ -286,19 +286,15 @@ class KernelSession:
         return self.kc.execute(code, allow_stdin=False)
 
     def result(self, msg_id: str, timeout: float = 60) -> Cell:
-        """Wait for a submitted cell's reply and its idle status; return what it produced."""
+        """Wait for a submitted cell's reply and its idle status; return what it produced.
+
+        After a cell that failed, also wait until the kernel accepts cells again (`_wait_out_abort`),
+        as a person does who reads the error before running the next cell.
+        """
         deadline = time.monotonic() + timeout
-        reply = None
-        while reply is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no execute_reply for {msg_id} after {timeout}s ({self._diagnosis(msg_id)})")
-            try:
-                msg = self.kc.get_shell_msg(timeout=remaining)
-            except queue.Empty:
-                continue
-            if msg["parent_header"].get("msg_id") == msg_id:
-                reply = msg
+        reply = self._reply(msg_id, deadline, timeout)
+        if reply["content"]["status"] == "error":
+            self._wait_out_abort(deadline, timeout)
         self.wait_for(
             lambda: any(
                 m["content"].get("execution_state") == "idle" for m in self.messages(parent=msg_id, msg_type="status")
@@ -307,6 +303,32 @@ class KernelSession:
             what=f"idle after {msg_id}",
         )
         return Cell(msg_id, reply, self.messages(parent=msg_id))
+
+    def _reply(self, msg_id: str, deadline: float, timeout: float) -> dict[str, Any]:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no execute_reply for {msg_id} after {timeout}s ({self._diagnosis(msg_id)})")
+            try:
+                msg = self.kc.get_shell_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
+
+    def _wait_out_abort(self, deadline: float, timeout: float) -> None:
+        """Return once the kernel runs cells again after an error reply.
+
+        A kernel that replies `error` to a cell sent with `stop_on_error` (every frontend's default)
+        then aborts the execute requests already queued, and stops aborting only when a marker it
+        puts on its own queue comes round (ipykernel 6: `_abort_queues`). A cell sent the moment the
+        error reply arrives can land before that marker and come back `aborted`, never run. So probe
+        with silent empty cells until one is run.
+        """
+        while True:
+            probe = self.kc.execute("", silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
+            if self._reply(probe, deadline, timeout)["content"]["status"] != "aborted":
+                return
 
     def _diagnosis(self, msg_id: str) -> str:
         """What a missing reply leaves to go on: is the kernel alive, and what iopub said last (for this cell too)."""
@@ -319,6 +341,8 @@ class KernelSession:
         cell = self.result(self.submit(code), timeout)
         if not allow_error and not cell.ok:
             content = cell.reply["content"]
+            if content["status"] == "aborted":
+                raise AssertionError("cell aborted: the kernel was still aborting the queue after an earlier error")
             raise AssertionError(
                 f"cell failed: {content.get('ename')}: {content.get('evalue')}\n"
                 + "\n".join(content.get("traceback", []))
@@ -382,17 +406,8 @@ class KernelSession:
         msg_id = self.kc.execute(
             code, silent=False, store_history=False, user_expressions=user_expressions or {}, allow_stdin=False
         )
-        deadline = t0 + timeout
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"no execute_reply for {code!r} after {timeout}s")
-            try:
-                msg = self.kc.get_shell_msg(timeout=remaining)
-            except queue.Empty:
-                continue
-            if msg["parent_header"].get("msg_id") == msg_id:
-                return msg, time.monotonic() - t0
+        reply = self._reply(msg_id, t0 + timeout, timeout)
+        return reply, time.monotonic() - t0
 
     def log_between(self, start: float, end: float = float("inf")) -> list[tuple[float, dict[str, Any]]]:
         """(arrival time, message) of the iopub messages that arrived in [start, end] (time.monotonic)."""

@@ -292,6 +292,16 @@ def iw_job(_progress_hook):
         "quiv_nb.get_scheduler().add_task('iw', iw_job, run_once=True, progress_callback=iw_progress)\n"
         "%quiv wait iw --timeout 60\n"
     )
+    try:
+        _interrupt_the_wait_and_check(kernel, msg_id)
+    finally:
+        kernel.run("iw_release.set()")  # a job that ignores its stop event must not outlive a failed check
+    done = kernel.run("iw_result = %quiv wait iw --timeout 20").stdout
+    assert "completed" in done and kernel.value("iw_result") == "finished"
+    assert kernel.value("quiv_errors") == []
+
+
+def _interrupt_the_wait_and_check(kernel: KernelSession, msg_id: str) -> None:
     kernel.wait_for(lambda: "IW-LOOP-TURNING" in kernel.stream_text(), timeout=20, what="the wait to turn the loop")
     kernel.interrupt()
     cell = kernel.result(msg_id, timeout=20)
@@ -308,10 +318,6 @@ def iw_job(_progress_hook):
     kernel.run("iw_after.set()")  # main-loop callbacks of the running job still flow
     kernel.wait_for(lambda: "IW-CALLBACKS-AFTER-INTERRUPT" in kernel.stream_text(), timeout=20, what="callbacks")
     assert "completed in" in kernel.run("%quiv run quick --bar none\n%quiv wait --timeout 20").stdout
-    kernel.run("iw_release.set()")
-    done = kernel.run("iw_result = %quiv wait iw --timeout 20").stdout
-    assert "completed" in done and kernel.value("iw_result") == "finished"
-    assert kernel.value("quiv_errors") == []
 
 
 RAISERS = """
