@@ -27,7 +27,7 @@ from kernel_harness import KernelSession, started_with
 import quiv_nb
 from quiv_nb import Event, Quiv
 from quiv_nb.render.pump import get_pump
-from quiv_nb.render.widget import static_html
+from quiv_nb.render.bar_look import static_html
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

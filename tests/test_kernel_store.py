@@ -13,7 +13,7 @@ import pytest
 from conftest import WAIT, wait_until
 from kernel_harness import KernelSession
 
-from quiv_nb.render.widget import CACHED_COLOUR
+from quiv_nb.render.bar_look import CACHED_COLOUR
 
 pytestmark = [pytest.mark.kernel, pytest.mark.slow]  # two kernels, one restarted: several seconds
 

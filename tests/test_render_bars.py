@@ -25,7 +25,8 @@ from quiv_nb import ConfigurationError, Quiv
 from quiv_nb.render import bar
 from quiv_nb.render.pump import get_pump
 from quiv_nb.render.text import TextBar, TqdmBar
-from quiv_nb.render.widget import CANCELLED_COLOUR, WidgetBar
+from quiv_nb.render.bar_look import CANCELLED_COLOUR
+from quiv_nb.render.widget import WidgetBar
 
 
 @pytest.fixture(autouse=True)
@@ -742,7 +743,7 @@ def test_text_repr():
 
 def test_static_final_rendering_needs_no_widget_and_escapes_everything():
     from quiv_nb.render import state as st
-    from quiv_nb.render.widget import BAR_WIDTH, static_html
+    from quiv_nb.render.bar_look import BAR_WIDTH, static_html
 
     running = st.apply(st.start(st.new_state("<train>"), 0.0), (), {"step": 3, "total": 4})
     failed = st.finish(running, "failed", "ValueError: " + "<x>" * 100, now=2.0)

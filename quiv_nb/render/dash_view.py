@@ -67,7 +67,7 @@ _CSS = (
     ".quiv-dash .quiv-dash-hidden{display:none!important}"
     ".quiv-dash .quiv-dash-row .widget-html-content{min-width:0;max-width:100%}"
     ".quiv-dash .quiv-dash-row button{padding:0 8px;min-width:0}"
-    # The kernel went away (restart, shutdown, death; see widget.py): no message of it reaches the page any
+    # The kernel went away (restart, shutdown, death; see bar_look.py): no message of it reaches the page any
     # more, so the page shows the dashboard stopped: a banner instead of the live title, no buttons.
     ".quiv-dash .jupyter-widgets-disconnected::before,.quiv-dash.jupyter-widgets-disconnected::before{display:none}"
     ".quiv-dash.jupyter-widgets-disconnected:not(.quiv-dash-stopped)>.quiv-dash-title{display:none}"

@@ -39,7 +39,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 NOTEBOOK = "journey.ipynb"
-BAR_WIDTH = 320  # quiv_nb.render.widget.BAR_WIDTH (not imported: the test reads the page, not the package)
+BAR_WIDTH = 320  # quiv_nb.render.bar_look.BAR_WIDTH (not imported: the test reads the page, not the package)
 
 SETUP = """%load_ext quiv_nb
 import time

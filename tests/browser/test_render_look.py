@@ -27,7 +27,7 @@ import pytest
 pytestmark = pytest.mark.browser
 
 NOTEBOOK = "render_look.ipynb"
-BAR_WIDTH = 320  # quiv_nb.render.widget.BAR_WIDTH (not imported: the test reads the page, not the package)
+BAR_WIDTH = 320  # quiv_nb.render.bar_look.BAR_WIDTH (not imported: the test reads the page, not the package)
 
 _JS_BARS = """(scope) => [...scope.querySelectorAll('.quiv-bar')].map(b => {
     const track = b.querySelector('.widget-hprogress') || b.querySelector('.progress-bar').parentElement;
