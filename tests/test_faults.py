@@ -26,8 +26,8 @@ from kernel_harness import KernelSession, started_with
 
 import quiv_nb
 from quiv_nb import Event, Quiv
-from quiv_nb.render.pump import get_pump
 from quiv_nb.render.bar_look import static_html
+from quiv_nb.render.pump import get_pump
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 

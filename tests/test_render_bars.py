@@ -23,9 +23,9 @@ from conftest import WAIT, Gate
 import quiv_nb
 from quiv_nb import ConfigurationError, Quiv
 from quiv_nb.render import bar
+from quiv_nb.render.bar_look import CANCELLED_COLOUR
 from quiv_nb.render.pump import get_pump
 from quiv_nb.render.text import TextBar, TqdmBar
-from quiv_nb.render.bar_look import CANCELLED_COLOUR
 from quiv_nb.render.widget import WidgetBar
 
 

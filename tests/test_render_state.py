@@ -443,8 +443,8 @@ def test_state_module_is_pure():
 def test_a_cached_bar_says_when_its_result_was_computed() -> None:
     from datetime import datetime, timedelta, timezone
 
-    from quiv_nb.render.format import cached_note
     from quiv_nb.render.bar_look import CACHED_COLOUR, static_html
+    from quiv_nb.render.format import cached_note
 
     now = datetime(2026, 3, 2, 11, 20, tzinfo=timezone.utc)
     computed = now - timedelta(hours=2, minutes=6)
