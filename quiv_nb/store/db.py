@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 from ..errors import QuivError
@@ -102,6 +103,26 @@ def private(path: Path) -> bool:
     return True
 
 
+def _enter_wal(con: sqlite3.Connection) -> None:
+    """Switch the file to WAL mode, waiting (up to `BUSY_TIMEOUT`) while another connection switches it.
+
+    SQLite answers this pragma "database is locked" at once, without its busy handler, when another
+    connection is switching the same new file at the same moment (two kernels opening the default
+    store together: 35 of 900 opens by three threads at once, before this wait). So wait here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT
+    pause = 0.001
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + pause > deadline:
+                raise
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating it 0600 if needed) the store at `path`, in WAL mode with the schema in place.
 
@@ -123,7 +144,7 @@ def connect(path: Path) -> sqlite3.Connection:
     except sqlite3.Error as exc:
         raise unreadable(path, exc) from None
     try:
-        con.execute("PRAGMA journal_mode=WAL")
+        _enter_wal(con)
         # WAL + NORMAL: a commit survives a killed process (not a power cut) without an fsync each.
         con.execute("PRAGMA synchronous=NORMAL")
         con.executescript(_SCHEMA)
