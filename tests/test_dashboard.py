@@ -7,6 +7,7 @@ Threaded waits poll a condition with a timeout; nothing sleeps for synchronisati
 from __future__ import annotations
 
 import gc
+import io
 import re
 import threading
 import time
@@ -19,6 +20,7 @@ import pytest
 from ipywidgets import Widget
 from ipywidgets.widgets import widget as widget_module
 
+import quiv_nb
 from quiv_nb import Quiv, TaskStatus
 from quiv_nb.models import Job, JobStatus, Task
 from quiv_nb.render import dash_view
@@ -451,6 +453,45 @@ def test_a_stopped_scheduler_turns_every_display_into_a_static_snapshot(quiv, mo
     d.pump_draw()
     assert all(len(h.updates) == 1 for h in handles)  # frozen once
     assert "application/vnd.jupyter.widget-view+json" not in d._repr_mimebundle_()
+    d.close()
+
+
+def test_a_job_ending_on_the_stop_after_the_freeze_shows_its_end(quiv, monkeypatch):
+    """`shutdown` stops the scheduler before its jobs end on their stop events: a snapshot drawn meanwhile
+    shows a job still running; its end replaces that snapshot (it is never left showing progress)."""
+    handles: list[SimpleNamespace] = []
+    monkeypatch.setattr(dash_mod, "_shell", lambda: SimpleNamespace(execution_count=1, kernel=object()))
+
+    def display(obj: Any, **kw: Any) -> SimpleNamespace:
+        handles.append(SimpleNamespace(updates=[]))
+        handles[-1].update = lambda bundle, raw=False: handles[-1].updates.append(bundle["text/html"])
+        return handles[-1]
+
+    monkeypatch.setattr("IPython.display.display", display)
+    reported, release = threading.Event(), threading.Event()
+
+    def ending(_progress_hook, _stop_event):
+        _progress_hook(step=3, total=10)
+        reported.set()
+        _stop_event.wait(TIMEOUT)
+        release.wait(TIMEOUT)  # still ending when the stopped scheduler is first drawn
+        return "stopped"
+
+    d = Dashboard(quiv, pump=FakePump())
+    d._show()
+    quiv.add_task("ending", ending, run_once=True, progress_callback=quiv_nb.bar("text", file=io.StringIO()))
+    assert reported.wait(TIMEOUT)
+    stopping = threading.Thread(target=quiv.shutdown, kwargs={"timeout": TIMEOUT})
+    stopping.start()
+    wait_for(lambda: quiv.stopped, what="the scheduler to count as stopped")
+    d.pump_draw()
+    (frozen,) = handles[0].updates
+    assert "3/10" in frozen and "ending" in frozen  # the job was still running
+    release.set()
+    stopping.join(TIMEOUT)
+    assert not stopping.is_alive()
+    d.pump_draw()
+    assert len(handles[0].updates) == 2 and "3/10" not in handles[0].updates[-1]
     d.close()
 
 

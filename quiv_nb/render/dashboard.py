@@ -116,7 +116,7 @@ class Dashboard:
         self._shown: tuple[int, Any] | None = None  # (shell id, execution count) of the last display
         self._handles: list[Any] = []  # display handles of the cells showing it (the latest _MAX_HANDLES)
         self._stopped_at: Any = None  # when a draw first saw the scheduler stopped (a datetime)
-        self._frozen = False  # the displays show the static snapshot of the stopped scheduler
+        self._frozen_bundle: dict[str, Any] | None = None  # the static snapshot the displays show, once stopped
         self._next_record = 0.0  # monotonic time the afterlife may be recorded again (`_record_afterlife`)
         self._model = DashboardModel(scheduler, recent=recent)
         self._view = DashboardView(self._on_click)
@@ -272,7 +272,7 @@ class Dashboard:
             self._stopped_at = snap.now
         snap = snap._replace(stopped_at=self._stopped_at)
         sent = self._view.draw(snap, self._model.message(), self._model.clicks)
-        if not snap.live and not self._frozen:
+        if not snap.live:
             sent += self._freeze(snap)
         self._record_afterlife(snap)
         period = snap.period
@@ -304,14 +304,24 @@ class Dashboard:
         except Exception:
             _log.exception("quiv_nb: recording the dashboard for after its kernel failed")
 
+    @property
+    def _frozen(self) -> bool:
+        """The scheduler stopped and the displays show its static snapshot."""
+        return self._frozen_bundle is not None
+
     def _freeze(self, snap: Snapshot) -> int:
         """The scheduler stopped: replace every display by the static snapshot (pump thread, draw lock held).
 
-        The widgets were drawn first and stay open, so a view this update cannot reach (a page reloaded
-        since the display) shows the same end through them.
+        Again at each later draw that changes it: the scheduler counts as stopped from the start of
+        `shutdown`, so the first snapshot can catch a job still ending on its stop event (and an abandoned
+        job may run on and end later); its end must not be left out of the display for good. The widgets
+        were drawn first and stay open, so a view this update cannot reach (a page reloaded since the
+        display) shows the same end through them. Returns the display updates sent.
         """
-        self._frozen = True
         bundle = self._static_bundle(snap)
+        if bundle == self._frozen_bundle:
+            return 0
+        self._frozen_bundle = bundle
         for handle in self._handles:
             handle.update(bundle, raw=True)
         return len(self._handles)
